@@ -1,0 +1,107 @@
+"""Cost: analytic MACs/params of cells and networks, and a generic counter over built Keras models.
+
+MACs are multiply-accumulates of convolutions and dense layers:
+H_out*W_out*C_out*(C_in/groups)*k_h*k_w per conv, C_in*C_out per dense layer. BN, activations,
+element-wise adds and pooling count zero MACs (as in the paper). Params are trainable parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from nse_tf.architecture import NetworkSpec
+from nse_tf.ops import Cost, conv_cost, op_cost, out_size
+from nse_tf.space import CellSpec, MacroSpace
+
+
+def cell_op_costs(space: MacroSpace) -> list[list[Cost]]:
+    """Cost of every pool operation in every cell: the lookup table the search penalty uses."""
+    pool = space.get_pool()
+    return [[op_cost(op, *cell.input_hw, cell.cin, cell.cout, cell.stride, se=space.se) for op in pool.ops]
+            for cell in space.cells()]
+
+
+def fixed_cost(space: MacroSpace) -> Cost:
+    """Stem, head and classifier: the part of the network that does not depend on the search."""
+    s = space.stem_hw
+    stem = conv_cost(s, s, space.input_channels, space.scaled_channels[0], 3, 3)
+    last = space.cells()[-1] if space.cells() else None
+    final = out_size(*last.input_hw[:1], last.stride) if last else s
+    head = conv_cost(final, final, space.last_channels, space.head_channels, 1, 1, bias=True, bn=False)
+    fc = Cost(space.head_channels * space.num_classes, (space.head_channels + 1) * space.num_classes)
+    return stem + head + fc
+
+
+def network_cost(spec: NetworkSpec) -> Cost:
+    table = cell_op_costs(spec.space)
+    total = fixed_cost(spec.space)
+    for costs, ops in zip(table, spec.arch.cells):
+        for i in ops:
+            total += costs[i]
+    return total
+
+
+# ------------------------------------------------------------------ generic counter
+
+_POOLING = ("AveragePooling2D", "MaxPooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D")
+
+
+def _class_names(layer: Any) -> list[str]:
+    return [cls.__name__ for cls in type(layer).__mro__]
+
+
+def _shape(tensor_or_shape: Any) -> tuple:
+    shape = getattr(tensor_or_shape, "shape", tensor_or_shape)
+    return tuple(None if d is None else int(d) for d in shape)
+
+
+def layer_macs(layer: Any) -> int:
+    """MACs of one layer from its configuration and its built input/output shapes."""
+    names = _class_names(layer)
+    if "DepthwiseConv2D" in names:
+        out = _shape(layer.output)
+        kh, kw = layer.kernel_size
+        return out[1] * out[2] * out[3] * kh * kw
+    if "Conv2D" in names:
+        out, cin = _shape(layer.output), _shape(layer.input)[-1]
+        kh, kw = layer.kernel_size
+        return out[1] * out[2] * out[3] * (cin // getattr(layer, "groups", 1)) * kh * kw
+    if "Dense" in names:
+        cin, out = _shape(layer.input)[-1], _shape(layer.output)
+        return math.prod(d for d in out[1:-1] if d) * cin * out[-1]
+    if any(p in names for p in _POOLING):
+        return 0
+    return 0
+
+
+def _leaf_layers(model: Any) -> list[Any]:
+    out = []
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer.layers and layer is not model:
+            out += _leaf_layers(layer)
+        else:
+            out.append(layer)
+    return out
+
+
+def count_macs(model: Any) -> int:
+    """Multiply-accumulates of one forward pass of a built functional Keras 3 or tf_keras model."""
+    return sum(layer_macs(layer) for layer in _leaf_layers(model))
+
+
+def count_params(model: Any) -> int:
+    """Trainable parameters of a Keras 3 or tf_keras model."""
+    return int(sum(math.prod(_shape(w)) for w in model.trainable_weights))
+
+
+def describe(costs: Sequence[Cost]) -> str:
+    return ", ".join(f"{c.macs / 1e6:.1f}M MACs/{c.params / 1e6:.2f}M params" for c in costs)
+
+
+def cell_cost(space_cell: CellSpec, space: MacroSpace, ops: Sequence[int]) -> Cost:
+    table = cell_op_costs(space)[space_cell.index]
+    total = Cost()
+    for i in ops:
+        total += table[i]
+    return total

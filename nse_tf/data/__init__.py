@@ -1,0 +1,50 @@
+"""Datasets for search and retraining.
+
+``nse_tf.data.idx`` (Fashion-MNIST IDX reader, held-out split, mean/std) is
+numpy-only so it works under the JAX backend where TensorFlow is absent. The
+tf.data pipeline names are loaded lazily on first access, so ``import
+nse_tf.data`` does not import TensorFlow either.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from nse_tf.data.idx import (
+    DEFAULT_FASHION_MNIST_DIR,
+    FASHION_MNIST_CLASS_NAMES,
+    DataNotFoundError,
+    FashionMnistArrays,
+    heldout_split,
+    load_fashion_mnist,
+    mean_std,
+    parse_idx,
+    read_idx,
+)
+
+_LAZY_PIPELINE_NAMES = ("DataConfig", "DataSplits", "load_splits", "SMALL_IMAGE_MAX")
+
+__all__ = [
+    "DEFAULT_FASHION_MNIST_DIR",
+    "FASHION_MNIST_CLASS_NAMES",
+    "DataNotFoundError",
+    "FashionMnistArrays",
+    "heldout_split",
+    "load_fashion_mnist",
+    "mean_std",
+    "parse_idx",
+    "read_idx",
+    *_LAZY_PIPELINE_NAMES,
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Imports nse_tf.data.pipeline (and so TensorFlow) only when asked."""
+    if name in _LAZY_PIPELINE_NAMES:
+        return getattr(importlib.import_module("nse_tf.data.pipeline"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_PIPELINE_NAMES))
