@@ -23,23 +23,54 @@ BN_EPSILON = 1e-5
 
 @dataclasses.dataclass(frozen=True)
 class Namespace:
-    """Which Keras to build with: ``layers``, ``Input`` and ``Model`` of Keras 3 or tf_keras."""
+    """Which Keras to build with: ``layers``, ``Input`` and ``Model`` of Keras 3 or tf_keras, and the
+    BatchNormalization class (the supernet swaps in a fused one; the variables are the same)."""
 
     layers: Any
     Input: Callable[..., Any]
     Model: Callable[..., Any]
     initializers: Any
     name: str
+    batch_norm: Any = None
 
     @staticmethod
     def keras3() -> "Namespace":
-        return Namespace(keras.layers, keras.Input, keras.Model, keras.initializers, "keras")
+        return Namespace(keras.layers, keras.Input, keras.Model, keras.initializers, "keras",
+                         keras.layers.BatchNormalization)
 
     @staticmethod
     def tf_keras() -> "Namespace":
         import tf_keras
 
-        return Namespace(tf_keras.layers, tf_keras.Input, tf_keras.Model, tf_keras.initializers, "tf_keras")
+        return Namespace(tf_keras.layers, tf_keras.Input, tf_keras.Model, tf_keras.initializers, "tf_keras",
+                         tf_keras.layers.BatchNormalization)
+
+    @staticmethod
+    def supernet() -> "Namespace":
+        """Keras 3 on TensorFlow with fused BN: the supernet's graphs get far fewer ops to trace."""
+        return dataclasses.replace(Namespace.keras3(), batch_norm=FusedBatchNormalization)
+
+
+@keras.saving.register_keras_serializable(package="nse_tf")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """BatchNormalization that trains with TensorFlow's fused kernel (one op forward, one backward).
+
+    Same variables as Keras's layer, so weights move to child networks by name. In training mode the
+    moving variance is updated with the unbiased batch variance, as PyTorch (and the reference code) do.
+    TensorFlow backend only; inference falls back to Keras's implementation.
+    """
+
+    def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+        if not (training and self.trainable) or mask is not None or self.renorm:
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta), epsilon=self.epsilon,
+            data_format="NHWC", is_training=True)
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return y
 
 
 def conv_initializer(ns: Namespace) -> Any:
@@ -140,7 +171,7 @@ def conv_bn(ns: Namespace, prefix: str, filters: int, kernel: tuple[int, int] | 
     else:
         conv = L.Conv2D(filters, kernel, strides=strides, padding="same", groups=groups, dilation_rate=dilation,
                         use_bias=False, kernel_initializer=init, name=f"{prefix}_conv")
-    bn = L.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{prefix}_bn")
+    bn = ns.batch_norm(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{prefix}_bn")
     bn._nse_uses_training = True
     out = [conv, bn]
     if activation is not None:

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from nse_tf import gates
 from nse_tf.cost import cell_op_costs, fixed_cost
+from nse_tf.optimizers import FusedSGD
 from nse_tf.schedules import WarmupCosine
 from nse_tf.space import MacroSpace
 from nse_tf.supernet import Supernet
@@ -146,7 +147,7 @@ class RoundTrainer:
             self.net.build_all()
             warmup = int(round(optim.warmup_epochs * config.steps_per_epoch))
             schedule = WarmupCosine(optim.weight_lr, config.steps, min(warmup, config.steps), optim.warmup_lr)
-            self.weight_opt = keras.optimizers.SGD(schedule, momentum=optim.momentum, nesterov=True)
+            self.weight_opt = FusedSGD(schedule, momentum=optim.momentum, nesterov=True)
             self.gate_opt = keras.optimizers.Adam(optim.gate_lr, beta_1=optim.gate_beta1, beta_2=optim.gate_beta2,
                                                   epsilon=1e-8)
             self.weight_vars = self.net.weight_variables
@@ -228,6 +229,41 @@ class RoundTrainer:
         stats.expected_macs = gates.expected_cost(alpha, state.active, self.op_costs, self.fixed_macs)
         stats.active_ops = int(state.active.sum())
         return stats
+
+    # ----------------------------------------------------------------- evaluation
+    def masks_for(self, cells: Sequence[Sequence[int]]) -> np.ndarray:
+        """Padded masks of an architecture given as per-cell pool indices (all must be in the sub-spaces)."""
+        masks = np.zeros((len(self.net.subspaces), self.net.max_ops), dtype=bool)
+        for c, (cell, sub) in enumerate(zip(cells, self.net.subspaces)):
+            for op in cell:
+                if op not in sub:
+                    raise ValueError(f"cell {c}: operation {op} is not in this round's sub-space {list(sub)}")
+                masks[c, sub.index(op)] = True
+        return masks
+
+    @tf.function(autograph=False, reduce_retracing=True)
+    def _recalibrate_step(self, images: tf.Tensor, masks: tf.Tensor) -> tf.Tensor:
+        return self.net.forward_sampled(images, masks, training=True)[:1, :1]
+
+    @tf.function(autograph=False, reduce_retracing=True)
+    def _correct(self, images: tf.Tensor, labels: tf.Tensor, masks: tf.Tensor) -> tf.Tensor:
+        logits = self.net.forward_sampled(images, masks, training=False)
+        hits = tf.equal(tf.argmax(logits, -1, output_type=tf.int32), tf.cast(labels, tf.int32))
+        return tf.reduce_sum(tf.cast(hits, tf.int32))
+
+    def evaluate(self, masks: np.ndarray, recalibration: Sequence[tf.Tensor], heldout: Any) -> float:
+        """Top-1 of one path with shared weights: BN statistics first re-estimated by forward passes in
+        training mode over ``recalibration`` batches (moving averages, not reset), then held-out accuracy
+        with BN in inference mode."""
+        mask_tensor = tf.constant(masks)
+        with self.strategy.scope():
+            for images in recalibration:
+                self._recalibrate_step(images, mask_tensor)
+            correct = total = 0
+            for images, labels in heldout:
+                correct += int(self._correct(images, labels, mask_tensor))
+                total += int(labels.shape[0])
+        return correct / max(total, 1)
 
     def tracing_counts(self) -> tuple[int, int]:
         return self.weight_step.experimental_get_tracing_count(), self.gate_step.experimental_get_tracing_count()

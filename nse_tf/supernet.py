@@ -31,7 +31,7 @@ class SupernetCell(keras.layers.Layer):
         self.cell = cell
         self.subspace = tuple(int(i) for i in subspace)
         self.out_hw = (out_size(cell.input_hw[0], cell.stride), out_size(cell.input_hw[1], cell.stride))
-        ns = Namespace.keras3()
+        ns = Namespace.supernet()
         self.branches = [
             op_layers(ns, pool.ops[i], cell.cin, cell.cout, cell.stride, f"{cell.name}_{pool.ops[i].name}",
                       se=space.se, activation=space.activation)
@@ -94,7 +94,7 @@ class Supernet(keras.Model):
             if not sub and not cell.may_be_empty:
                 raise ValueError(f"cell {cell.index} ({cell.kind}): its sub-space is empty; R/E cells need an op")
         self.max_ops = max(1, max(len(s) for s in self.subspaces))
-        ns = Namespace.keras3()
+        ns = Namespace.supernet()
         self.preprocess = preprocessing_layer(ns, space)
         self.stem = stem_layers(ns, space.scaled_channels[0], space.stem_stride, space.activation)
         self.cells_ = [SupernetCell(cell, space, sub) for cell, sub in zip(cells, self.subspaces)]

@@ -1,0 +1,383 @@
+"""The search run: rounds of supernet training and end-of-round evolution, resumable from its run directory.
+
+Run directory layout (everything a run produces)::
+
+    run_dir/
+      config.json              the flags as given (a resumed run must match)
+      evolution_state.json     the manager's state, written atomically after every change
+      round_00/ckpt/           TF checkpoints (weights, gates, optimizers, data iterators) +
+                               ckpt-N.host.json (branch-set RNG, active ops, step) beside each
+      round_00/pareto.json     the round's evaluated architectures and front
+      round_00/gates.png       gate probabilities per cell and operation
+      pareto.png               accuracy vs MACs, all rounds overlaid
+      tb/                      TensorBoard events
+      search_report.md, chosen/*.json   at the end
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import time
+from typing import Any, Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nse_tf import evolution, gates, reporting
+from nse_tf.architecture import Architecture, NetworkSpec
+from nse_tf.cost import cell_op_costs, fixed_cost
+from nse_tf.data.pipeline import DataConfig, DataSplits, load_splits
+from nse_tf.evolution import ArchPoint, EvolutionConfig, EvolutionState, StateError
+from nse_tf.io_utils import atomic_write_json
+from nse_tf.search import OptimConfig, PenaltyConfig, RoundConfig, RoundState, RoundTrainer, new_round_state
+from nse_tf.space import MacroSpace
+
+log = logging.getLogger("nse_tf.search")
+STATE_FILE = "evolution_state.json"
+CONFIG_FILE = "config.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """One search run, built once from flags by tools/search.py."""
+
+    run_dir: str
+    space: MacroSpace
+    data: DataConfig
+    optim: OptimConfig = OptimConfig()
+    penalty: PenaltyConfig = PenaltyConfig()
+    evolution: EvolutionConfig = EvolutionConfig()
+    epochs_per_round: float = 100.0
+    steps_per_round: int | None = None
+    gate_every: int = 2
+    prune_threshold: float = -2.0
+    checkpoint_every: int = 200
+    summary_every: int = 10
+    seed: int = 0
+    strategy: str = "mirrored"
+    init_from: str | None = None
+    stop_after_steps: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["space"] = self.space.to_dict()
+        out.pop("stop_after_steps")
+        return out
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """``mirrored``: all local devices (GPUs, else logical CPUs); ``multi_worker``: TF_CONFIG; ``default``."""
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "default":
+        return tf.distribute.get_strategy()
+    raise ValueError(f"unknown strategy {name!r}; expected mirrored, multi_worker or default")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    return resolver.task_type in (None, "chief") or (resolver.task_type == "worker" and resolver.task_id == 0
+                                                      and "chief" not in resolver.cluster_spec().as_dict())
+
+
+class RoundCheckpoint:
+    """TF checkpoint of a round plus the host state it belongs to (same number, written first)."""
+
+    def __init__(self, directory: str, trainer: RoundTrainer, iterators: dict[str, Any], writable: bool):
+        self.directory = directory
+        # Keras 3 does not expose layers held in lists to tf.train.Checkpoint, so the supernet's variables
+        # (BN moving statistics included) are tracked explicitly, keyed by their Keras paths.
+        variables = {v.path.replace("/", "."): v.value for v in trainer.net.weights}
+        self.checkpoint = tf.train.Checkpoint(net_variables=variables, weight_opt=trainer.weight_opt,
+                                              gate_opt=trainer.gate_opt, **iterators)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=2)
+        self.writable = writable
+
+    def host_path(self, step: int) -> str:
+        return os.path.join(self.directory, f"ckpt-{step}.host.json")
+
+    def save(self, state: RoundState) -> None:
+        if not self.writable:
+            return
+        atomic_write_json(self.host_path(state.step), state.to_json())
+        self.manager.save(checkpoint_number=state.step)
+        keep = {self.host_path(int(p.rsplit("-", 1)[1])) for p in self.manager.checkpoints}
+        for name in os.listdir(self.directory):
+            path = os.path.join(self.directory, name)
+            if name.endswith(".host.json") and path not in keep:
+                os.unlink(path)
+
+    def restore(self) -> RoundState | None:
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return None
+        step = int(latest.rsplit("-", 1)[1])
+        try:
+            with open(self.host_path(step), encoding="utf-8") as f:
+                host = RoundState.from_json(json.load(f))
+        except (OSError, ValueError, KeyError) as err:
+            raise StateError(f"{self.host_path(step)}: cannot read the host state of checkpoint {latest} "
+                             f"({err}); delete {self.directory} to restart this round") from None
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        return host
+
+
+class SearchRun:
+    """Drives rounds until the evolution state says done. Create, then ``run()``."""
+
+    def __init__(self, config: SearchConfig, strategy: tf.distribute.Strategy | None = None,
+                 on_step: Callable[[Any], None] | None = None):
+        self.config = config
+        self.strategy = strategy or make_strategy(config.strategy)
+        self.chief = is_chief(self.strategy)
+        self.splits: DataSplits = load_splits(config.data)
+        self.space = config.space
+        self._check_space_matches_data()
+        self.pool = self.space.get_pool()
+        self.cells = self.space.cells()
+        table = cell_op_costs(self.space)
+        self.op_costs = [[c.macs / 1e6 for c in row] for row in table]
+        self.fixed = fixed_cost(self.space).macs / 1e6
+        self.steps_per_epoch = self.splits.steps_per_epoch
+        self.steps_per_round = config.steps_per_round or max(1, int(round(config.epochs_per_round
+                                                                            * self.steps_per_epoch)))
+        self.on_step = on_step
+        self.writer = tf.summary.create_file_writer(os.path.join(config.run_dir, "tb")) if self.chief else None
+
+    # ----------------------------------------------------------------- setup and state
+    def _check_space_matches_data(self) -> None:
+        shape = self.splits.input_shape
+        if (self.space.input_size, self.space.input_size, self.space.input_channels) != tuple(shape):
+            raise ValueError(f"the space expects {self.space.input_size}x{self.space.input_size}x"
+                             f"{self.space.input_channels} inputs but {self.config.data.dataset} gives "
+                             f"{shape[0]}x{shape[1]}x{shape[2]}; set --input_size/--image_size to match")
+        if self.space.num_classes != self.splits.num_classes:
+            raise ValueError(f"--num_classes is {self.space.num_classes} but {self.config.data.dataset} has "
+                             f"{self.splits.num_classes} classes")
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.config.run_dir, *parts)
+
+    def load_or_create_state(self) -> EvolutionState:
+        os.makedirs(self.config.run_dir, exist_ok=True)
+        config_json = self.config.to_json()
+        config_path, state_path = self.path(CONFIG_FILE), self.path(STATE_FILE)
+        if os.path.exists(config_path):
+            with open(config_path, encoding="utf-8") as f:
+                try:
+                    saved = json.load(f)
+                except json.JSONDecodeError as err:
+                    raise StateError(f"{config_path}: corrupted ({err})") from None
+            diffs = sorted(k for k in set(saved) | set(config_json) if saved.get(k) != config_json.get(k))
+            if diffs:
+                raise StateError(f"{config_path}: this run directory was made with other settings "
+                                 f"({', '.join(diffs)} differ); use a new --run_dir or the original flags")
+        elif self.chief:
+            atomic_write_json(config_path, config_json)
+        if os.path.exists(state_path):
+            with open(state_path, encoding="utf-8") as f:
+                try:
+                    data = json.load(f)
+                except json.JSONDecodeError as err:
+                    raise StateError(f"{state_path}: corrupted ({err}); it is never silently restarted: "
+                                     "restore it or use a new --run_dir") from None
+            state = EvolutionState.from_json(data, state_path)
+            if state.pool != list(self.pool.names) or len(state.subspaces) != len(self.cells):
+                raise StateError(f"{state_path}: the state's pool or cell count does not match the space")
+            return state
+        if self.config.init_from:
+            previous_path = os.path.join(self.config.init_from, STATE_FILE)
+            try:
+                with open(previous_path, encoding="utf-8") as f:
+                    previous = EvolutionState.from_json(json.load(f), previous_path)
+            except OSError as err:
+                raise StateError(f"--init_from: cannot read {previous_path} ({err.strerror})") from None
+            state = evolution.continuation_state(previous, self.pool.names, self.config.evolution,
+                                                 self.config.seed)
+        else:
+            state = evolution.initial_state(self.pool.names, len(self.cells), self.config.evolution,
+                                            self.config.seed)
+        self.save_state(state)
+        return state
+
+    def save_state(self, state: EvolutionState) -> None:
+        if self.chief:
+            atomic_write_json(self.path(STATE_FILE), state.to_json())
+
+    # ----------------------------------------------------------------- rounds
+    def new_trainer(self, state: EvolutionState) -> RoundTrainer:
+        round_config = RoundConfig(self.steps_per_round, self.steps_per_epoch, self.config.data.batch_size,
+                                   self.config.gate_every, self.config.prune_threshold)
+        return RoundTrainer(self.space, state.subspaces, self.config.optim, self.config.penalty, round_config,
+                            self.strategy)
+
+    def run(self) -> EvolutionState:
+        state = self.load_or_create_state()
+        previous_trainer: RoundTrainer | None = None
+        while state.phase != "done":
+            keras.utils.set_random_seed(self.config.seed * 1000 + state.round)
+            trainer = self.new_trainer(state)
+            if self.config.evolution.inherit_weights and previous_trainer is not None:
+                inherit_weights(previous_trainer, trainer)
+            round_dir = self.path(f"round_{state.round:02d}")
+            splits = self.round_splits(state.round)
+            iterators = {"train_data": iter(splits.train), "heldout_data": iter(splits.heldout_repeat)}
+            ckpt = RoundCheckpoint(os.path.join(round_dir, "ckpt"), trainer, iterators, self.chief)
+            host = ckpt.restore()
+            if host is None:
+                protected = state.protected if self.config.evolution.preserve_prev else [[] for _ in self.cells]
+                host = new_round_state(trainer, protected, np.random.default_rng([self.config.seed, state.round]))
+                ckpt.save(host)  # step 0: a resume never has to rebuild the round's starting point
+            self.remove_checkpoints_before(state.round)
+            train_seconds = None
+            if state.phase == "train":
+                train_seconds = self.train_round(state, trainer, host, ckpt, iterators)
+                if train_seconds is None:
+                    return state
+                state.phase = "evaluate"
+                self.save_state(state)
+            self.end_of_round(state, trainer, host, round_dir, splits, train_seconds)
+            previous_trainer = trainer
+        self.finish(state)
+        return state
+
+    def remove_checkpoints_before(self, round_index: int) -> None:
+        """Finished rounds' checkpoints are never read again once the next round has its own step-0 checkpoint
+        (inherited weights included); only their small outputs stay."""
+        if not self.chief:
+            return
+        for r in range(round_index):
+            directory = self.path(f"round_{r:02d}", "ckpt")
+            if os.path.isdir(directory):
+                shutil.rmtree(directory)
+
+    def round_splits(self, round_index: int) -> DataSplits:
+        """Fresh dataset objects per round, seeded by the round: the data order never depends on how many
+        iterators an earlier part of this process made, so a resumed run reads what an uninterrupted one would."""
+        data = dataclasses.replace(self.config.data, seed=self.config.data.seed + 1000 * round_index)
+        return load_splits(data)
+
+    def train_round(self, state: EvolutionState, trainer: RoundTrainer, host: RoundState, ckpt: RoundCheckpoint,
+                    iterators: dict[str, Any]) -> float | None:
+        """Weight and gate steps up to the round's length; returns seconds, or None when stopped early."""
+        total = self.steps_per_round
+        progbar = keras.utils.Progbar(total, stateful_metrics=["loss", "acc", "gate_loss", "E[MACs]", "ops"],
+                                      verbose=1 if self.chief else 0)
+        log.info("round %d/%d: %d steps, sub-space sizes %s, starting at step %d", state.round + 1,
+                 state.num_rounds, total, [len(s) for s in state.subspaces], host.step)
+        train_it, heldout_it = iterators["train_data"], iterators["heldout_data"]
+        start = time.time()
+        while host.step < total:
+            stats = trainer.step(host, next(train_it), lambda: next(heldout_it))
+            values = [("loss", stats.loss), ("acc", stats.accuracy), ("E[MACs]", stats.expected_macs),
+                      ("ops", stats.active_ops)]
+            if stats.gate_loss is not None:
+                values.append(("gate_loss", stats.gate_loss))
+            progbar.update(host.step, values)
+            self.write_summaries(state, trainer, host, stats)
+            if self.on_step is not None:
+                self.on_step(stats)
+            if host.step % self.config.checkpoint_every == 0 or host.step == total:
+                ckpt.save(host)
+            stop = self.config.stop_after_steps
+            if stop is not None and host.step >= stop and host.step < total:
+                ckpt.save(host)
+                return None
+        return time.time() - start
+
+    def write_summaries(self, state: EvolutionState, trainer: RoundTrainer, host: RoundState, stats: Any) -> None:
+        if self.writer is None or host.step % self.config.summary_every:
+            return
+        step = state.round * self.steps_per_round + host.step
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("train/loss", stats.loss)
+            tf.summary.scalar("train/accuracy", stats.accuracy)
+            tf.summary.scalar("gates/expected_macs", stats.expected_macs)
+            tf.summary.scalar("gates/active_ops", stats.active_ops)
+            tf.summary.scalar("train/lr", float(trainer.weight_opt.learning_rate))
+            if stats.gate_loss is not None:
+                tf.summary.scalar("gates/loss", stats.gate_loss)
+                tf.summary.scalar("gates/two_path_macs", stats.gate_cost)
+            if host.step % (self.config.summary_every * 10) == 0 or host.step == self.steps_per_round:
+                png = reporting.gate_heatmap_png(trainer.alpha(), host.active, trainer.net.subspaces,
+                                                 self.pool.names, f"round {state.round} step {host.step}")
+                tf.summary.image("gates/probabilities", tf.image.decode_png(png)[None])
+
+    def end_of_round(self, state: EvolutionState, trainer: RoundTrainer, host: RoundState, round_dir: str,
+                     splits: DataSplits, train_seconds: float | None) -> None:
+        """Sample, recalibrate and evaluate architectures, take the front, refill; all from the round's final
+        checkpoint, so a run killed here repeats exactly this on resume."""
+        cfg = self.config.evolution
+        start = time.time()
+        rng = np.random.default_rng([self.config.seed, state.round, 0xE7A1])
+        sampled = evolution.sample_architectures(rng, trainer.alpha(), host.active, trainer.net.subspaces,
+                                                 trainer.net.slots, self.op_costs, self.fixed,
+                                                 self.config.penalty.target, cfg, state.round)
+        previous = [ArchPoint(p.cells, p.macs, round=p.round) for p in state.pareto]
+        points = sampled + previous
+        # A fresh dataset object: the same augmented batches whether or not this process trained the round.
+        recal = list(self.round_splits(state.round).train.take(cfg.bn_batches).map(lambda x, y: x))
+        progbar = keras.utils.Progbar(len(points), verbose=1 if self.chief else 0)
+        log.info("round %d: evaluating %d architectures (%d extra, %d from the previous front)", state.round + 1,
+                 len(points), sum(p.extra for p in sampled), len(previous))
+        for i, point in enumerate(points):
+            point.accuracy = trainer.evaluate(trainer.masks_for(point.cells), recal, splits.heldout)
+            progbar.update(i + 1)
+        in_window = [p for p in sampled if not p.extra]
+        best = max(in_window, key=lambda p: p.accuracy)
+        summary = {"train_seconds": train_seconds,
+                   "eval_seconds": time.time() - start, "evaluated": len(points),
+                   "best_accuracy": best.accuracy, "best_macs": best.macs,
+                   "active_ops_end": int(host.active.sum())}
+        alpha, active, subspaces = trainer.alpha(), host.active.copy(), trainer.net.subspaces
+        round_index = state.round
+        front = evolution.end_round(state, sampled, previous, cfg, summary)
+        if self.chief:
+            atomic_write_json(os.path.join(round_dir, "pareto.json"), {
+                "round": round_index, "target_macs": self.config.penalty.target,
+                "front": [p.to_json() for p in front], "evaluated": [p.to_json() for p in points],
+                "subspaces": [[self.pool.names[i] for i in s] for s in subspaces],
+                "active": [[self.pool.names[i] for i, a in zip(s, row) if a] for s, row in zip(subspaces, active)],
+                "gate_probability": [gates.gate_probability(alpha[c, :len(s)]).tolist()
+                                     for c, s in enumerate(subspaces)]})
+            with open(os.path.join(round_dir, "gates.png"), "wb") as f:
+                f.write(reporting.gate_heatmap_png(alpha, active, subspaces, self.pool.names,
+                                                   f"round {round_index}: gate probabilities at the end"))
+            reporting.write_pareto_plot(self.config.run_dir, self.path("pareto.png"), self.config.penalty.target)
+        self.save_state(state)
+        log.info("round %d done: front of %d, best held-out top-1 %.4f at %.2fM MACs", round_index + 1, len(front),
+                 best.accuracy, best.macs)
+
+    def finish(self, state: EvolutionState) -> None:
+        if not self.chief:
+            return
+        chosen = reporting.choose_architectures(state.pareto, self.config.penalty.target)
+        os.makedirs(self.path("chosen"), exist_ok=True)
+        for label, point in chosen.items():
+            spec = NetworkSpec(self.space, Architecture(tuple(tuple(c) for c in point.cells)),
+                               f"nse-{label}")
+            spec.save(self.path("chosen", f"{label}.json"))
+        reporting.write_report(self.path("search_report.md"), self.config, state, chosen, self.pool.names)
+
+
+def inherit_weights(old: RoundTrainer, new: RoundTrainer) -> int:
+    """Copy weights of layers that exist in both supernets (same cell, same op), by variable path."""
+    old_vars = {v.path: v for v in old.net.weights if v.path != old.net.alpha.path}
+    copied = 0
+    for var in new.net.weights:
+        source = old_vars.get(var.path)
+        if source is not None and tuple(source.shape) == tuple(var.shape):
+            var.assign(source.value)
+            copied += 1
+    return copied

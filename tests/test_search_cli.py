@@ -1,0 +1,128 @@
+"""tools/search.py end to end: flag errors, state-file errors, and a real kill + resume that ends in the same
+final state as an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEARCH = os.path.join(ROOT, "tools", "search.py")
+FMNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+
+# A tiny search: 6 R/E cells of 8 channels, a 3-op pool with K = 2 -> 2 rounds of 8 steps.
+TINY = [
+    "--space=small", "--counts=0,0,0,0,0,0", "--channels=8,8,8,8,8,8,8", "--head_channels=16",
+    "--pool=mb_k3_t1,mb_k5_t1,mb_k3_t3", "--ops_per_cell=2", "--batch_size=32", "--heldout_examples=256",
+    "--steps_per_round=8", "--warmup_epochs=0", "--num_archs=3", "--num_extra=1", "--bn_batches=2",
+    "--checkpoint_every=2", "--target_macs=0.3", "--mac_drift=0.15", "--extra_margin=0.05", "--penalty_a=1",
+]
+needs_data = pytest.mark.skipif(not os.path.exists(FMNIST), reason="dataset-fashion-mnist is not installed")
+
+
+def run_search(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, SEARCH, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("search.py: error:")]
+    assert len(lines) == 1, result.stderr[-2000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--pool=mac99"], "--pool"),
+    (["--weight_lr=-0.1"], "--weight_lr"),
+    (["--ops_per_cell=1"], "--ops_per_cell"),
+    (["--data_dir=/nonexistent/fmnist"], "--data_dir"),
+    (["--target_macs=5000"], "--target_macs"),
+    (["--counts=1,x"], "--counts"),
+])
+def test_bad_flag_is_one_line_naming_the_flag(tmp_path, args, flag):
+    line = error_line(run_search(f"--run_dir={tmp_path / 'run'}", *TINY, *args))
+    assert flag in line
+
+
+def test_missing_run_dir():
+    assert "--run_dir" in error_line(run_search(*TINY))
+
+
+def _final_state(run_dir: str) -> dict:
+    with open(os.path.join(run_dir, "evolution_state.json"), encoding="utf-8") as f:
+        state = json.load(f)
+    for entry in state["history"]:  # wall-clock figures differ between runs by nature
+        entry.pop("train_seconds"), entry.pop("eval_seconds")
+    return state
+
+
+def _kill_when(args: list[str], ready, timeout: float = 600) -> None:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen([sys.executable, SEARCH, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env)
+    deadline = time.time() + timeout
+    try:
+        while not ready():
+            assert proc.poll() is None, "the search ended before the kill point"
+            assert time.time() < deadline, "kill point never reached"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+
+
+def _phase(run_dir: str) -> tuple[int, str] | None:
+    try:
+        with open(os.path.join(run_dir, "evolution_state.json"), encoding="utf-8") as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return state["round"], state["phase"]
+
+
+@needs_data
+def test_killed_run_resumes_to_the_same_final_state(tmp_path):
+    reference = str(tmp_path / "reference")
+    result = run_search(f"--run_dir={reference}", *TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert os.path.exists(os.path.join(reference, "search_report.md"))
+
+    killed = str(tmp_path / "killed")
+    args = [f"--run_dir={killed}", *TINY]
+    # Kill 1: mid-round, right after a checkpoint beyond step 0 appeared.
+    ckpt = os.path.join(killed, "round_00", "ckpt", "ckpt-4.index")
+    _kill_when(args, lambda: os.path.exists(ckpt))
+    assert _phase(killed) == (0, "train")
+    # Kill 2: during the end-of-round evaluation of round 1.
+    _kill_when(args, lambda: _phase(killed) == (0, "evaluate"))
+    result = run_search(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _final_state(killed) == _final_state(reference)
+
+
+@needs_data
+def test_corrupted_state_is_a_clear_error(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_search(f"--run_dir={run_dir}", *TINY, "--stop_after_steps=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = run_dir / "evolution_state.json"
+    state.write_text(state.read_text()[:40])
+    assert "evolution_state.json" in error_line(run_search(f"--run_dir={run_dir}", *TINY))
+    assert state.read_text().startswith("{")  # nothing already written is replaced
+
+
+@needs_data
+def test_resume_with_other_flags_is_refused(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_search(f"--run_dir={run_dir}", *TINY, "--stop_after_steps=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = error_line(run_search(f"--run_dir={run_dir}", *TINY, "--weight_lr=0.05"))
+    assert "config.json" in line and "optim" in line

@@ -1,0 +1,274 @@
+"""Tests for nse_tf.supernet (and the compiled steps of nse_tf.search) on a tiny two-cell supernet.
+
+The net: stem (8 ch, 8x8) -> N cell over 3 ops -> R cell over 2 ops -> head (8 ch, 3 classes).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nse_tf import gates, search
+from nse_tf.space import MacroSpace
+from nse_tf.supernet import Supernet
+
+SPACE = MacroSpace(layout="R", counts=(1, 0), channels=(8, 8), input_size=8, input_channels=1, num_classes=3,
+                   stem_stride=1, head_channels=8, pool="mac27", mean=(0.0,), std=(1.0,))
+SUBSPACES = [[0, 3, 9], [0, 3]]  # N cell: mb_k3_t1, mb_k3_t3, mb_k5_t1; R cell: mb_k3_t1, mb_k3_t3
+BATCH = 8
+
+
+def batch(seed: int = 0) -> tuple[tf.Tensor, tf.Tensor]:
+    rng = np.random.default_rng(seed)
+    images = rng.normal(size=(BATCH, 8, 8, 1)).astype(np.float32)
+    labels = rng.integers(0, SPACE.num_classes, size=BATCH).astype(np.int32)
+    return tf.constant(images), tf.constant(labels)
+
+
+def randomise(net: Supernet, seed: int) -> None:
+    """Random gate logits and non-trivial BN moving statistics, so training=False is not an identity."""
+    rng = np.random.default_rng(seed)
+    alpha = rng.normal(scale=1.5, size=net.alpha.shape).astype(np.float32)
+    net.alpha.assign(alpha)
+    for layer in net._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(scale=0.1, size=n).astype(np.float32))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, size=n).astype(np.float32))
+            layer.gamma.assign(rng.uniform(0.5, 1.5, size=n).astype(np.float32))
+            layer.beta.assign(rng.normal(scale=0.1, size=n).astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def net() -> Supernet:
+    net = Supernet(SPACE, SUBSPACES)
+    net.build_all()
+    randomise(net, 0)
+    return net
+
+
+def np_dps_dalpha(alpha: np.ndarray, s: np.ndarray, u: np.ndarray, active: np.ndarray,
+                  choice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ps per cell and d ps_c / d alpha_c,i from section 5, in float64."""
+    alpha = alpha.astype(np.float64)
+    p = gates.gate_probability(alpha)
+    sig = 1.0 / (1.0 + np.exp(-alpha))
+    dp = 0.999 * sig * (1.0 - sig)
+
+    def dlog(masks: np.ndarray) -> np.ndarray:
+        g = masks.astype(np.float64)
+        return np.where(active, (g / p - (1.0 - g) / (1.0 - p)) * dp, 0.0)
+
+    ps = np.array([1.0 / (1.0 + np.exp(gates.set_log_prob(u[c], p[c], active[c])
+                                       - gates.set_log_prob(s[c], p[c], active[c])))
+                   for c in range(len(s))])
+    ps = np.where(choice, ps, 1.0)
+    dps = (ps * (1.0 - ps))[:, None] * (dlog(s) - dlog(u))
+    return ps, np.where(choice[:, None], dps, 0.0)
+
+
+def two_paths(net: Supernet, seed: int):
+    active = net.all_on()
+    s, u, choice = gates.sample_two_paths(np.random.default_rng(seed), net.alpha.numpy(), active, net.slots)
+    assert choice.all()
+    return s, u, choice, active
+
+
+def reference_dl_dps(net: Supernet, images: tf.Tensor, labels: tf.Tensor, s: np.ndarray, u: np.ndarray,
+                     training: bool) -> np.ndarray:
+    """dL/dps_c = <dL/dout_c, S_c(x_c) - U_c(x_c)>, with dL/dout_c taken along the S path (mean CE)."""
+    with tf.GradientTape() as tape:
+        x = net._stem(images, training)
+        inputs, outs = [], []
+        for c, cell in enumerate(net.cells_):
+            inputs.append(x)
+            x = cell.call_sampled(x, tf.constant(s[c]), training)
+            outs.append(x)
+        logits = net._head(x)
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+    g_outs = tape.gradient(loss, outs)
+    dl_dps = []
+    for c, cell in enumerate(net.cells_):
+        s_out = cell.call_sampled(inputs[c], tf.constant(s[c]), training)
+        u_out = cell.call_sampled(inputs[c], tf.constant(u[c]), training)
+        dl_dps.append(float(tf.reduce_sum(tf.cast(g_outs[c], tf.float64) * tf.cast(s_out - u_out, tf.float64))))
+    return np.array(dl_dps)
+
+
+# ---------------------------------------------------------------- (a) forward values
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_two_path_forward_equals_s_path(net, seed):
+    images, _ = batch(seed)
+    s, u, choice, active = two_paths(net, seed)
+    ps, pu = net.path_probabilities(tf.constant(s), tf.constant(u), tf.constant(active), tf.constant(choice))
+    two = net.forward_two_path(images, tf.constant(s), tf.constant(u), ps, pu, training=False)
+    one = net.forward_sampled(images, tf.constant(s), training=False)
+    np.testing.assert_allclose(two.numpy(), one.numpy(), atol=1e-5, rtol=0)
+    other = net.forward_sampled(images, tf.constant(u), training=False)
+    assert np.abs(other.numpy() - one.numpy()).max() > 1e-4  # S and U really differ
+
+
+def test_path_probabilities_match_numpy(net):
+    active = net.all_on()
+    s = np.array([[True, False, True], [False, True, False]])
+    u = np.array([[False, False, False], [True, True, False]])
+    for choice in (np.array([True, True]), np.array([True, False])):
+        ps, pu = net.path_probabilities(tf.constant(s), tf.constant(u), tf.constant(active), tf.constant(choice))
+        want, _ = np_dps_dalpha(net.alpha.numpy(), s, u, active, choice)
+        np.testing.assert_allclose(ps.numpy(), want, rtol=1e-5)
+        np.testing.assert_allclose(pu.numpy(), 1.0 - want, rtol=1e-5, atol=1e-7)
+    assert ps.numpy()[1] == 1.0 and pu.numpy()[1] == 0.0
+
+
+# ---------------------------------------------------------------- (b) gate gradients
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_gate_gradient_of_ce_matches_section5(net, seed):
+    images, labels = batch(seed)
+    s, u, choice, active = two_paths(net, seed)
+    with tf.GradientTape() as tape:
+        ps, pu = net.path_probabilities(tf.constant(s), tf.constant(u), tf.constant(active), tf.constant(choice))
+        logits = net.forward_two_path(images, tf.constant(s), tf.constant(u), ps, pu, training=False)
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+    got = tape.gradient(loss, net.alpha).numpy()
+
+    dl_dps = reference_dl_dps(net, images, labels, s, u, training=False)
+    _, dps = np_dps_dalpha(net.alpha.numpy(), s, u, active, choice)
+    want = dl_dps[:, None] * dps
+    assert np.abs(want).max() > 1e-4
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-6)
+    assert got[1, 2] == 0.0  # the padded column of the R cell
+
+
+def test_trainer_gate_step_gradient_ce_plus_penalty():
+    """The trainer's gate loss (mean CE + a (E - target)^b) has the gradient of section 5.
+
+    The gate optimiser is swapped for SGD(lr=1), so alpha moves by exactly minus the gradient.
+    The target lies below the tiny net's cost and ``a`` is large, so the penalty part is of the
+    same size as the CE part.
+    """
+    penalty = search.PenaltyConfig(target=0.01, a=30.0, b=2.0)
+    trainer = search.RoundTrainer(SPACE, SUBSPACES, search.OptimConfig(), penalty,
+                                  search.RoundConfig(steps=10, steps_per_epoch=5, batch_size=BATCH))
+    net = trainer.net
+    randomise(net, 5)
+    trainer.gate_opt = keras.optimizers.SGD(learning_rate=1.0)
+    trainer.gate_opt.build([net.alpha])
+    images, labels = batch(7)
+    s, u, choice, active = two_paths(net, 7)
+    alpha0 = net.alpha.numpy().copy()
+
+    dl_dps = reference_dl_dps(net, images, labels, s, u, training=True)  # the gate step runs BN in training mode
+    ps, dps = np_dps_dalpha(alpha0, s, u, active, choice)
+    ce_grad = dl_dps[:, None] * dps
+    cost_s = np.sum(np.where(s, trainer.op_costs, 0.0), axis=1)
+    cost_u = np.sum(np.where(u, trainer.op_costs, 0.0), axis=1)
+    expected = trainer.fixed_macs + np.sum(cost_s * ps + cost_u * (1.0 - ps))
+    pen_grad = (penalty.a * penalty.b * (expected - penalty.target) ** (penalty.b - 1)
+                * (cost_s - cost_u)[:, None] * dps)
+    assert np.abs(pen_grad).max() > 0.1 * np.abs(ce_grad).max()
+
+    loss, got_expected = trainer.gate_step(images, labels, tf.constant(s), tf.constant(u), tf.constant(choice),
+                                           tf.constant(active))
+    assert float(got_expected) == pytest.approx(expected, rel=1e-5)
+    assert float(loss) > penalty.a * (expected - penalty.target) ** 2
+    grad = alpha0 - net.alpha.numpy()
+    np.testing.assert_allclose(grad, ce_grad + pen_grad, rtol=2e-3, atol=2e-6)
+    # penalty alone (CE part removed): what is left is a (E - target)^b differentiated through ps, pu
+    np.testing.assert_allclose(grad - ce_grad, pen_grad, rtol=5e-3, atol=5e-6)
+
+
+# ---------------------------------------------------------------- (c) branches and combination
+
+
+def branch_variables(net: Supernet, c: int, j: int) -> list:
+    return [v for layer in net.cells_[c].branches[j].all_layers() for v in layer.trainable_variables]
+
+
+def test_switched_off_branch_gets_no_gradient(net):
+    images, labels = batch(1)
+    masks = np.array([[True, False, True], [False, True, False]])
+    with tf.GradientTape() as tape:
+        logits = net.forward_sampled(images, tf.constant(masks), training=True)
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+    variables = net.weight_variables
+    grads = dict(zip([id(v) for v in variables], tape.gradient(loss, variables)))
+    assert all(id(v) in grads for c in range(2) for j in range(len(SUBSPACES[c])) for v in branch_variables(net, c, j))
+    for c, row in enumerate(masks):
+        for j in range(len(SUBSPACES[c])):
+            branch_grads = [grads[id(v)] for v in branch_variables(net, c, j)]
+            if row[j]:
+                assert all(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in branch_grads), (c, j)
+            else:
+                assert all(g is None or float(tf.reduce_max(tf.abs(g))) == 0.0 for g in branch_grads), (c, j)
+
+
+def test_cell_combination_rule(net):
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.normal(size=(2, 8, 8, 8)).astype(np.float32))
+    n_cell, r_cell = net.cells_
+    n_outs = [b(x, training=False) for b in n_cell.branches]
+    r_outs = [b(x, training=False) for b in r_cell.branches]
+
+    # N cell: (x + sum) / (|B| + 1); empty B is the identity
+    np.testing.assert_array_equal(n_cell.call_sampled(x, tf.constant([False, False, False]), False).numpy(), x.numpy())
+    got = n_cell.call_sampled(x, tf.constant([True, False, True]), False)
+    np.testing.assert_allclose(got.numpy(), ((x + n_outs[0] + n_outs[2]) / 3.0).numpy(), atol=1e-5)
+    got = n_cell.call_sampled(x, tf.constant([False, True, False]), False)
+    np.testing.assert_allclose(got.numpy(), ((x + n_outs[1]) / 2.0).numpy(), atol=1e-5)
+    # R cell: sum / |B|
+    got = r_cell.call_sampled(x, tf.constant([True, True]), False)
+    assert got.shape == (2, 4, 4, 8)
+    np.testing.assert_allclose(got.numpy(), ((r_outs[0] + r_outs[1]) / 2.0).numpy(), atol=1e-5)
+    got = r_cell.call_sampled(x, tf.constant([False, True]), False)
+    np.testing.assert_allclose(got.numpy(), r_outs[1].numpy(), atol=1e-5)
+    # an untaken branch returns zeros of the output shape
+    outs = r_cell.branch_outputs(x, tf.constant([True, False]), False)
+    assert outs[1].shape == (2, 4, 4, 8) and not np.any(outs[1].numpy())
+
+
+def test_n_cell_all_off_is_identity_in_the_network(net):
+    images, _ = batch(2)
+    masks = np.array([[False, False, False], [True, False, False]])
+    got = net.forward_sampled(images, tf.constant(masks), training=False)
+    x = net._stem(images, False)
+    want = net._head(net.cells_[1].call_sampled(x, tf.constant(masks[1]), False))
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-6)
+
+
+def test_empty_re_subspace_rejected():
+    with pytest.raises(ValueError, match="R/E cells need an op"):
+        Supernet(SPACE, [[0], []])
+
+
+# ---------------------------------------------------------------- (d) one trace for every path
+
+
+def test_one_trace_serves_every_path(monkeypatch):
+    trainer = search.RoundTrainer(SPACE, SUBSPACES, search.OptimConfig(), search.PenaltyConfig(),
+                                  search.RoundConfig(steps=10, steps_per_epoch=5, batch_size=BATCH))
+    state = search.new_round_state(trainer, [[], []], seed=0)
+    drawn = []
+    sample = search.gates.sample_uniform
+
+    def recording(*args, **kwargs):
+        drawn.append(sample(*args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setattr(search.gates, "sample_uniform", recording)
+    train, heldout = batch(0), batch(1)
+    for i in range(6):
+        stats = trainer.step(state, train, lambda: heldout)
+        assert np.isfinite(stats.loss)
+        assert (stats.gate_loss is not None) == (i % 2 == 0)
+    assert state.step == 6
+    assert len({m.tobytes() for m in drawn}) >= 3  # several different paths went through the one trace
+    # paths the sampler may not have produced: the N cell empty, everything on
+    trainer.weight_step(*train, tf.constant(np.array([[False, False, False], [True, False, False]])))
+    trainer.weight_step(*train, tf.constant(trainer.net.all_on()))
+    assert trainer.tracing_counts() == (1, 1)

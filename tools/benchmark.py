@@ -1,0 +1,264 @@
+"""Benchmarks of the search machinery, each measured in one process on synthetic data.
+
+    python tools/benchmark.py supernet [--json] [--steps=200] [--batch_size=64] [--warmup=5] [--repeats=20]
+        [--space=small] [--counts=1,1,1,1,1,1] [--channels=8,16,24,32,48,64,128] [--ops_per_cell=5] [--seed=0]
+
+``supernet`` measures, on one random sub-space of ``--ops_per_cell`` ops per cell:
+  step_ratio  supernet weight step / standalone child step, both on the same sampled path
+              (the child is built from exactly the ops the mask switches on);
+  gate_ratio  gate step (two paths S, U) / weight step;
+  traces      tf.function traces of the weight and gate steps after ``--steps`` RoundTrainer.step()
+              iterations, each on a freshly sampled path (must not grow with the steps).
+Timings are medians over ``--repeats`` interleaved rounds (child, weight, gate, child, ...), so machine
+noise hits all of them alike. Targets are printed beside the figures; the exit status is 0 regardless.
+With ``--json`` the last line of stdout is ``{"step_ratio": ..., "gate_ratio": ..., "traces": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+
+JSON = flags.DEFINE_bool("json", False, "Make the last line of stdout a JSON object of the headline figures.")
+STEPS = flags.DEFINE_integer("steps", 200, "RoundTrainer.step() iterations of the tracing check.")
+BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Global batch size of every step.")
+WARMUP = flags.DEFINE_integer("warmup", 5, "Untimed calls of each step function before timing (the first traces).")
+REPEATS = flags.DEFINE_integer("repeats", 20, "Interleaved timing rounds; medians are reported.")
+SPACE = flags.DEFINE_string("space", "small", "Named macro space (nse_tf.get_space).")
+COUNTS = flags.DEFINE_string("counts", "1,1,1,1,1,1", "N cells per stage (empty: the space's own).")
+CHANNELS = flags.DEFINE_string("channels", "8,16,24,32,48,64,128", "Stem + R/E channels (empty: the space's own).")
+OPS_PER_CELL = flags.DEFINE_integer("ops_per_cell", 5, "Ops of the pool drawn at random into each cell's sub-space.")
+SEED = flags.DEFINE_integer("seed", 0, "Seed of the sub-spaces, the sampled paths and the synthetic data.")
+
+TARGETS = {"step_ratio": 1.15, "gate_ratio": 1.8}
+
+
+def build_space() -> Any:
+    import nse_tf
+    from nse_tf.space import parse_int_list
+
+    overrides: dict[str, Any] = {}
+    if COUNTS.value.strip():
+        overrides["counts"] = parse_int_list(COUNTS.value)
+    if CHANNELS.value.strip():
+        overrides["channels"] = parse_int_list(CHANNELS.value)
+    return nse_tf.get_space(SPACE.value, **overrides)
+
+
+def random_subspaces(space: Any, ops_per_cell: int, rng: Any) -> list[list[int]]:
+    """``ops_per_cell`` distinct pool indices per cell (so R/E cells are never empty)."""
+    n_pool = len(space.get_pool())
+    k = min(ops_per_cell, n_pool)
+    return [sorted(int(i) for i in rng.choice(n_pool, size=k, replace=False)) for _ in space.cells()]
+
+
+def synthetic_batch(space: Any, batch: int, rng: Any) -> tuple[Any, Any]:
+    """Random raw pixels (0-255 floats, as the models' preprocessing expects) and random labels."""
+    import numpy as np
+    import tensorflow as tf
+
+    shape = (batch, space.input_size, space.input_size, space.input_channels)
+    images = rng.integers(0, 256, size=shape).astype(np.float32)
+    labels = rng.integers(0, space.num_classes, size=(batch,)).astype(np.int32)
+    return tf.constant(images), tf.constant(labels)
+
+
+def child_train_step(model: Any, trainer: Any) -> Callable[..., Any]:
+    """A plain train step of a standalone child: same loss, optimiser, schedule and weight decay as the weight step."""
+    import keras
+    import tensorflow as tf
+
+    from nse_tf.schedules import WarmupCosine
+    from nse_tf.search import is_decayed
+
+    optim, config = trainer.optim, trainer.config
+    warmup = int(round(optim.warmup_epochs * config.steps_per_epoch))
+    schedule = WarmupCosine(optim.weight_lr, config.steps, min(warmup, config.steps), optim.warmup_lr)
+    opt = type(trainer.weight_opt)(schedule, momentum=optim.momentum, nesterov=True)  # the supernet's optimiser
+    variables = model.trainable_variables
+    opt.build(variables)
+    decay = [is_decayed(v) for v in variables]
+    batch, wd = float(config.batch_size), optim.weight_decay
+
+    def step(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True)
+            loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)) / batch
+        grads = tape.gradient(loss, variables)
+        grads = [g + wd * v if d and wd else g for g, v, d in zip(grads, variables, decay)]
+        opt.apply_gradients(zip(grads, variables))
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
+        return loss, correct
+
+    return tf.function(step, autograph=False)
+
+
+def timed(fn: Callable[..., Any], *args: Any) -> float:
+    """Seconds for one call, including fetching the results (so the step has really finished)."""
+    start = time.perf_counter()
+    out = fn(*args)
+    for tensor in out:
+        tensor.numpy()
+    return time.perf_counter() - start
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def run_supernet() -> dict[str, Any]:
+    import numpy as np
+    import tensorflow as tf
+
+    from nse_tf import gates
+    from nse_tf.architecture import Architecture, NetworkSpec
+    from nse_tf.child import build_child
+    from nse_tf.layers import Namespace
+    from nse_tf.search import OptimConfig, PenaltyConfig, RoundConfig, RoundTrainer, new_round_state
+
+    for name, flag in (("steps", STEPS), ("batch_size", BATCH_SIZE), ("repeats", REPEATS),
+                       ("ops_per_cell", OPS_PER_CELL)):
+        if flag.value < 1:
+            raise app.UsageError(f"--{name} must be >= 1, got {flag.value}")
+    if WARMUP.value < 1:
+        raise app.UsageError(f"--warmup must be >= 1 (the first call traces), got {WARMUP.value}")
+
+    t_all = time.perf_counter()
+    rng = np.random.default_rng(SEED.value)
+    space = build_space()
+    subspaces = random_subspaces(space, OPS_PER_CELL.value, rng)
+    batch = BATCH_SIZE.value
+    images, labels = synthetic_batch(space, batch, rng)
+    phases: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    config = RoundConfig(steps=STEPS.value, steps_per_epoch=STEPS.value, batch_size=batch)
+    trainer = RoundTrainer(space, subspaces, OptimConfig(), PenaltyConfig(), config)
+    net = trainer.net
+    all_on = net.all_on()
+
+    # One sampled path, and the child network of exactly that path.
+    mask = gates.sample_uniform(rng, all_on, net.slots)
+    arch = Architecture(tuple(tuple(sub[j] for j in range(len(sub)) if mask[c, j])
+                              for c, sub in enumerate(net.subspaces)))
+    # The same layer implementations as the supernet (fused BN), so the ratio measures the supernet alone.
+    child = build_child(NetworkSpec(space, arch, name="benchmark_child"), Namespace.supernet())
+    child_step = child_train_step(child, trainer)
+    s_masks, u_masks, choice = gates.sample_two_paths(rng, trainer.alpha(), all_on, net.slots)
+    mask_t = tf.constant(mask)
+    gate_args = (images, labels, tf.constant(s_masks), tf.constant(u_masks), tf.constant(choice),
+                 tf.constant(all_on))
+    phases["build (supernet + child)"] = time.perf_counter() - t0
+
+    calls: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
+        "child": (child_step, (images, labels)),
+        "weight": (trainer.weight_step, (images, labels, mask_t)),
+        "gate": (trainer.gate_step, gate_args),
+    }
+    for key, (fn, args) in calls.items():
+        t0 = time.perf_counter()
+        timed(fn, *args)
+        phases[f"first {key} step (trace)"] = time.perf_counter() - t0
+        for _ in range(WARMUP.value - 1):
+            timed(fn, *args)
+
+    t0 = time.perf_counter()
+    samples: dict[str, list[float]] = {key: [] for key in calls}
+    for _ in range(REPEATS.value):
+        for key, (fn, args) in calls.items():
+            samples[key].append(timed(fn, *args))
+    phases["interleaved timing"] = time.perf_counter() - t0
+    med = {key: statistics.median(v) for key, v in samples.items()}
+    step_ratio = med["weight"] / med["child"]
+    gate_ratio = med["gate"] / med["weight"]
+    # Cross-check, less sensitive to slow drifts of the machine's load: median of the per-round ratios.
+    paired_step = statistics.median(w / c for w, c in zip(samples["weight"], samples["child"]))
+    paired_gate = statistics.median(g / w for g, w in zip(samples["gate"], samples["weight"]))
+
+    # Tracing over many freshly sampled paths.
+    t0 = time.perf_counter()
+    state = new_round_state(trainer, [[] for _ in net.subspaces], SEED.value + 1)
+    batches = [synthetic_batch(space, batch, rng) for _ in range(4)]
+    heldout = iter(range(10**9))
+    before = sum(trainer.tracing_counts())
+    after_10 = None
+    for i in range(STEPS.value):
+        trainer.step(state, batches[i % 2], lambda: batches[2 + next(heldout) % 2])
+        if i == 9:
+            after_10 = sum(trainer.tracing_counts())
+    traces = sum(trainer.tracing_counts())
+    if after_10 is None:
+        after_10 = traces
+    phases[f"{STEPS.value} RoundTrainer.step()"] = time.perf_counter() - t0
+    total = time.perf_counter() - t_all
+
+    n_cells = len(space.cells())
+    ops_on = int(mask.sum())
+    print("supernet benchmark (synthetic data: random 0-255 float images, random labels; one process, one run)")
+    print(f"  TF {tf.__version__}, {os.cpu_count()} CPU cores, devices: "
+          f"{', '.join(d.device_type for d in tf.config.list_logical_devices())}")
+    print(f"  space {SPACE.value!r}: layout {space.layout}, counts {','.join(map(str, space.counts))}, "
+          f"channels {','.join(map(str, space.channels))}, pool {space.get_pool().name} "
+          f"({len(space.get_pool())} ops), {space.input_size}x{space.input_size}x{space.input_channels}")
+    print(f"  {n_cells} cells x {OPS_PER_CELL.value} ops per cell (seed {SEED.value}), batch {batch}")
+    print(f"  timed path: {ops_on} of {int(all_on.sum())} ops on; child MACs per image "
+          f"{_child_macs(child) / 1e6:.2f}M; gate step S|U: {int((s_masks | u_masks).sum())} ops run")
+    print(f"  warm-up {WARMUP.value} calls each, then {REPEATS.value} interleaved rounds (child, weight, gate)")
+    print()
+    print(f"  {'figure':<34} {'median':>10} {'min':>10} {'max':>10}")
+    labels_ = {"child": "child train step (ms)", "weight": "supernet weight step (ms)",
+               "gate": "supernet gate step (ms)"}
+    for key, label in labels_.items():
+        v = samples[key]
+        print(f"  {label:<34} {1e3 * med[key]:>10.2f} {1e3 * min(v):>10.2f} {1e3 * max(v):>10.2f}")
+    print()
+    print(f"  {'ratio / count':<34} {'measured':>10} {'target':>10} {'':>6}")
+    print(f"  {'step_ratio (weight / child)':<34} {step_ratio:>10.3f} {'<= %.2f' % TARGETS['step_ratio']:>10} "
+          f"{verdict(step_ratio <= TARGETS['step_ratio']):>6}")
+    print(f"  {'  (median of per-round ratios)':<34} {paired_step:>10.3f}")
+    print(f"  {'gate_ratio (gate / weight)':<34} {gate_ratio:>10.3f} {'<= %.2f' % TARGETS['gate_ratio']:>10} "
+          f"{verdict(gate_ratio <= TARGETS['gate_ratio']):>6}")
+    print(f"  {'  (median of per-round ratios)':<34} {paired_gate:>10.3f}")
+    print(f"  {'traces before the steps':<34} {before:>10d}")
+    print(f"  {'traces after 10 steps':<34} {after_10:>10d}")
+    print(f"  {'traces after %d steps' % STEPS.value:<34} {traces:>10d} {'no growth':>10} "
+          f"{verdict(traces == after_10):>6}")
+    print(f"  (traces = weight + gate step tracing counts; {STEPS.value} steps, gate step every "
+          f"{config.gate_every}, a new path each step)")
+    print()
+    print("  wall time (s)")
+    for name, seconds in phases.items():
+        print(f"    {name:<32} {seconds:>8.1f}")
+    print(f"    {'total':<32} {total:>8.1f}")
+    return {"step_ratio": round(step_ratio, 4), "gate_ratio": round(gate_ratio, 4), "traces": int(traces)}
+
+
+def _child_macs(model: Any) -> int:
+    from nse_tf.cost import count_macs
+
+    return count_macs(model)
+
+
+BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {"supernet": run_supernet}
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 2 or argv[1] not in BENCHMARKS:
+        raise app.UsageError(f"give one benchmark: {' | '.join(BENCHMARKS)} (got {argv[1:]})")
+    result = BENCHMARKS[argv[1]]()
+    if JSON.value:
+        sys.stdout.flush()
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    app.run(main)

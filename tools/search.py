@@ -1,0 +1,190 @@
+"""Run an NSE search: ``python tools/search.py --flagfile=configs/fashion_mnist_quick.flags``.
+
+Rerunning with the same --run_dir resumes where the run stopped. Bad flags end with one line
+naming the flag and exit code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+
+F = flags.FLAGS
+# Run
+flags.DEFINE_string("run_dir", None, "Directory for flags, state, checkpoints, events and results (resumes).")
+flags.DEFINE_integer("seed", 0, "Seed of the op shuffles, branch-set sampling, weight init and data order.")
+flags.DEFINE_enum("strategy", "mirrored", ["mirrored", "multi_worker", "default"],
+                  "tf.distribute strategy: mirrored (local devices), multi_worker (TF_CONFIG), default.")
+flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into this many logical devices (tests MirroredStrategy).")
+flags.DEFINE_string("init_from", None, "Run directory of a finished search to continue into a larger --pool.")
+flags.DEFINE_integer("stop_after_steps", None, "Stop (checkpointed) after this many steps of the current round.")
+# Space
+flags.DEFINE_string("space", "small", "Preset macro space: small, imagenet_mac, imagenet_latency.")
+flags.DEFINE_string("pool", None, "Operation pool: mb19, mac27, mac72, or comma-separated op names.")
+flags.DEFINE_string("layout", None, "NR, NER, or a transition string such as RRRERE.")
+flags.DEFINE_list("counts", None, "N-cell counts per stage, e.g. 1,3,3,3,3,3.")
+flags.DEFINE_list("channels", None, "Stem channels, then one per R/E cell.")
+flags.DEFINE_float("scale", None, "Width multiplier (all channels but the stem's).")
+flags.DEFINE_integer("input_size", None, "Input resolution.")
+flags.DEFINE_integer("num_classes", None, "Number of classes.")
+flags.DEFINE_integer("stem_stride", None, "Stem stride (1 for 28/32-pixel inputs).")
+flags.DEFINE_list("r_strides", None, "Stride (1 or 2) of each R cell.")
+flags.DEFINE_integer("head_channels", None, "Channels of the 1x1 head conv.")
+# Data
+flags.DEFINE_string("dataset", "fashion_mnist", "fashion_mnist, tfds:<name> or folder:<path>.")
+flags.DEFINE_string("data_dir", None, "IDX directory, tfds data_dir, or imagenet2012 manual_dir.")
+flags.DEFINE_integer("image_size", None, "Resize images to this size (default: native).")
+flags.DEFINE_integer("heldout_examples", 5000, "Held-out examples carved from the training split.")
+flags.DEFINE_integer("batch_size", 128, "Global batch size (split across replicas).")
+flags.DEFINE_boolean("augment", True, "Standard augmentation of training batches.")
+# Training of a round
+flags.DEFINE_float("epochs_per_round", 100.0, "Supernet training epochs per round.")
+flags.DEFINE_integer("steps_per_round", None, "Steps per round (overrides --epochs_per_round).")
+flags.DEFINE_float("weight_lr", 0.4, "Peak SGD learning rate (cosine to 0 each round).")
+flags.DEFINE_float("warmup_lr", 0.1, "Learning rate at the start of warm-up.")
+flags.DEFINE_float("warmup_epochs", 2.0, "Warm-up epochs per round.")
+flags.DEFINE_float("weight_decay", 4e-5, "L2 on conv/dense kernels (not BN, not biases).")
+flags.DEFINE_float("momentum", 0.9, "Nesterov momentum.")
+flags.DEFINE_float("gate_lr", 0.005, "Adam learning rate of the gate logits (beta1 0, beta2 0.999).")
+flags.DEFINE_integer("gate_every", 2, "Gate step every this many iterations (Aiter).")
+flags.DEFINE_float("prune_threshold", -2.0, "Self-simplification: ops whose logit falls below leave.")
+flags.DEFINE_float("target_macs", 300.0, "Resource target in M MACs (multiply-accumulates).")
+flags.DEFINE_float("penalty_a", 1e-5, "Penalty a * |E[MACs] - target|^b: a.")
+flags.DEFINE_float("penalty_b", 2.0, "Penalty exponent b.")
+flags.DEFINE_integer("checkpoint_every", 200, "Checkpoint every this many steps.")
+flags.DEFINE_integer("summary_every", 10, "TensorBoard scalars every this many steps.")
+# Evolution
+flags.DEFINE_integer("ops_per_cell", 5, "K: operations per cell sub-space.")
+flags.DEFINE_integer("max_rounds", None, "Cap on rounds (default (pool size - 1) // (K - 1)).")
+flags.DEFINE_integer("num_archs", 2000, "Architectures sampled and evaluated at the end of a round.")
+flags.DEFINE_integer("num_extra", 100, "Extra architectures just below the window (dominance only).")
+flags.DEFINE_float("mac_drift", 10.0, "Half-width of the end-of-round MACs window, in M MACs.")
+flags.DEFINE_float("extra_margin", 10.0, "Width of the extras' window below it, in M MACs.")
+flags.DEFINE_integer("bn_batches", 50, "BN recalibration batches before each evaluation.")
+flags.DEFINE_boolean("inherit_weights", False, "Keep weights of ops that stay between rounds (ours).")
+flags.DEFINE_boolean("preserve_prev", True, "Protect the previous optimized subset from pruning.")
+
+
+class FlagError(ValueError):
+    def __init__(self, flag: str, message: str):
+        super().__init__(f"--{flag}: {message}")
+
+
+def _ints(values: list[str] | None, flag: str) -> tuple[int, ...] | None:
+    if values is None:
+        return None
+    try:
+        return tuple(int(v) for v in values)
+    except ValueError:
+        raise FlagError(flag, f"expected comma-separated integers, got {','.join(values)}") from None
+
+
+def build_config():  # -> SearchConfig (imports deferred until TF is configured)
+    from nse_tf.cost import cell_op_costs, fixed_cost
+    from nse_tf.data.pipeline import DataConfig
+    from nse_tf.evolution import EvolutionConfig
+    from nse_tf.runner import SearchConfig
+    from nse_tf.search import OptimConfig, PenaltyConfig
+    from nse_tf.space import get_space
+
+    if not F.run_dir:
+        raise FlagError("run_dir", "is required")
+    overrides = {k: v for k, v in {
+        "pool": F.pool, "layout": F.layout, "counts": _ints(F.counts, "counts"),
+        "channels": _ints(F.channels, "channels"), "scale": F.scale, "input_size": F.input_size,
+        "num_classes": F.num_classes, "stem_stride": F.stem_stride, "r_strides": _ints(F.r_strides, "r_strides"),
+        "head_channels": F.head_channels}.items() if v is not None}
+    try:
+        space = get_space(F.space, **overrides)
+    except ValueError as err:
+        flag = next((k for k in overrides if str(err).startswith(k) or f" {k}" in str(err)), "space")
+        raise FlagError(flag, str(err)) from None
+
+    def make(cls, flag_of: dict[str, str], **kwargs):
+        try:
+            return cls(**kwargs)
+        except ValueError as err:
+            field = next((k for k in kwargs if str(err).startswith(k)), None)
+            raise FlagError(flag_of.get(field, field or "flagfile"), str(err)) from None
+
+    data = make(DataConfig, {}, dataset=F.dataset, data_dir=F.data_dir, image_size=F.image_size,
+                heldout_examples=F.heldout_examples, batch_size=F.batch_size, augment=F.augment, seed=F.seed)
+    optim = make(OptimConfig, {}, weight_lr=F.weight_lr, warmup_lr=F.warmup_lr, warmup_epochs=F.warmup_epochs,
+                 weight_decay=F.weight_decay, momentum=F.momentum, gate_lr=F.gate_lr)
+    penalty = make(PenaltyConfig, {"target": "target_macs", "a": "penalty_a", "b": "penalty_b"},
+                   target=F.target_macs, a=F.penalty_a, b=F.penalty_b)
+    evolution = make(EvolutionConfig, {}, ops_per_cell=F.ops_per_cell, max_rounds=F.max_rounds,
+                     num_archs=F.num_archs, num_extra=F.num_extra, mac_drift=F.mac_drift,
+                     extra_margin=F.extra_margin, bn_batches=F.bn_batches, inherit_weights=F.inherit_weights,
+                     preserve_prev=F.preserve_prev)
+    for flag in ("epochs_per_round", "gate_every", "checkpoint_every", "summary_every"):
+        if getattr(F, flag) <= 0:
+            raise FlagError(flag, f"must be positive, got {getattr(F, flag)}")
+    if F.steps_per_round is not None and F.steps_per_round <= 0:
+        raise FlagError("steps_per_round", f"must be positive, got {F.steps_per_round}")
+    costs = [[c.macs / 1e6 for c in row] for row in cell_op_costs(space)]
+    fixed = fixed_cost(space).macs / 1e6
+    cheapest = fixed + sum(0.0 if cell.may_be_empty else min(row) for cell, row in zip(space.cells(), costs))
+    largest = fixed + sum(sum(row) for row in costs)
+    if not cheapest < F.target_macs < largest:
+        raise FlagError("target_macs", f"{F.target_macs:g} M MACs is impossible in this space: its networks range "
+                                       f"from {cheapest:.2f} to {largest:.2f} M MACs")
+    return SearchConfig(run_dir=F.run_dir, space=space, data=data, optim=optim, penalty=penalty, evolution=evolution,
+                        epochs_per_round=F.epochs_per_round, steps_per_round=F.steps_per_round,
+                        gate_every=F.gate_every, prune_threshold=F.prune_threshold,
+                        checkpoint_every=F.checkpoint_every, summary_every=F.summary_every, seed=F.seed,
+                        strategy=F.strategy, init_from=F.init_from, stop_after_steps=F.stop_after_steps)
+
+
+def configure_devices(logical_cpus: int) -> None:
+    import tensorflow as tf
+
+    if logical_cpus > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1:
+        print(f"search.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
+        return 2
+    from nse_tf.data.idx import DataNotFoundError
+    from nse_tf.evolution import SamplingError, StateError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        if F.logical_cpus < 0:
+            raise FlagError("logical_cpus", f"must be >= 0, got {F.logical_cpus}")
+        configure_devices(F.logical_cpus)
+        config = build_config()
+        from nse_tf.runner import SearchRun
+
+        run = SearchRun(config)
+        state = run.run()
+    except FlagError as err:
+        print(f"search.py: error: {err}", file=sys.stderr)
+        return 2
+    except DataNotFoundError as err:
+        print(f"search.py: error: --data_dir: {err}", file=sys.stderr)
+        return 2
+    except (StateError, SamplingError) as err:
+        print(f"search.py: error: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:
+        print(f"search.py: error: {err}", file=sys.stderr)
+        return 2
+    if state.phase == "done":
+        print(f"search finished: {os.path.join(config.run_dir, 'search_report.md')}")
+    else:
+        print(f"search stopped at round {state.round + 1}, phase {state.phase}; rerun the same command to resume")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(lambda argv: sys.exit(main(argv)))
