@@ -269,6 +269,10 @@ def end_round(state: EvolutionState, sampled: Sequence[ArchPoint], previous: Seq
               config: EvolutionConfig, summary: dict[str, Any]) -> list[ArchPoint]:
     """Front over new + extras + re-evaluated previous points; then subsets, refill, next round."""
     front = pareto_front(list(sampled) + list(previous))
+    if not front:
+        # Extras can knock out every architecture in the window (the released code then crashes on an empty
+        # front): fall back to the front of the window's architectures alone.
+        front = pareto_front([p for p in list(sampled) + list(previous) if not p.extra])
     subsets = optimized_subsets(front, len(state.subspaces))
     last = state.round + 1 >= state.num_rounds
     state.history.append({**summary, "round": state.round, "front_size": len(front),

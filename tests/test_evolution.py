@@ -542,3 +542,16 @@ def test_config_validation():
 def test_no_tensorflow_imported():
     import sys
     assert "tensorflow" not in sys.modules
+
+
+def test_end_round_falls_back_when_extras_knock_out_every_point():
+    from nse_tf.evolution import ArchPoint, EvolutionConfig, end_round, initial_state
+
+    config = EvolutionConfig(ops_per_cell=2)
+    state = initial_state([f"mb_k{k}_t1" for k in (3, 5, 7)], 2, config, seed=0)
+    sampled = [ArchPoint([[state.subspaces[0][0]], [state.subspaces[1][0]]], 10.0, 0.5),
+               ArchPoint([[state.subspaces[0][1]], [state.subspaces[1][0]]], 11.0, 0.6),
+               ArchPoint([[], [state.subspaces[1][1]]], 8.0, 0.9, extra=True)]
+    front = end_round(state, sampled, [], config, {})
+    assert [p.macs for p in front] == [10.0, 11.0]
+    assert state.protected == [sorted(state.protected[0]), sorted(state.protected[1])] and state.protected[0]

@@ -39,6 +39,21 @@ def error_line(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+def run_in_process(*args: str, capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    """tools/search.py's main() in this process (flag errors end before any TF work): no interpreter start."""
+    sys.path.insert(0, os.path.dirname(SEARCH))
+    try:
+        import search as cli
+    finally:
+        sys.path.pop(0)
+    from absl import flags
+
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["search.py", *args])
+    code = cli.main(["search.py"])
+    return code, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args, flag", [
     (["--pool=mac99"], "--pool"),
     (["--weight_lr=-0.1"], "--weight_lr"),
@@ -47,9 +62,15 @@ def error_line(result: subprocess.CompletedProcess) -> str:
     (["--target_macs=5000"], "--target_macs"),
     (["--counts=1,x"], "--counts"),
 ])
-def test_bad_flag_is_one_line_naming_the_flag(tmp_path, args, flag):
-    line = error_line(run_search(f"--run_dir={tmp_path / 'run'}", *TINY, *args))
-    assert flag in line
+def test_bad_flag_is_one_line_naming_the_flag(tmp_path, capsys, args, flag):
+    code, err = run_in_process(f"--run_dir={tmp_path / 'run'}", *TINY, *args, capsys=capsys)
+    lines = [line for line in err.splitlines() if line.startswith("search.py: error:")]
+    assert code == 2 and len(lines) == 1 and flag in lines[0], err
+    assert not os.path.exists(tmp_path / "run" / "evolution_state.json")
+
+
+def test_bad_flag_from_the_command_line_exits_2_without_traceback(tmp_path):
+    assert "--ops_per_cell" in error_line(run_search(f"--run_dir={tmp_path / 'run'}", *TINY, "--ops_per_cell=1"))
 
 
 def test_missing_run_dir():

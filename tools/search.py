@@ -158,6 +158,8 @@ def main(argv: list[str]) -> int:
     from nse_tf.evolution import SamplingError, StateError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # checkpoint-sharding chatter
     try:
         if F.logical_cpus < 0:
             raise FlagError("logical_cpus", f"must be >= 0, got {F.logical_cpus}")
