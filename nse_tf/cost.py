@@ -95,10 +95,6 @@ def count_params(model: Any) -> int:
     return int(sum(math.prod(_shape(w)) for w in model.trainable_weights))
 
 
-def describe(costs: Sequence[Cost]) -> str:
-    return ", ".join(f"{c.macs / 1e6:.1f}M MACs/{c.params / 1e6:.2f}M params" for c in costs)
-
-
 def cell_cost(space_cell: CellSpec, space: MacroSpace, ops: Sequence[int]) -> Cost:
     table = cell_op_costs(space)[space_cell.index]
     total = Cost()

@@ -8,7 +8,7 @@ The whole state is one versioned JSON document (``EvolutionState``), written ato
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -288,6 +288,3 @@ def end_round(state: EvolutionState, sampled: Sequence[ArchPoint], previous: Seq
         state.round += 1
         state.phase = "train"
     return front
-
-
-EvaluateFn = Callable[[Sequence[ArchPoint]], list[float]]

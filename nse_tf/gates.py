@@ -144,7 +144,3 @@ def simplify(alpha: np.ndarray, active: np.ndarray, protected: np.ndarray, cells
 def expected_cost(alpha: np.ndarray, active: np.ndarray, op_costs: np.ndarray, fixed: float) -> float:
     """Expected cost under the independent Bernoulli gates (progress display; the penalty uses two paths)."""
     return float(fixed + np.sum(np.where(active, gate_probability(alpha) * op_costs, 0.0)))
-
-
-def masks_cost(masks: np.ndarray, op_costs: np.ndarray, fixed: float) -> float:
-    return float(fixed + np.sum(np.where(masks, op_costs, 0.0)))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from types import ModuleType
 from typing import Any, Callable
 
 import keras
@@ -227,12 +226,3 @@ def head_layers(ns: Namespace, head_channels: int, num_classes: int, activation:
         layers.append(L.Dropout(dropout, name="head_dropout"))
     layers.append(L.Dense(num_classes, name="classifier"))
     return layers
-
-
-def namespace_of(module: ModuleType | str) -> Namespace:
-    name = module if isinstance(module, str) else module.__name__.split(".")[0]
-    if name == "keras":
-        return Namespace.keras3()
-    if name == "tf_keras":
-        return Namespace.tf_keras()
-    raise ValueError(f"unknown Keras namespace {name!r}; expected 'keras' or 'tf_keras'")

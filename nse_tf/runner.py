@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import keras
 import numpy as np
@@ -311,7 +311,7 @@ class SearchRun:
                 tf.summary.scalar("gates/two_path_macs", stats.gate_cost)
             if host.step % (self.config.summary_every * 10) == 0 or host.step == self.steps_per_round:
                 png = reporting.gate_heatmap_png(trainer.alpha(), host.active, trainer.net.subspaces,
-                                                 self.pool.names, f"round {state.round} step {host.step}")
+                                                 self.pool.names, f"round {state.round + 1} step {host.step}")
                 tf.summary.image("gates/probabilities", tf.image.decode_png(png)[None])
 
     def end_of_round(self, state: EvolutionState, trainer: RoundTrainer, host: RoundState, round_dir: str,
@@ -353,7 +353,7 @@ class SearchRun:
                                      for c, s in enumerate(subspaces)]})
             with open(os.path.join(round_dir, "gates.png"), "wb") as f:
                 f.write(reporting.gate_heatmap_png(alpha, active, subspaces, self.pool.names,
-                                                   f"round {round_index}: gate probabilities at the end"))
+                                                   f"round {round_index + 1}: gate probabilities at the end"))
             reporting.write_pareto_plot(self.config.run_dir, self.path("pareto.png"), self.config.penalty.target)
         self.save_state(state)
         log.info("round %d done: front of %d, best held-out top-1 %.4f at %.2fM MACs", round_index + 1, len(front),
@@ -362,6 +362,7 @@ class SearchRun:
     def finish(self, state: EvolutionState) -> None:
         if not self.chief:
             return
+        self.remove_checkpoints_before(state.round + 1)
         chosen = reporting.choose_architectures(state.pareto, self.config.penalty.target)
         os.makedirs(self.path("chosen"), exist_ok=True)
         for label, point in chosen.items():

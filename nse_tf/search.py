@@ -10,7 +10,7 @@ gradients equal the one-device gradients.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -276,7 +276,3 @@ def new_round_state(trainer: RoundTrainer, protected: Sequence[Sequence[int]], s
     prot = net.padded([[i in set(protected[c]) for i in sub] for c, sub in enumerate(net.subspaces)], False, bool)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     return RoundState([list(s) for s in net.subspaces], net.all_on(), prot, 0, rng)
-
-
-def infinite(iterator: Iterator[Any]) -> Callable[[], Any]:
-    return lambda: next(iterator)

@@ -540,8 +540,14 @@ def test_config_validation():
 
 
 def test_no_tensorflow_imported():
+    """The manager is host logic: importing it must not pull in TensorFlow (checked in a fresh interpreter,
+    since other test files import TensorFlow into this one)."""
+    import subprocess
     import sys
-    assert "tensorflow" not in sys.modules
+
+    code = "import sys, nse_tf.evolution; assert 'tensorflow' not in sys.modules, 'tensorflow was imported'"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
 
 
 def test_end_round_falls_back_when_extras_knock_out_every_point():

@@ -159,7 +159,8 @@ def main(argv: list[str]) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger().setLevel(logging.INFO)
-    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # checkpoint-sharding chatter
+    for noisy in ("tensorflow", "absl"):  # checkpoint-sharding and strategy chatter
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         if F.logical_cpus < 0:
             raise FlagError("logical_cpus", f"must be >= 0, got {F.logical_cpus}")
