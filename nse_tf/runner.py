@@ -179,7 +179,9 @@ class SearchRun:
                     saved = json.load(f)
                 except json.JSONDecodeError as err:
                     raise StateError(f"{config_path}: corrupted ({err})") from None
-            diffs = sorted(k for k in set(saved) | set(config_json) if saved.get(k) != config_json.get(k))
+            # run_dir is where the file lives, not a setting: a moved run directory still resumes.
+            diffs = sorted(k for k in set(saved) | set(config_json)
+                           if k != "run_dir" and saved.get(k) != config_json.get(k))
             if diffs:
                 raise StateError(f"{config_path}: this run directory was made with other settings "
                                  f"({', '.join(diffs)} differ); use a new --run_dir or the original flags")

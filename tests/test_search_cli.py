@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -129,11 +130,19 @@ def test_killed_run_resumes_to_the_same_final_state(tmp_path):
     assert _final_state(killed) == _final_state(reference)
 
 
-@needs_data
-def test_corrupted_state_is_a_clear_error(tmp_path):
-    run_dir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory) -> str:
+    """One search stopped (checkpointed) after 2 steps, shared by the tests that only resume it."""
+    run_dir = tmp_path_factory.mktemp("stopped") / "run"
     result = run_search(f"--run_dir={run_dir}", *TINY, "--stop_after_steps=2")
     assert result.returncode == 0, result.stderr[-3000:]
+    return str(run_dir)
+
+
+@needs_data
+def test_corrupted_state_is_a_clear_error(tmp_path, stopped_run):
+    run_dir = tmp_path / "run"
+    shutil.copytree(stopped_run, run_dir)
     state = run_dir / "evolution_state.json"
     state.write_text(state.read_text()[:40])
     assert "evolution_state.json" in error_line(run_search(f"--run_dir={run_dir}", *TINY))
@@ -141,9 +150,8 @@ def test_corrupted_state_is_a_clear_error(tmp_path):
 
 
 @needs_data
-def test_resume_with_other_flags_is_refused(tmp_path):
+def test_resume_with_other_flags_is_refused(tmp_path, stopped_run):
     run_dir = tmp_path / "run"
-    result = run_search(f"--run_dir={run_dir}", *TINY, "--stop_after_steps=2")
-    assert result.returncode == 0, result.stderr[-3000:]
+    shutil.copytree(stopped_run, run_dir)
     line = error_line(run_search(f"--run_dir={run_dir}", *TINY, "--weight_lr=0.05"))
     assert "config.json" in line and "optim" in line
