@@ -133,21 +133,22 @@ class OpLayers:
 
     def __call__(self, x: Any, training: Any = None) -> Any:
         for layer in self.body:
-            x = _apply(layer, x, training)
+            x = apply_layer(layer, x, training)
         if self.se is not None:
             s = x
             for layer in self.se:
-                s = _apply(layer, s, training)
+                s = apply_layer(layer, s, training)
             x = self.se_multiply([x, s])
         for layer in self.project:
-            x = _apply(layer, x, training)
+            x = apply_layer(layer, x, training)
         return x
 
     def all_layers(self) -> list[Any]:
         return self.body + (self.se or []) + ([self.se_multiply] if self.se_multiply is not None else []) + self.project
 
 
-def _apply(layer: Any, x: Any, training: Any) -> Any:
+def apply_layer(layer: Any, x: Any, training: Any) -> Any:
+    """Call ``layer``, passing ``training`` to the layers that take it (BN), set by ``conv_bn``."""
     if training is not None and getattr(layer, "_nse_uses_training", False):
         return layer(x, training=training)
     return layer(x)

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from nse_tf.child import preprocessing_layer
 from nse_tf.gates import GATE_SCALE, GATE_SHIFT, CellSlots
-from nse_tf.layers import Namespace, head_layers, op_layers, stem_layers
+from nse_tf.layers import Namespace, apply_layer, head_layers, op_layers, stem_layers
 from nse_tf.ops import out_size
 from nse_tf.space import CellSpec, MacroSpace
 
@@ -125,7 +125,7 @@ class Supernet(keras.Model):
     def _stem(self, images: tf.Tensor, training: bool) -> tf.Tensor:
         x = self.preprocess(images)
         for layer in self.stem:
-            x = layer(x, training=training) if isinstance(layer, keras.layers.BatchNormalization) else layer(x)
+            x = apply_layer(layer, x, training)
         return x
 
     def _head(self, x: tf.Tensor) -> tf.Tensor:
