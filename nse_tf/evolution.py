@@ -1,7 +1,7 @@
 """The NSE manager (section 6): sub-spaces, pending queues, end-of-round sampling, Pareto front, refill.
 
 Pure host logic on pool indices; the supernet-dependent parts (BN recalibration and held-out
-accuracy) come in as an ``evaluate`` callable, so this module is testable without TensorFlow.
+accuracy) live in nse_tf.runner / nse_tf.search, so this module is testable without TensorFlow.
 The whole state is one versioned JSON document (``EvolutionState``), written atomically.
 """
 
@@ -167,11 +167,7 @@ def continuation_state(previous: EvolutionState, pool: Sequence[str], config: Ev
     rng = np.random.default_rng([seed, 0xC0])
     subsets = [sorted(remap[i] for i in s) for s in previous.protected]
     pending = [[new_ops[i] for i in rng.permutation(len(new_ops))] for _ in subsets]
-    subspaces = []
-    for c, subset in enumerate(subsets):
-        take = max(0, min(config.ops_per_cell - len(subset), len(pending[c])))
-        subspaces.append(sorted(subset + pending[c][:take]))
-        pending[c] = pending[c][take:]
+    subspaces, pending = refill(subsets, pending, config.ops_per_cell)
     pareto = [ArchPoint([[remap[i] for i in cell] for cell in p.cells], p.macs, p.accuracy, -1, False)
               for p in previous.pareto]
     rounds = num_rounds(len(new_ops) + 1, config.ops_per_cell, config.max_rounds)
@@ -201,11 +197,7 @@ def sample_architectures(rng: np.random.Generator, alpha: np.ndarray, active: np
     for _ in range(config.max_sample_draws):
         cells = []
         for c, slot in enumerate(slots):
-            row = active[c]
-            while True:
-                draw = (rng.random(row.shape[0]) < p[c]) & row
-                if slot.may_be_empty or draw.any() or not row.any():
-                    break
+            draw = gates.bernoulli_set(rng, p[c], active[c], slot.may_be_empty or not active[c].any(), c)
             cells.append(sorted(subspaces[c][j] for j in np.flatnonzero(draw)))
         macs = architecture_cost(cells, op_costs, fixed)
         point = ArchPoint(cells, macs, round=round_index)

@@ -72,8 +72,9 @@ def _enumerated_sets(row: np.ndarray, may_be_empty: bool) -> list[np.ndarray]:
     return sets
 
 
-def _bernoulli_set(rng: np.random.Generator, p: np.ndarray, row: np.ndarray, may_be_empty: bool,
+def bernoulli_set(rng: np.random.Generator, p: np.ndarray, row: np.ndarray, may_be_empty: bool,
                    cell_index: int) -> np.ndarray:
+    """One branch set from the gates over the active ops; R/E cells redrawn until non-empty (capped)."""
     for _ in range(REJECTION_MAX_TRIES):
         draw = (rng.random(row.shape[0]) < p) & row
         if may_be_empty or draw.any():
@@ -105,9 +106,9 @@ def sample_two_paths(rng: np.random.Generator, alpha: np.ndarray, active: np.nda
             first, second = rng.choice(len(sets), size=2, replace=False, p=probs / probs.sum())
             s_masks[c], u_masks[c] = sets[first], sets[second]
         else:
-            s_masks[c] = _bernoulli_set(rng, p[c], row, cell.may_be_empty, c)
+            s_masks[c] = bernoulli_set(rng, p[c], row, cell.may_be_empty, c)
             for _ in range(REJECTION_MAX_TRIES):
-                u = _bernoulli_set(rng, p[c], row, cell.may_be_empty, c)
+                u = bernoulli_set(rng, p[c], row, cell.may_be_empty, c)
                 if not np.array_equal(u, s_masks[c]):
                     break
             else:
