@@ -14,15 +14,28 @@ __version__ = "0.1.0"
 
 
 def resolve_spec(arch_or_name: "str | os.PathLike | NetworkSpec", **space_overrides: Any) -> NetworkSpec:
-    """A published name, a path to a network JSON, or a NetworkSpec, with space fields overridden."""
+    """A published or zoo name, a network JSON, a search run directory (its ``chosen/best.json``), a
+    training run directory (its ``network.json``), or a NetworkSpec, with space fields overridden."""
+    from nse_tf import zoo
+
     if isinstance(arch_or_name, NetworkSpec):
         spec = arch_or_name
     elif str(arch_or_name) in published_names():
         spec = published_spec(str(arch_or_name))
+    elif str(arch_or_name) in zoo.list_models():
+        spec = zoo.get_entry(str(arch_or_name)).network_spec()
+    elif os.path.isdir(os.fspath(arch_or_name)):
+        chosen = os.path.join(os.fspath(arch_or_name), "chosen", "best.json")
+        trained = os.path.join(os.fspath(arch_or_name), "network.json")
+        if not os.path.exists(chosen) and not os.path.exists(trained):
+            raise ValueError(f"{arch_or_name} is a directory without chosen/best.json (a finished search run) or "
+                             "network.json (a training run)")
+        spec = NetworkSpec.load(chosen if os.path.exists(chosen) else trained)
     elif os.path.exists(os.fspath(arch_or_name)):
         spec = NetworkSpec.load(arch_or_name)
     else:
-        raise ValueError(f"{arch_or_name!r} is neither a published architecture ({', '.join(published_names())}) "
+        raise ValueError(f"{arch_or_name!r} is neither a published architecture ({', '.join(published_names())}), "
+                         f"a zoo entry ({', '.join(zoo.list_models()) or 'none'}), a search run directory "
                          "nor an existing network JSON file")
     return spec.replace_space(**space_overrides) if space_overrides else spec
 

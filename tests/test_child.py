@@ -18,6 +18,7 @@ from nse_tf.architecture import Architecture, NetworkSpec
 from nse_tf.child import build_child
 from nse_tf.layers import Namespace, StridedDilatedDepthwiseConv2D
 from nse_tf.space import get_space
+from tests.helpers import randomise_weights
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -51,30 +52,6 @@ def without_strided_dilation(cells, space=SPACE):
     pool = space.get_pool()
     return [[i for i in ops if not (cell.stride == 2 and pool.ops[i].dilation > 1)]
             for cell, ops in zip(space.cells(), cells)]
-
-
-def randomise_weights(model, seed: int) -> None:
-    """Every weight random, BN moving statistics included, at a scale that keeps activations O(1)."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        new = []
-        for w in layer.weights:
-            shape, name = tuple(w.shape), w.name.split("/")[-1].split(":")[0]
-            if "kernel" in name:
-                fan_in = math.prod(shape[:2]) if isinstance(layer, keras.layers.DepthwiseConv2D) \
-                    else math.prod(shape[:-1])
-                value = rng.normal(0.0, math.sqrt(2.0 / fan_in), shape)
-            elif name == "gamma":
-                value = rng.uniform(0.7, 1.3, shape)
-            elif name == "moving_variance":
-                value = rng.uniform(0.5, 2.0, shape)
-            elif name in ("beta", "moving_mean", "bias"):
-                value = rng.normal(0.0, 0.2, shape)
-            else:
-                value = np.asarray(w)
-            new.append(value.astype("float32"))
-        if new:
-            layer.set_weights(new)
 
 
 def images(n: int = 2, size: int = 28, channels: int = 1, seed: int = 0) -> np.ndarray:

@@ -15,6 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
+from nse_tf.cli import FlagError, flags_parser  # noqa: E402
+
 F = flags.FLAGS
 # Run
 flags.DEFINE_string("run_dir", None, "Directory for flags, state, checkpoints, events and results (resumes).")
@@ -69,11 +71,6 @@ flags.DEFINE_float("extra_margin", 10.0, "Width of the extras' window below it, 
 flags.DEFINE_integer("bn_batches", 50, "BN recalibration batches before each evaluation.")
 flags.DEFINE_boolean("inherit_weights", False, "Keep weights of ops that stay between rounds (ours).")
 flags.DEFINE_boolean("preserve_prev", True, "Protect the previous optimized subset from pruning.")
-
-
-class FlagError(ValueError):
-    def __init__(self, flag: str, message: str):
-        super().__init__(f"--{flag}: {message}")
 
 
 def _ints(values: list[str] | None, flag: str) -> tuple[int, ...] | None:
@@ -190,4 +187,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    app.run(lambda argv: sys.exit(main(argv)))
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=flags_parser("search.py"))

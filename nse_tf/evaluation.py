@@ -1,0 +1,62 @@
+"""Measuring a zoo entry or a training run on the test split: the one function behind tools/evaluate.py
+and the top-1 written into zoo metadata, so the two always agree."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+class EvaluationError(ValueError):
+    """The model or the TFLite variant asked for cannot be evaluated; ``flag`` names the CLI flag at fault."""
+
+    def __init__(self, flag: str, message: str):
+        super().__init__(message)
+        self.flag = flag
+
+
+def top_k_accuracies(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    top5 = np.argsort(-logits, axis=1)[:, :5]
+    return {"top1": float(np.mean(top5[:, 0] == labels)),
+            "top5": float(np.mean(np.any(top5 == labels[:, None], axis=1)))}
+
+
+def measure(source: str, tflite: str | None = None, dataset: str | None = None,
+            data_dir: str | None = None) -> dict:
+    """Top-1/top-5 on the whole test split, MACs and params of a zoo entry (its Keras model, or with
+    ``tflite`` its ``float32``/``int8`` file under LiteRT) or of a tools/train.py run directory; for a
+    zoo entry also whether the top-1 equals its metadata's."""
+    from nse_tf import zoo
+    from nse_tf.cost import count_macs, count_params
+    from nse_tf.training import evaluate_arrays, load_arrays, load_trained_run
+
+    if source in zoo.list_models():
+        entry = zoo.get_entry(source)
+        if not entry.has_weights:
+            raise EvaluationError("model", f"zoo entry {source} has no weights to evaluate "
+                                           f"({entry.metadata.get('weights_note', 'architecture only')})")
+        model = zoo.load(source, weights="pretrained")
+        dataset = dataset or entry.metadata["dataset"]
+        expected = entry.metadata["top1"] if tflite is None else (entry.metadata.get("tflite") or {})[tflite]["top1"]
+    elif os.path.isdir(source):
+        if tflite:
+            raise EvaluationError("tflite", "needs a zoo entry (a training run has no TFLite files)")
+        model, run_dataset = load_trained_run(source)
+        dataset, entry, expected = dataset or run_dataset, None, None
+    else:
+        raise EvaluationError("model", f"{source!r} is neither a zoo entry ({', '.join(zoo.list_models())}) "
+                                       "nor a training run directory")
+    data = load_arrays(dataset, data_dir)
+    report = {"model": source, "dataset": dataset, "examples": int(len(data.y_test)), "macs": count_macs(model),
+              "params": count_params(model), "evaluated": f"tflite:{tflite}" if tflite else "keras"}
+    if tflite:
+        from nse_tf.export import tflite_logits
+
+        report.update(top_k_accuracies(tflite_logits(zoo.tflite_path(source, tflite), data.x_test), data.y_test))
+    else:
+        report.update({k: v for k, v in evaluate_arrays(model, data.x_test, data.y_test).items() if k != "examples"})
+    if entry is not None:
+        report["metadata_top1"] = expected
+        report["matches_metadata"] = expected == report["top1"]
+    return report

@@ -1,0 +1,148 @@
+"""The model zoo: named architectures with metadata, pretrained weights and TFLite files, offline.
+
+One folder per entry under ``zoo/`` (or ``$NSE_TF_ZOO``): ``network.json`` (the architecture),
+``metadata.json`` (dataset, input shape, preprocessing, MACs, params, measured top-1, the command
+that produced it, sha256 of every file), and where trained ``model.weights.h5``, ``float32.tflite``
+and ``int8.tflite``. Loading builds the network from its JSON and reads an HDF5 weights file after
+checking its sha256: no code from a file is ever executed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Any
+
+from nse_tf.architecture import NetworkSpec
+
+ZOO_ENV = "NSE_TF_ZOO"
+METADATA_NAME = "metadata.json"
+NETWORK_NAME = "network.json"
+WEIGHTS_NAME = "model.weights.h5"
+TFLITE_VARIANTS = ("float32", "int8")
+REQUIRED_KEYS = ("name", "dataset", "input_shape", "num_classes", "preprocessing", "macs", "params", "top1",
+                 "command", "files")
+
+
+class ZooError(ValueError):
+    """An unknown entry, a missing or tampered file, or a request the entry cannot serve."""
+
+
+def zoo_dir() -> str:
+    """``$NSE_TF_ZOO`` if set, else the repository's ``zoo/`` folder."""
+    default = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "zoo")
+    return os.environ.get(ZOO_ENV, default)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    path: str
+    metadata: dict[str, Any]
+
+    @property
+    def has_weights(self) -> bool:
+        return WEIGHTS_NAME in self.metadata["files"]
+
+    def file(self, filename: str) -> str:
+        """Path of one of the entry's files after checking its sha256 against the metadata."""
+        expected = self.metadata["files"].get(filename)
+        if expected is None:
+            raise ZooError(f"zoo entry {self.name} has no file {filename} (it has: "
+                           f"{', '.join(sorted(self.metadata['files']))})")
+        path = os.path.join(self.path, filename)
+        if not os.path.exists(path):
+            raise ZooError(f"{path} is missing (listed in {self.name}'s metadata)")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ZooError(f"{path}: sha256 {actual} does not match the metadata's {expected}; "
+                           "the file is corrupt or was replaced, refusing to load it")
+        return path
+
+    def network_spec(self) -> NetworkSpec:
+        return NetworkSpec.load(self.file(NETWORK_NAME))
+
+
+def list_models() -> list[str]:
+    """Names of the zoo's entries, sorted."""
+    root = zoo_dir()
+    if not os.path.isdir(root):
+        return []
+    return sorted(d for d in os.listdir(root) if os.path.exists(os.path.join(root, d, METADATA_NAME)))
+
+
+def get_entry(name: str) -> ZooEntry:
+    path = os.path.join(zoo_dir(), name)
+    meta_path = os.path.join(path, METADATA_NAME)
+    if not os.path.exists(meta_path):
+        raise ZooError(f"no zoo entry {name!r}; available: {', '.join(list_models()) or '(none)'}")
+    with open(meta_path, encoding="utf-8") as f:
+        try:
+            metadata = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ZooError(f"{meta_path}: not valid JSON ({err})") from None
+    missing = [k for k in REQUIRED_KEYS if k not in metadata]
+    if missing:
+        raise ZooError(f"{meta_path}: missing keys {missing}")
+    return ZooEntry(name, path, metadata)
+
+
+def metadata(name: str) -> dict[str, Any]:
+    return dict(get_entry(name).metadata)
+
+
+def load(name: str, weights: str | None = "pretrained", num_classes: int | None = None,
+         input_shape: tuple[int, int, int] | None = None) -> Any:
+    """A Keras 3 model of zoo entry ``name``; it takes raw 0-255 pixels and returns logits.
+
+    ``weights="pretrained"`` loads the entry's trained weights (an error where it has none);
+    ``None`` gives a fresh initialisation. ``num_classes`` / ``input_shape`` rebuild the network for
+    another task: a different class count needs ``weights=None``; a different square input size keeps
+    the pretrained weights (the network is fully convolutional up to global pooling).
+    """
+    from nse_tf.child import build_child
+
+    if weights not in ("pretrained", None):
+        raise ZooError(f"weights must be 'pretrained' or None, got {weights!r}")
+    entry = get_entry(name)
+    spec = entry.network_spec()
+    overrides: dict[str, Any] = {}
+    if num_classes is not None and num_classes != spec.space.num_classes:
+        if weights == "pretrained":
+            raise ZooError(f"{name} was trained with {spec.space.num_classes} classes; use weights=None for "
+                           f"num_classes={num_classes}")
+        overrides["num_classes"] = int(num_classes)
+    if input_shape is not None:
+        h, w, c = (int(s) for s in input_shape)
+        if h != w:
+            raise ZooError(f"input_shape must be square, got {tuple(input_shape)}")
+        if weights == "pretrained" and c != spec.space.input_channels:
+            raise ZooError(f"{name} was trained on {spec.space.input_channels}-channel images; use weights=None "
+                           f"for input_shape={tuple(input_shape)}")
+        overrides.update(input_size=h, input_channels=c)
+    if overrides:
+        spec = spec.replace_space(**overrides)
+    if weights == "pretrained" and not entry.has_weights:
+        raise ZooError(f"{name} has no pretrained weights ({entry.metadata.get('weights_note', 'none were trained')});"
+                       " use weights=None")
+    model = build_child(spec)
+    if weights == "pretrained":
+        model.load_weights(entry.file(WEIGHTS_NAME))
+    return model
+
+
+def tflite_path(name: str, variant: str = "int8") -> str:
+    """Path of the entry's ``float32`` or ``int8`` TFLite file, sha256-checked."""
+    if variant not in TFLITE_VARIANTS:
+        raise ZooError(f"variant must be one of {', '.join(TFLITE_VARIANTS)}, got {variant!r}")
+    return get_entry(name).file(f"{variant}.tflite")

@@ -1,0 +1,177 @@
+"""Tests for nse_tf.zoo, tools/make_zoo_entry.py and tools/evaluate.py: the committed entries, a trained entry
+built end to end (weights, verified TFLite files, metadata that tools/evaluate.py reproduces), and refusal
+of tampered files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nse_tf import count_macs, count_params, zoo
+from nse_tf.published import published_names
+from nse_tf.evaluation import measure
+from nse_tf.training import ImageArrays, TrainConfig, load_arrays, train
+from tests.helpers import TINY
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KEYS = ("dataset", "input_shape", "num_classes", "preprocessing", "macs", "params", "top1", "command", "files")
+
+
+def run_tool(tool: str, *args: str, zoo_dir: str | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, **({zoo.ZOO_ENV: zoo_dir} if zoo_dir else {}))
+    return subprocess.run([sys.executable, os.path.join(REPO, "tools", tool), *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_committed_entries_have_complete_metadata_and_intact_files():
+    names = zoo.list_models()
+    assert set(published_names()) <= set(names)
+    for name in names:
+        entry = zoo.get_entry(name)
+        assert all(k in entry.metadata for k in KEYS), name
+        for filename in entry.metadata["files"]:
+            entry.file(filename)  # sha256 checked
+        if entry.has_weights:
+            assert 0.0 < entry.metadata["top1"] <= 1.0
+            assert {"float32.tflite", "int8.tflite"} <= set(entry.metadata["files"])
+        else:
+            assert entry.metadata["top1"] is None and entry.metadata["weights_note"]
+
+
+def test_published_entry_builds_with_its_metadata_cost():
+    model = zoo.load("NSENet-27", weights=None)
+    meta = zoo.metadata("NSENet-27")
+    assert model.input_shape == (None, *meta["input_shape"])
+    assert count_macs(model) == meta["macs"] and count_params(model) == meta["params"]
+    with pytest.raises(zoo.ZooError, match="no pretrained weights"):
+        zoo.load("NSENet-27")
+    with pytest.raises(zoo.ZooError, match="has no file int8.tflite"):
+        zoo.tflite_path("NSENet-27", "int8")
+    small = zoo.load("NSENet-27", weights=None, num_classes=10, input_shape=(64, 64, 3))
+    assert small.output_shape == (None, 10) and small.input_shape == (None, 64, 64, 3)
+
+
+def test_unknown_names_and_bad_arguments():
+    with pytest.raises(zoo.ZooError, match="no zoo entry 'nope'.*NSENet-27"):
+        zoo.load("nope")
+    with pytest.raises(zoo.ZooError, match="weights must be"):
+        zoo.load("NSENet-27", weights="imagenet")
+    with pytest.raises(zoo.ZooError, match="variant"):
+        zoo.tflite_path("NSENet-27", "float64")
+
+
+@pytest.fixture(scope="module")
+def trained_zoo(tmp_path_factory):
+    """A tiny network trained for one epoch on a slice of Fashion-MNIST, made into a zoo entry by the CLI."""
+    root = tmp_path_factory.mktemp("zoo")
+    full = load_arrays("fashion_mnist")
+    npz = root / "slice.npz"
+    np.savez(npz, x_train=full.x_train[:1024], y_train=full.y_train[:1024], x_test=full.x_test[:500],
+             y_test=full.y_test[:500])
+    data = ImageArrays(full.x_train[:1024], full.y_train[:1024], full.x_test[:500], full.y_test[:500], "slice")
+    run_dir = str(root / "run")
+    train(TINY, TrainConfig(epochs=3, batch_size=64, lr=0.1, warmup_epochs=0.2, ema_momentum=None), run_dir, data,
+          dataset_name=f"npz:{npz}", verbose=0)
+    zoo_dir = str(root / "zoo")
+    result = run_tool("make_zoo_entry.py", "--name=tiny-fmnist", f"--train_dir={run_dir}", f"--zoo_dir={zoo_dir}",
+                      "--num_calibration=200", "--latency_runs=20", "--command=python tools/train.py --arch=tiny")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return zoo_dir
+
+
+def test_trained_entry_metadata_matches_evaluate(trained_zoo, monkeypatch):
+    monkeypatch.setenv(zoo.ZOO_ENV, trained_zoo)
+    meta = zoo.metadata("tiny-fmnist")
+    assert set(meta["files"]) == {"network.json", "metadata.json", "model.weights.h5", "float32.tflite",
+                                  "int8.tflite"} - {"metadata.json"}
+    assert meta["command"].startswith("python tools/train.py --arch=tiny && python tools/make_zoo_entry.py")
+    assert meta["top1"] > 0.2  # three epochs on 1024 images: above chance (0.1)
+    assert meta["tflite"]["float32"]["max_abs_diff"] < 1e-3
+    assert meta["tflite"]["int8"]["input_quantization"] == {"scale": 1.0, "zero_point": 0}
+    assert meta["tflite"]["float32"]["litert_latency_ms"]["median_ms"] > 0
+    for variant in ("float32", "int8"):
+        report = measure("tiny-fmnist", tflite=variant)
+        assert report["top1"] == meta["tflite"][variant]["top1"] and report["matches_metadata"]
+    assert meta["tflite"]["int8"]["top1"] >= meta["top1"] - 0.05
+    result = run_tool("evaluate.py", "--model=tiny-fmnist", zoo_dir=trained_zoo)  # the CLI: same function
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    assert report["top1"] == meta["top1"] and report["matches_metadata"]
+    assert report["macs"] == meta["macs"] and report["params"] == meta["params"] and report["examples"] == 500
+
+
+def test_pretrained_load_and_tflite_path(trained_zoo, monkeypatch):
+    monkeypatch.setenv(zoo.ZOO_ENV, trained_zoo)
+    from nse_tf.training import evaluate_arrays
+
+    full = load_arrays("fashion_mnist")
+    model = zoo.load("tiny-fmnist")
+    assert evaluate_arrays(model, full.x_test[:500], full.y_test[:500])["top1"] == zoo.metadata("tiny-fmnist")["top1"]
+    with pytest.raises(zoo.ZooError, match="use weights=None"):
+        zoo.load("tiny-fmnist", num_classes=5)
+    assert zoo.load("tiny-fmnist", num_classes=5, weights=None).output_shape == (None, 5)
+    assert zoo.tflite_path("tiny-fmnist", "int8").endswith("int8.tflite")
+
+
+def test_tampered_weights_are_refused(trained_zoo, tmp_path, monkeypatch):
+    copy = tmp_path / "zoo"
+    shutil.copytree(trained_zoo, copy)
+    weights = copy / "tiny-fmnist" / "model.weights.h5"
+    data = bytearray(weights.read_bytes())
+    data[-100] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    monkeypatch.setenv(zoo.ZOO_ENV, str(copy))
+    with pytest.raises(zoo.ZooError, match="sha256 .* does not match .* refusing"):
+        zoo.load("tiny-fmnist")
+    with pytest.raises(zoo.ZooError, match="sha256"):
+        measure("tiny-fmnist")
+    assert zoo.load("tiny-fmnist", weights=None) is not None  # the architecture itself is intact
+
+
+def test_make_zoo_entry_flag_errors(tmp_path):
+    result = run_tool("make_zoo_entry.py", "--name=x", f"--zoo_dir={tmp_path}")
+    assert result.returncode == 2 and "make_zoo_entry.py: error: --train_dir:" in result.stderr
+    result = run_tool("make_zoo_entry.py", "--name=x", f"--train_dir={tmp_path}", f"--zoo_dir={tmp_path}")
+    assert result.returncode == 2 and "not a tools/train.py run directory" in result.stderr
+    assert not os.path.exists(tmp_path / "x")
+
+
+def test_readme_zoo_table_is_the_metadata():
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    try:
+        import zoo_table
+    finally:
+        sys.path.remove(os.path.join(REPO, "tools"))
+    assert zoo_table.readme_table() == zoo_table.zoo_table(), "run: python tools/zoo_table.py --write_readme"
+
+
+def readme_python_example() -> str:
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    zoo_section = text[text.index("## Model zoo"):]
+    return zoo_section[zoo_section.index("```python") + len("```python"):zoo_section.index("```\n", 10)]
+
+
+def test_readme_example_runs():
+    example = readme_python_example()
+    assert len([line for line in example.splitlines() if line.strip()]) <= 10
+    name = "mobilenetv2-style-fmnist"
+    if name not in zoo.list_models():
+        pytest.skip(f"zoo entry {name} is not trained yet")
+    result = subprocess.run([sys.executable, "-c", example], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    keras_line, tflite_line = result.stdout.strip().splitlines()[-2:]
+    assert keras_line.startswith("[") and 0 <= int(tflite_line) < 10
+
+
+def test_evaluate_flag_errors():
+    result = run_tool("evaluate.py", "--model=NSENet-27")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("evaluate.py: error: --model: zoo entry NSENet-27 has "
+                                                             "no weights")
