@@ -215,13 +215,26 @@ def build_optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:
     return optimizer
 
 
+def use_xla() -> bool | str:
+    """XLA except for the TensorFlow backend on CPU only, where it made a training step of a 6 M-MAC
+    network 4.4x slower (2283 vs 518 ms at batch 128 on 2 cores) than TF's own kernels."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return "auto"
+    import tensorflow as tf
+
+    return "auto" if tf.config.list_physical_devices("GPU") else False
+
+
 def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None:
     import keras
 
     model.compile(
         optimizer=build_optimizer(config, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="top1"), keras.metrics.TopKCategoricalAccuracy(5, "top5")])
+        metrics=[keras.metrics.CategoricalAccuracy(name="top1"), keras.metrics.TopKCategoricalAccuracy(5, "top5")],
+        jit_compile=use_xla())
 
 
 def epoch_checkpoint_callback(run_dir: str) -> Any:
