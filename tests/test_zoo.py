@@ -171,3 +171,10 @@ def test_readme_example_runs(trained_zoo):
     assert result.returncode == 0, result.stderr[-3000:]
     keras_line, tflite_line = result.stdout.strip().splitlines()[-2:]
     assert keras_line.startswith("[") and 0 <= int(tflite_line) < 10
+
+
+def test_evaluate_flag_errors():
+    result = run_tool("evaluate.py", "--model=NSENet-27")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("evaluate.py: error: --model: zoo entry NSENet-27 has "
+                                                             "no weights")
