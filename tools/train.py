@@ -87,10 +87,7 @@ def main(argv: list[str]) -> int:
         except TrainError as err:
             raise FlagError("dataset", str(err)) from None
         result = train(spec, config, F.run_dir, data, dataset_name=F.dataset, verbose=F.verbose)
-    except FlagError as err:
-        print(f"train.py: error: {err}", file=sys.stderr)
-        return 2
-    except TrainError as err:
+    except (FlagError, TrainError) as err:
         print(f"train.py: error: {err}", file=sys.stderr)
         return 2
     print(f"test top-1 {result.top1:.4f} top-5 {result.top5:.4f} ({result.backend}, {result.seconds:.0f} s)")
