@@ -176,12 +176,28 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 300) -> subproce
     (["--arch=NSENet-27", "--run_dir=/tmp/x", "--lr=-1"], "--lr"),
     (["--arch=no-such-net", "--run_dir=/tmp/x"], "--arch"),
     (["--arch=NSENet-27", "--run_dir=/tmp/x", "--dataset=cifar"], "--dataset"),
+    (["--arch=NSENet-27", "--run_dir=/tmp/x", "--threads=-1"], "--threads"),
 ])
 def test_cli_flag_errors(args, flag):
     result = run_cli(*args)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("train.py: error:")]
     assert len(lines) == 1 and lines[0].startswith(f"train.py: error: {flag}:"), result.stderr[-2000:]
+
+
+def test_cpu_threads_size_tensorflows_pools():
+    """In a fresh process (TensorFlow fixes its pools when it runs its first op)."""
+    code = ("import tensorflow as tf\n"
+            "from nse_tf.training import set_cpu_threads\n"
+            "set_cpu_threads(1)\n"
+            "tf.constant(1.0) + 1.0\n"
+            "print(tf.config.threading.get_intra_op_parallelism_threads(),"
+            " tf.config.threading.get_inter_op_parallelism_threads())\n")
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["1", "1"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")

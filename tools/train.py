@@ -44,6 +44,8 @@ flags.DEFINE_integer("crop_padding", D.crop_padding,
 flags.DEFINE_float("erase_probability", D.erase_probability, "Probability of random erasing per image.")
 flags.DEFINE_float("dropout", D.dropout, "Dropout before the classifier.")
 flags.DEFINE_integer("seed", D.seed, "Seed of weight init, data order and augmentation.")
+flags.DEFINE_integer("threads", 0, "TensorFlow CPU threads (intra- and inter-op pools); 0: TensorFlow's default. "
+                     "Two runs side by side with --threads=1 each train faster in total on 2 cores.")
 flags.DEFINE_integer("verbose", 2, "Keras fit verbosity (0 silent, 1 progress bar, 2 one line per epoch).")
 
 
@@ -68,7 +70,7 @@ def main(argv: list[str]) -> int:
     from nse_tf import resolve_spec
     from nse_tf.architecture import ArchitectureError
     from nse_tf.data.idx import DataNotFoundError
-    from nse_tf.training import TrainError, load_arrays, train
+    from nse_tf.training import TrainError, load_arrays, set_cpu_threads, train
 
     try:
         if not F.arch:
@@ -76,6 +78,10 @@ def main(argv: list[str]) -> int:
         if not F.run_dir:
             raise FlagError("run_dir", "is required")
         config = build_config()
+        try:
+            set_cpu_threads(F.threads)
+        except TrainError as err:
+            raise FlagError("threads", str(err)) from None
         try:
             spec = resolve_spec(F.arch, **({"scale": F.scale} if F.scale else {}))
         except (ValueError, ArchitectureError) as err:
