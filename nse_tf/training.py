@@ -31,6 +31,9 @@ RESULT_NAME = "result.json"
 CONFIG_NAME = "train_config.json"
 CHECKPOINT_STATE_NAME = "checkpoint.json"
 HISTORY_NAME = "history.csv"
+# Training batches (unaugmented, a fixed sample of the training split) over which BN statistics are
+# re-estimated for the EMA weights before each validation and for the saved model.
+BN_RECALIBRATION_BATCHES = 20
 
 
 class TrainError(ValueError):
@@ -271,6 +274,65 @@ def epoch_checkpoint_callback(run_dir: str) -> Any:
     return EpochCheckpoint()
 
 
+def batch_norm_layers(model: Any) -> list[Any]:
+    import keras
+
+    return [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def recalibration_images(images: np.ndarray, config: TrainConfig) -> np.ndarray:
+    """The fixed, unaugmented training images over which BN statistics are re-estimated."""
+    count = min(len(images), BN_RECALIBRATION_BATCHES * config.batch_size)
+    take = np.sort(np.random.default_rng([config.seed, 7]).permutation(len(images))[:count])
+    return images[take].astype(np.float32)
+
+
+def recalibrate_batch_norm(model: Any, images: np.ndarray, batch_size: int) -> None:
+    """Re-estimate every BN layer's moving mean and variance for the model's current weights: the
+    cumulative average over ``images`` in batches, in training mode (as SWA's ``update_bn`` does).
+
+    An EMA of the weights needs it. BN's moving statistics follow the raw weights, not their average:
+    at epoch 3 of the 6 M-MAC baseline, the EMA weights scored 9.9% top-1 with the moving statistics
+    and 86.7% with recalibrated ones (raw weights: 88.4%). The dropout RNG states are left as they were,
+    so recalibrating does not change the rest of a run.
+    """
+    layers = batch_norm_layers(model)
+    momenta = [layer.momentum for layer in layers]
+    generators = _seed_generators(model)
+    states = [np.asarray(g.state.value) for g in generators]
+    try:
+        for i, start in enumerate(range(0, len(images) - batch_size + 1, batch_size)):
+            for layer in layers:
+                layer.momentum = i / (i + 1.0)  # moving = mean of the batches seen so far
+            model(images[start:start + batch_size], training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+        for generator, state in zip(generators, states):
+            generator.state.assign(state)
+
+
+def ema_validation_callback(images: np.ndarray, batch_size: int) -> Any:
+    """Keras's ``SwapEMAWeights`` that also re-estimates BN statistics for the EMA weights before
+    validating, and puts the training ones back afterwards (training goes on exactly as without it)."""
+    import keras
+
+    class EMAValidation(keras.callbacks.SwapEMAWeights):
+        def on_test_begin(self, logs: dict | None = None) -> None:
+            super().on_test_begin(logs)
+            self._moving = [(v, keras.ops.convert_to_numpy(v)) for layer in batch_norm_layers(self.model)
+                            for v in (layer.moving_mean, layer.moving_variance)]
+            recalibrate_batch_norm(self.model, images, batch_size)
+
+        def on_test_end(self, logs: dict | None = None) -> None:
+            for variable, value in getattr(self, "_moving", []):
+                variable.assign(value)
+            self._moving = []
+            super().on_test_end(logs)
+
+    return EMAValidation(swap_on_epoch=False)
+
+
 def _seed_generators(model: Any) -> list[Any]:
     return [g for layer in model._flatten_layers() for g in getattr(layer, "_seed_generators", [])]
 
@@ -404,8 +466,9 @@ def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArray
         log(f"resuming {run_dir} after epoch {start_epoch}/{config.epochs}")
     callbacks = [epoch_checkpoint_callback(run_dir),
                  keras.callbacks.CSVLogger(os.path.join(run_dir, HISTORY_NAME), append=True)]
-    if config.ema_momentum is not None:
-        callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=False))  # validate the EMA weights
+    calibration = recalibration_images(data.x_train, config)
+    if config.ema_momentum is not None:  # validate the EMA weights, with BN statistics of their own
+        callbacks.insert(0, ema_validation_callback(calibration, config.batch_size))
     if keras.backend.backend() == "tensorflow" and importlib.util.find_spec("tensorboard") is not None:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tb"), update_freq="epoch"))
     started = time.time()
@@ -421,6 +484,8 @@ def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArray
     # architecture a user loads with ``build_child(spec)``.
     final = build_child(spec)
     final.set_weights(model.get_weights())
+    if config.ema_momentum is not None:
+        recalibrate_batch_norm(final, calibration, config.batch_size)
     metrics = evaluate_arrays(final, data.x_test, data.y_test)
     weights_tmp = os.path.join(run_dir, f".tmp-{WEIGHTS_NAME}")
     final.save_weights(weights_tmp, overwrite=True)

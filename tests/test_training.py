@@ -18,8 +18,9 @@ import pytest
 from nse_tf.architecture import Architecture, NetworkSpec
 from nse_tf.child import build_child
 from nse_tf.training import (CHECKPOINT_STATE_NAME, RESULT_NAME, WEIGHTS_NAME, ImageArrays, TrainConfig, TrainError,
-                             augment_batch, load_arrays, make_training_dataset, read_history, train)
-from tests.helpers import TINY, TINY_SPACE
+                             augment_batch, batch_norm_layers, load_arrays, make_training_dataset, read_history,
+                             recalibrate_batch_norm, train)
+from tests.helpers import TINY, TINY_SPACE, randomise_weights
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = TrainConfig(epochs=2, batch_size=64, lr=0.05, warmup_epochs=0.5, ema_momentum=0.9, dropout=0.1,
@@ -82,6 +83,31 @@ def test_config_errors_name_the_setting():
     assert TrainConfig.from_dict(RECIPE.to_dict()) == RECIPE
 
 
+def test_batch_norm_recalibration_averages_the_batches_and_leaves_the_rest(small_data):
+    model = build_child(TINY)
+    randomise_weights(model, seed=3)
+    images = small_data.x_train[:128].astype(np.float32)
+    recalibrate_batch_norm(model, images[:64], 64)
+    # One batch: the moving statistics are that batch's, so inference equals training mode on it.
+    inference = keras.ops.convert_to_numpy(model(images[:64], training=False))
+    np.testing.assert_allclose(inference, keras.ops.convert_to_numpy(model(images[:64], training=True)), atol=1e-4)
+    # Two batches: the stem BN's moving mean is the mean of the two batch means of its input.
+    recalibrate_batch_norm(model, images, 64)
+    stem = keras.Model(model.inputs, model.get_layer("stem_conv").output)
+    batch_means = [keras.ops.convert_to_numpy(stem(images[i:i + 64])).mean(axis=(0, 1, 2)) for i in (0, 64)]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.get_layer("stem_bn").moving_mean),
+                               (batch_means[0] + batch_means[1]) / 2, rtol=1e-4, atol=1e-4)
+    assert {layer.momentum for layer in batch_norm_layers(model)} == {0.9}
+    # Dropout's RNG is where it was: recalibrating does not change the rest of a run.
+    with_dropout = build_child(TINY, dropout=0.5)
+    before = [np.asarray(g.state.value).tolist() for layer in with_dropout._flatten_layers()
+              for g in getattr(layer, "_seed_generators", [])]
+    recalibrate_batch_norm(with_dropout, images, 64)
+    after = [np.asarray(g.state.value).tolist() for layer in with_dropout._flatten_layers()
+             for g in getattr(layer, "_seed_generators", [])]
+    assert before and before == after
+
+
 def weights_of(path: str) -> list[np.ndarray]:
     model = build_child(TINY)
     model.load_weights(path)
@@ -109,6 +135,8 @@ def test_training_writes_weights_result_and_history(uninterrupted, small_data):
     model = build_child(TINY)
     model.load_weights(os.path.join(run_dir, WEIGHTS_NAME))
     assert evaluate_arrays(model, small_data.x_test, small_data.y_test)["top1"] == result.top1
+    # The last validation (EMA weights, BN re-estimated for them) is what the saved model scores.
+    assert abs(float(read_history(run_dir)[-1]["val_top1"]) - result.top1) <= 1 / 128
 
 
 def test_resume_after_an_epoch_matches_uninterrupted(tmp_path, uninterrupted, small_data):

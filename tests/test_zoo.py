@@ -44,6 +44,21 @@ def test_committed_entries_have_complete_metadata_and_intact_files():
             assert entry.metadata["top1"] is None and entry.metadata["weights_note"]
 
 
+TRAINED = [name for name in zoo.list_models() if zoo.get_entry(name).has_weights]
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_trained_entry_accuracy_is_what_evaluate_measures(name):
+    """The committed files reproduce the metadata's top-1 (Keras and int8 TFLite) on the whole test split,
+    and the int8 file loses at most 1 point of top-1 against the float model."""
+    keras_report = measure(name)
+    assert keras_report["matches_metadata"], (keras_report["top1"], keras_report["metadata_top1"])
+    assert keras_report["macs"] == zoo.metadata(name)["macs"]
+    int8_report = measure(name, tflite="int8")
+    assert int8_report["matches_metadata"], (int8_report["top1"], int8_report["metadata_top1"])
+    assert keras_report["top1"] - int8_report["top1"] <= 0.01
+
+
 def test_published_entry_builds_with_its_metadata_cost():
     model = zoo.load("NSENet-27", weights=None)
     meta = zoo.metadata("NSENet-27")
