@@ -53,8 +53,8 @@ def trained_entry(stage: str, train_dir: str) -> dict:
 
     from nse_tf.cost import count_macs, count_params
     from nse_tf.export import export_model, tflite_latency_ms
-    from nse_tf.training import (CONFIG_NAME, RESULT_NAME, WEIGHTS_NAME, evaluate_arrays, load_arrays,
-                                 load_trained_run, read_history)
+    from nse_tf.training import (BN_RECALIBRATION_BATCHES, CONFIG_NAME, RESULT_NAME, WEIGHTS_NAME, evaluate_arrays,
+                                 load_arrays, load_trained_run, read_history)
 
     model, dataset = load_trained_run(train_dir)
     with open(os.path.join(train_dir, CONFIG_NAME), encoding="utf-8") as f:
@@ -80,8 +80,13 @@ def trained_entry(stage: str, train_dir: str) -> dict:
     history = read_history(train_dir)
     return {"dataset": dataset, "macs": count_macs(model), "params": count_params(model), "top1": metrics["top1"],
             "top5": metrics["top5"], "test_examples": metrics["examples"], "weights": True,
-            "training": {"recipe": saved["train"], "epochs_logged": len(history), "seconds": result["seconds"],
+            "training": {"recipe": saved["train"], "epochs_logged": len(history),
+                         # train() times the process that finished the run, not earlier (resumed-from) ones
+                         "seconds_last_process": result["seconds"],
                          "backend": result["backend"],
+                         "weights": ("the EMA of the weights, BN statistics re-estimated for them over "
+                                     f"{BN_RECALIBRATION_BATCHES} unaugmented training batches"
+                                     if saved["train"].get("ema_momentum") else "the final weights"),
                          "last_epoch": history[-1] if history else None},
             "tflite": tflite}
 
