@@ -69,8 +69,8 @@ def main(argv: list[str]) -> int:
         return 2
     from nse_tf import resolve_spec
     from nse_tf.architecture import ArchitectureError
-    from nse_tf.memory import keep_freed_memory
     from nse_tf.data.idx import DataNotFoundError
+    from nse_tf.memory import keep_freed_memory
     from nse_tf.training import TrainError, load_arrays, set_cpu_threads, train
 
     keep_freed_memory()  # CPU steps otherwise re-fault their activations (2x slower here)
