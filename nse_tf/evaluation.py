@@ -17,7 +17,9 @@ class EvaluationError(ValueError):
 
 
 def top_k_accuracies(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    top5 = np.argsort(-logits, axis=1)[:, :5]
+    # Stable, so tied logits (common in int8 outputs) rank in index order: top-1 is exactly argmax,
+    # as in the export verification and Keras's accuracy metrics.
+    top5 = np.argsort(-logits, axis=1, kind="stable")[:, :5]
     return {"top1": float(np.mean(top5[:, 0] == labels)),
             "top5": float(np.mean(np.any(top5 == labels[:, None], axis=1)))}
 

@@ -193,3 +193,13 @@ def test_evaluate_flag_errors():
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("evaluate.py: error: --model: zoo entry NSENet-27 has "
                                                              "no weights")
+
+
+def test_top1_of_tied_logits_is_argmax_as_in_the_export_check():
+    """int8 outputs tie often; evaluate.py must rank ties as the export verification (argmax) does."""
+    from nse_tf.evaluation import top_k_accuracies
+
+    rng = np.random.default_rng(0)
+    logits = np.round(rng.normal(size=(2000, 10)), 0).astype(np.float32)  # many ties
+    labels = rng.integers(0, 10, 2000)
+    assert top_k_accuracies(logits, labels)["top1"] == float(np.mean(logits.argmax(1) == labels))
