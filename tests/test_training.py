@@ -20,6 +20,7 @@ from nse_tf.child import build_child
 from nse_tf.training import (CHECKPOINT_STATE_NAME, RESULT_NAME, WEIGHTS_NAME, ImageArrays, TrainConfig, TrainError,
                              augment_batch, batch_norm_layers, load_arrays, make_training_dataset, read_history,
                              recalibrate_batch_norm, train)
+from nse_tf.training import _seed_generators
 from tests.helpers import TINY, TINY_SPACE, randomise_weights
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -100,11 +101,9 @@ def test_batch_norm_recalibration_averages_the_batches_and_leaves_the_rest(small
     assert {layer.momentum for layer in batch_norm_layers(model)} == {0.9}
     # Dropout's RNG is where it was: recalibrating does not change the rest of a run.
     with_dropout = build_child(TINY, dropout=0.5)
-    before = [np.asarray(g.state.value).tolist() for layer in with_dropout._flatten_layers()
-              for g in getattr(layer, "_seed_generators", [])]
+    before = [np.asarray(g.state.value).tolist() for g in _seed_generators(with_dropout)]
     recalibrate_batch_norm(with_dropout, images, 64)
-    after = [np.asarray(g.state.value).tolist() for layer in with_dropout._flatten_layers()
-             for g in getattr(layer, "_seed_generators", [])]
+    after = [np.asarray(g.state.value).tolist() for g in _seed_generators(with_dropout)]
     assert before and before == after
 
 
