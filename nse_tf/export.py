@@ -293,8 +293,9 @@ def tflite_input_quantization(path: str) -> tuple[float, int] | None:
 
 def tflite_logits(path: str, images: np.ndarray) -> np.ndarray:
     """Float32 logits of a .tflite file: inputs quantized and outputs dequantized with the file's own
-    parameters, the batch dimension resized per chunk."""
-    interpreter = _interpreter(path)
+    parameters, the batch dimension resized per chunk, on every core (XNNPACK splits a layer's outputs
+    between threads, so the logits do not depend on the thread count)."""
+    interpreter = _interpreter(path, num_threads=os.cpu_count())
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     current, results = None, []
     for x in _batches(images):

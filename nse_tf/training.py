@@ -263,13 +263,46 @@ def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None
         jit_compile=use_xla())
 
 
-def epoch_checkpoint_callback(run_dir: str) -> Any:
-    """A Keras callback that checkpoints model, optimizer and RNG states after every epoch."""
+def compute_device() -> str:
+    """What this process trains on, for the record: ``"gpu: NVIDIA H200"`` or ``"cpu: 2 cores"``."""
     import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        if device.platform != "cpu":
+            return f"{device.platform}: {device.device_kind}"
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            return f"gpu: {tf.config.experimental.get_device_details(gpus[0]).get('device_name', gpus[0].name)}"
+    elif backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return f"gpu: {torch.cuda.get_device_name(0)}"
+    return f"cpu: {os.cpu_count()} cores"
+
+
+def epoch_checkpoint_callback(run_dir: str, processes: list[dict[str, Any]]) -> Any:
+    """A Keras callback that checkpoints model, optimizer and RNG states after every epoch.
+
+    ``processes[-1]`` is this process's record (backend, device, epochs, seconds); it advances with
+    each checkpoint and is saved in the same atomic write, so a resumed run knows where every epoch ran.
+    """
+    import keras
+
+    record, started = processes[-1], time.time()
 
     class EpochCheckpoint(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            save_checkpoint(self.model, run_dir, epoch + 1)
+            record["epochs"][1] = epoch + 1
+            record["seconds"] = round(time.time() - started, 1)
+            save_checkpoint(self.model, run_dir, epoch + 1, processes)
 
     return EpochCheckpoint()
 
@@ -337,12 +370,13 @@ def _seed_generators(model: Any) -> list[Any]:
     return [g for layer in model._flatten_layers() for g in getattr(layer, "_seed_generators", [])]
 
 
-def save_checkpoint(model: Any, run_dir: str, epochs_done: int) -> None:
+def save_checkpoint(model: Any, run_dir: str, epochs_done: int,
+                    processes: list[dict[str, Any]] | None = None) -> None:
     """``checkpoint-<epoch>.weights.h5`` (model and optimizer), then the JSON that names it, both atomic;
     older checkpoints go only after that, so a kill at any moment leaves one consistent checkpoint.
 
     The JSON also holds the dropout RNG states (not part of Keras weights files), so a resumed run
-    draws the same dropout masks as an uninterrupted one.
+    draws the same dropout masks as an uninterrupted one, and the records of the processes so far.
     """
     name = f"checkpoint-{epochs_done}.weights.h5"
     tmp = os.path.join(run_dir, f".tmp-{name}")
@@ -350,7 +384,7 @@ def save_checkpoint(model: Any, run_dir: str, epochs_done: int) -> None:
     os.replace(tmp, os.path.join(run_dir, name))
     seeds = [np.asarray(g.state.value).tolist() for g in _seed_generators(model)]
     atomic_write_json(os.path.join(run_dir, CHECKPOINT_STATE_NAME),
-                      {"epochs_done": epochs_done, "weights": name, "seeds": seeds})
+                      {"epochs_done": epochs_done, "weights": name, "seeds": seeds, "processes": processes or []})
     remove_checkpoints(run_dir, keep=name)
 
 
@@ -360,16 +394,18 @@ def remove_checkpoints(run_dir: str, keep: str | None = None) -> None:
             os.remove(os.path.join(run_dir, name))
 
 
-def restore_checkpoint(model: Any, run_dir: str) -> int:
-    """Epochs already done (0 for a fresh run); the model and its optimizer hold their state."""
+def restore_checkpoint(model: Any, run_dir: str) -> tuple[int, list[dict[str, Any]]]:
+    """Epochs already done (0 for a fresh run) and the records of the processes that ran them; the
+    model and its optimizer hold their state. (Checkpoints from before the records have none.)"""
     state_path = os.path.join(run_dir, CHECKPOINT_STATE_NAME)
     if not os.path.exists(state_path):
-        return 0
+        return 0, []
     generators = _seed_generators(model)
     try:
         with open(state_path, encoding="utf-8") as f:
             state = json.load(f)
         epochs_done, weights, seeds = int(state["epochs_done"]), state["weights"], state["seeds"]
+        processes = list(state.get("processes", []))
         if len(seeds) != len(generators):
             raise ValueError(f"{len(seeds)} RNG states for {len(generators)} random layers")
     except (ValueError, KeyError, TypeError) as err:
@@ -379,7 +415,7 @@ def restore_checkpoint(model: Any, run_dir: str) -> int:
     model.load_weights(os.path.join(run_dir, weights))
     for generator, seed in zip(generators, seeds):
         generator.state.assign(np.asarray(seed, dtype=generator.state.dtype))
-    return epochs_done
+    return epochs_done, processes
 
 
 def check_run_dir(run_dir: str, spec: NetworkSpec, config: TrainConfig, dataset: str) -> None:
@@ -428,6 +464,9 @@ class TrainResult:
     epochs: int
     seconds: float
     backend: str
+    # Where each stretch of epochs ran: [{"backend", "device", "epochs": [first, last], "seconds"}], one
+    # per process; empty for runs from before the records (and epochs before them are not listed).
+    processes: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -461,10 +500,12 @@ def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArray
     if steps_per_epoch == 0:
         raise TrainError(f"batch_size {config.batch_size} exceeds the {len(data.x_train)} training images")
     compile_model(model, config, steps_per_epoch)
-    start_epoch = restore_checkpoint(model, run_dir)
+    start_epoch, processes = restore_checkpoint(model, run_dir)
     if start_epoch:
         log(f"resuming {run_dir} after epoch {start_epoch}/{config.epochs}")
-    callbacks = [epoch_checkpoint_callback(run_dir),
+    processes.append({"backend": keras.backend.backend(), "device": compute_device(),
+                      "epochs": [start_epoch + 1, start_epoch], "seconds": 0.0})
+    callbacks = [epoch_checkpoint_callback(run_dir, processes),
                  keras.callbacks.CSVLogger(os.path.join(run_dir, HISTORY_NAME), append=True)]
     calibration = recalibration_images(data.x_train, config)
     if config.ema_momentum is not None:  # validate the EMA weights, with BN statistics of their own
@@ -491,7 +532,8 @@ def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArray
     final.save_weights(weights_tmp, overwrite=True)
     os.replace(weights_tmp, os.path.join(run_dir, WEIGHTS_NAME))
     result = TrainResult(run_dir=run_dir, top1=metrics["top1"], top5=metrics["top5"], epochs=config.epochs,
-                         seconds=round(time.time() - started, 1), backend=keras.backend.backend())
+                         seconds=round(time.time() - started, 1), backend=keras.backend.backend(),
+                         processes=tuple(p for p in processes if p["epochs"][1] >= p["epochs"][0]))
     atomic_write_json(result_path, result.to_dict())
     if os.path.exists(os.path.join(run_dir, CHECKPOINT_STATE_NAME)):
         os.remove(os.path.join(run_dir, CHECKPOINT_STATE_NAME))

@@ -128,6 +128,9 @@ def test_training_writes_weights_result_and_history(uninterrupted, small_data):
         saved = json.load(f)
     assert saved["top1"] == result.top1 and 0.0 <= result.top1 <= 1.0 and result.top5 >= result.top1
     assert [row["epoch"] for row in read_history(run_dir)] == ["0", "1"]
+    [process] = saved["processes"]  # one process ran both epochs, and says where
+    assert process["backend"] == "tensorflow" and process["device"] == f"cpu: {os.cpu_count()} cores"
+    assert process["epochs"] == [1, 2] and process["seconds"] > 0
     # The saved weights (EMA, no optimizer slots) reproduce the reported accuracy.
     from nse_tf.training import evaluate_arrays
 
@@ -159,7 +162,8 @@ def test_resume_after_an_epoch_matches_uninterrupted(tmp_path, uninterrupted, sm
     finally:
         keras.Model.fit = original_fit
     with open(os.path.join(run_dir, CHECKPOINT_STATE_NAME)) as f:
-        assert json.load(f)["epochs_done"] == 1
+        state = json.load(f)
+    assert state["epochs_done"] == 1 and [p["epochs"] for p in state["processes"]] == [[1, 1]]
     assert sorted(n for n in os.listdir(run_dir) if "checkpoint" in n) == ["checkpoint-1.weights.h5",
                                                                           CHECKPOINT_STATE_NAME]
     corrupt = str(tmp_path / "corrupt")
@@ -169,6 +173,7 @@ def test_resume_after_an_epoch_matches_uninterrupted(tmp_path, uninterrupted, sm
     with pytest.raises(TrainError, match="checkpoint.json: unreadable checkpoint state"):
         train(TINY, RECIPE, corrupt, small_data, verbose=0)
     resumed = train(TINY, RECIPE, run_dir, small_data, verbose=0)
+    assert [p["epochs"] for p in resumed.processes] == [[1, 1], [2, 2]]  # each process's stretch of epochs
     for a, b in zip(weights_of(os.path.join(full_dir, WEIGHTS_NAME)), weights_of(os.path.join(run_dir, WEIGHTS_NAME))):
         np.testing.assert_allclose(a, b, atol=2e-5)
     assert abs(resumed.top1 - full_result.top1) <= 1 / 128

@@ -95,7 +95,8 @@ def trained_zoo(tmp_path_factory):
           dataset_name=f"npz:{npz}", verbose=0)
     zoo_dir = str(root / "zoo")
     result = run_tool("make_zoo_entry.py", "--name=tiny-fmnist", f"--train_dir={run_dir}", f"--zoo_dir={zoo_dir}",
-                      "--num_calibration=200", "--latency_runs=20", "--command=python tools/train.py --arch=tiny")
+                      "--num_calibration=200", "--latency_runs=20", "--command=python tools/train.py --arch=tiny",
+                      "--training_note=trained for the tests")
     assert result.returncode == 0, result.stderr[-3000:]
     return zoo_dir
 
@@ -107,6 +108,8 @@ def test_trained_entry_metadata_matches_evaluate(trained_zoo, monkeypatch):
                                   "int8.tflite"} - {"metadata.json"}
     assert meta["command"].startswith("python tools/train.py --arch=tiny && python tools/make_zoo_entry.py")
     assert meta["top1"] > 0.2  # three epochs on 1024 images: above chance (0.1)
+    assert [p["epochs"] for p in meta["training"]["processes"]] == [[1, 3]]
+    assert meta["training"]["note"] == "trained for the tests"
     assert meta["tflite"]["float32"]["max_abs_diff"] < 1e-3
     assert meta["tflite"]["int8"]["input_quantization"] == {"scale": 1.0, "zero_point": 0}
     assert meta["tflite"]["float32"]["litert_latency_ms"]["median_ms"] > 0

@@ -28,6 +28,8 @@ flags.DEFINE_string("arch", None, "Architecture only (published name or network 
 flags.DEFINE_string("command", None, "The training command(s) before this one; metadata records both.")
 flags.DEFINE_string("description", "", "One line describing the entry.")
 flags.DEFINE_string("weights_note", None, "Why an --arch entry has no weights.")
+flags.DEFINE_string("training_note", None, "What the run directory does not record about the training "
+                    "(e.g. epochs run before per-process records existed).")
 flags.DEFINE_integer("num_calibration", 500, "Training images that calibrate the int8 file.")
 flags.DEFINE_integer("latency_runs", 200, "Timed LiteRT invocations (one image, one thread).")
 flags.DEFINE_string("zoo_dir", None, "Zoo folder (default: nse_tf.zoo.zoo_dir()).")
@@ -81,9 +83,12 @@ def trained_entry(stage: str, train_dir: str) -> dict:
     return {"dataset": dataset, "macs": count_macs(model), "params": count_params(model), "top1": metrics["top1"],
             "top5": metrics["top5"], "test_examples": metrics["examples"], "weights": True,
             "training": {"recipe": saved["train"], "epochs_logged": len(history),
-                         # train() times the process that finished the run, not earlier (resumed-from) ones
+                         # train() times the process that finished the run; "processes" times each one
                          "seconds_last_process": result["seconds"],
                          "backend": result["backend"],
+                         # where each stretch of epochs ran (backend, device, seconds), as train() recorded it
+                         "processes": result.get("processes", []),
+                         **({"note": F.training_note} if F.training_note else {}),
                          "weights": ("the EMA of the weights, BN statistics re-estimated for them over "
                                      f"{BN_RECALIBRATION_BATCHES} unaugmented training batches"
                                      if saved["train"].get("ema_momentum") else "the final weights"),
