@@ -370,8 +370,7 @@ def _seed_generators(model: Any) -> list[Any]:
     return [g for layer in model._flatten_layers() for g in getattr(layer, "_seed_generators", [])]
 
 
-def save_checkpoint(model: Any, run_dir: str, epochs_done: int,
-                    processes: list[dict[str, Any]] | None = None) -> None:
+def save_checkpoint(model: Any, run_dir: str, epochs_done: int, processes: list[dict[str, Any]]) -> None:
     """``checkpoint-<epoch>.weights.h5`` (model and optimizer), then the JSON that names it, both atomic;
     older checkpoints go only after that, so a kill at any moment leaves one consistent checkpoint.
 
@@ -384,7 +383,7 @@ def save_checkpoint(model: Any, run_dir: str, epochs_done: int,
     os.replace(tmp, os.path.join(run_dir, name))
     seeds = [np.asarray(g.state.value).tolist() for g in _seed_generators(model)]
     atomic_write_json(os.path.join(run_dir, CHECKPOINT_STATE_NAME),
-                      {"epochs_done": epochs_done, "weights": name, "seeds": seeds, "processes": processes or []})
+                      {"epochs_done": epochs_done, "weights": name, "seeds": seeds, "processes": processes})
     remove_checkpoints(run_dir, keep=name)
 
 

@@ -18,9 +18,8 @@ import pytest
 from nse_tf.architecture import Architecture, NetworkSpec
 from nse_tf.child import build_child
 from nse_tf.training import (CHECKPOINT_STATE_NAME, RESULT_NAME, WEIGHTS_NAME, ImageArrays, TrainConfig, TrainError,
-                             augment_batch, batch_norm_layers, load_arrays, make_training_dataset, read_history,
-                             recalibrate_batch_norm, train)
-from nse_tf.training import _seed_generators
+                             _seed_generators, augment_batch, batch_norm_layers, load_arrays, make_training_dataset,
+                             read_history, recalibrate_batch_norm, train)
 from tests.helpers import TINY, TINY_SPACE, randomise_weights
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
