@@ -55,3 +55,19 @@ def test_committed_baseline_is_matched_to_the_searched_front():
     recipes = {flagfile_values(os.path.join(repo, "configs", f)).get("flagfile")
                for f in ("train_mobilenetv2_style_fmnist.flags", "train_nse_fmnist_6m.flags", "train_nse_fmnist_7m.flags")}
     assert recipes == {"configs/train_fashion_mnist.flags"}  # one recipe for all: like with like
+
+
+def test_longer_recipe_differs_only_in_epochs():
+    """Each configs/train_<model>_e60.flags is its 30-epoch flagfile with --epochs=60 and its own run
+    directory, and all three networks have one: the longer recipe also compares like with like."""
+    import glob
+    import os
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = sorted(glob.glob(os.path.join(repo, "configs", "train_*_e60.flags")))
+    models = {os.path.basename(p)[len("train_"):-len("_e60.flags")]: flagfile_values(p) for p in paths}
+    assert set(models) == {"mobilenetv2_style_fmnist", "nse_fmnist_6m", "nse_fmnist_7m"}
+    for model, values in models.items():
+        base = flagfile_values(os.path.join(repo, "configs", f"train_{model}.flags"))
+        assert values == {"flagfile": f"configs/train_{model}.flags", "epochs": "60",
+                          "run_dir": base["run_dir"].replace("runs/train/", "runs/train/e60-")}
