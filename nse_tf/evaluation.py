@@ -4,6 +4,7 @@ and the top-1 written into zoo metadata, so the two always agree."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,36 @@ def top_k_accuracies(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]
     top5 = np.argsort(-logits, axis=1, kind="stable")[:, :5]
     return {"top1": float(np.mean(top5[:, 0] == labels)),
             "top5": float(np.mean(np.any(top5 == labels[:, None], axis=1)))}
+
+
+QUICK_CHECK_EXAMPLES = 1000
+
+
+def quick_check_figures(model: Any, int8_path: str, images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Top-1 of the Keras model and of the int8 file on the first ``QUICK_CHECK_EXAMPLES`` test images.
+
+    A zoo entry records these beside its whole-split figures so that CI can confirm in seconds that the
+    committed files and today's code still give them; ``measure`` on the whole split takes up to a minute
+    for a searched network, too long to run for every entry on every change."""
+    from nse_tf.export import tflite_logits
+    from nse_tf.training import predict_logits
+
+    x, y = images[:QUICK_CHECK_EXAMPLES], labels[:QUICK_CHECK_EXAMPLES]
+    return {"examples": int(len(y)), "keras_top1": top_k_accuracies(predict_logits(model, x), y)["top1"],
+            "int8_top1": top_k_accuracies(tflite_logits(int8_path, x), y)["top1"]}
+
+
+def quick_check(name: str) -> dict[str, Any]:
+    """``quick_check_figures`` of a trained zoo entry, from its committed files."""
+    from nse_tf import zoo
+    from nse_tf.training import load_arrays
+
+    entry = zoo.get_entry(name)
+    if not entry.has_weights:
+        raise EvaluationError("model", f"zoo entry {name} has no weights to check")
+    data = load_arrays(entry.metadata["dataset"])
+    return quick_check_figures(zoo.load(name, weights="pretrained"), zoo.tflite_path(name, "int8"), data.x_test,
+                               data.y_test)
 
 
 def measure(source: str, tflite: str | None = None, dataset: str | None = None,

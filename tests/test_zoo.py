@@ -15,7 +15,7 @@ import pytest
 
 from nse_tf import count_macs, count_params, zoo
 from nse_tf.published import published_names
-from nse_tf.evaluation import measure
+from nse_tf.evaluation import QUICK_CHECK_EXAMPLES, measure, quick_check
 from nse_tf.training import ImageArrays, TrainConfig, load_arrays, train
 from tests.helpers import TINY
 
@@ -40,6 +40,9 @@ def test_committed_entries_have_complete_metadata_and_intact_files():
         if entry.has_weights:
             assert 0.0 < entry.metadata["top1"] <= 1.0
             assert {"float32.tflite", "int8.tflite"} <= set(entry.metadata["files"])
+            # int8 loses at most 1 point of top-1 on the whole test split (measured: the slow test below)
+            assert entry.metadata["top1"] - entry.metadata["tflite"]["int8"]["top1"] <= 0.01, name
+            assert entry.metadata["quick_check"]["examples"] == QUICK_CHECK_EXAMPLES, name
         else:
             assert entry.metadata["top1"] is None and entry.metadata["weights_note"]
 
@@ -48,9 +51,18 @@ TRAINED = [name for name in zoo.list_models() if zoo.get_entry(name).has_weights
 
 
 @pytest.mark.parametrize("name", TRAINED)
+def test_trained_entry_quick_check_reproduces(name):
+    """The committed files and today's code give the metadata's top-1 (Keras and int8) on the first 1000
+    test images: the CI-sized form of the whole-split test below."""
+    assert quick_check(name) == zoo.metadata(name)["quick_check"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TRAINED)
 def test_trained_entry_accuracy_is_what_evaluate_measures(name):
     """The committed files reproduce the metadata's top-1 (Keras and int8 TFLite) on the whole test split,
-    and the int8 file loses at most 1 point of top-1 against the float model."""
+    and the int8 file loses at most 1 point of top-1 against the float model. Up to a minute per searched
+    network, so left to ``-m slow``; CI runs the quick check above."""
     keras_report = measure(name)
     assert keras_report["matches_metadata"], (keras_report["top1"], keras_report["metadata_top1"])
     assert keras_report["macs"] == zoo.metadata(name)["macs"]
@@ -117,6 +129,9 @@ def test_trained_entry_metadata_matches_evaluate(trained_zoo, monkeypatch):
         report = measure("tiny-fmnist", tflite=variant)
         assert report["top1"] == meta["tflite"][variant]["top1"] and report["matches_metadata"]
     assert meta["tflite"]["int8"]["top1"] >= meta["top1"] - 0.05
+    assert meta["quick_check"]["examples"] == 500  # the slice has 500 test images, fewer than 1000
+    assert quick_check("tiny-fmnist") == meta["quick_check"]
+    assert meta["quick_check"]["keras_top1"] == meta["top1"]  # all 500: the whole split
     result = run_tool("evaluate.py", "--model=tiny-fmnist", zoo_dir=trained_zoo)  # the CLI: same function
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout[result.stdout.index("{"):])

@@ -2,8 +2,8 @@
 
 From a finished tools/train.py run: the network JSON, the weights, float32 and int8 TFLite files
 (each verified with LiteRT on the whole test split), the test top-1/top-5 of the Keras model as
-tools/evaluate.py measures it, MACs, params, LiteRT latency on this CPU, and the sha256 of every
-file in metadata.json. From --arch alone (published networks without weights): the network and
+tools/evaluate.py measures it, a quick check for CI (Keras and int8 top-1 on the first 1000 test
+images), MACs, params, LiteRT latency on this CPU, and the sha256 of every file in metadata.json. From --arch alone (published networks without weights): the network and
 its metadata. The entry is staged and then renamed into place, so a crash never leaves half of it.
 """
 
@@ -54,6 +54,7 @@ def trained_entry(stage: str, train_dir: str) -> dict:
     import numpy as np
 
     from nse_tf.cost import count_macs, count_params
+    from nse_tf.evaluation import quick_check_figures
     from nse_tf.export import export_model, tflite_latency_ms
     from nse_tf.training import (BN_RECALIBRATION_BATCHES, CONFIG_NAME, RESULT_NAME, WEIGHTS_NAME, evaluate_arrays,
                                  load_arrays, load_trained_run, read_history)
@@ -79,6 +80,7 @@ def trained_entry(stage: str, train_dir: str) -> dict:
                                "input_quantization": item.to_dict()["input_quantization"],
                                "litert_latency_ms": tflite_latency_ms(final, runs=F.latency_runs)}
     shutil.rmtree(os.path.join(stage, ".export"))
+    quick = quick_check_figures(model, os.path.join(stage, "int8.tflite"), data.x_test, data.y_test)
     history = read_history(train_dir)
     return {"dataset": dataset, "macs": count_macs(model), "params": count_params(model), "top1": metrics["top1"],
             "top5": metrics["top5"], "test_examples": metrics["examples"], "weights": True,
@@ -93,7 +95,7 @@ def trained_entry(stage: str, train_dir: str) -> dict:
                                      f"{BN_RECALIBRATION_BATCHES} unaugmented training batches"
                                      if saved["train"].get("ema_momentum") else "the final weights"),
                          "last_epoch": history[-1] if history else None},
-            "tflite": tflite}
+            "tflite": tflite, "quick_check": quick}
 
 
 def main(argv: list[str]) -> int:
