@@ -191,19 +191,16 @@ def readme_python_example() -> str:
     return zoo_section[zoo_section.index("```python") + len("```python"):zoo_section.index("```\n", 10)]
 
 
-def test_readme_example_runs(trained_zoo):
-    """The README's example, verbatim; on the tiny test entry until its zoo entry is trained."""
+def test_readme_example_runs():
+    """The README's example, verbatim, on the committed zoo: the Keras model's classes for 8 test images,
+    then the int8 file's for the first, which agree with them."""
     example = readme_python_example()
     assert len([line for line in example.splitlines() if line.strip()]) <= 10
-    name, env = "mobilenetv2-style-fmnist", dict(os.environ)
-    if name not in zoo.list_models():
-        example = example.replace(name, "tiny-fmnist")
-        env[zoo.ZOO_ENV] = trained_zoo
-    result = subprocess.run([sys.executable, "-c", example], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run([sys.executable, "-c", example], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     keras_line, tflite_line = result.stdout.strip().splitlines()[-2:]
-    assert keras_line.startswith("[") and 0 <= int(tflite_line) < 10
+    classes = [int(c) for c in keras_line.strip("[]").split()]
+    assert len(classes) == 8 and int(tflite_line) == classes[0]
 
 
 def test_evaluate_flag_errors():
