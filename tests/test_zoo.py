@@ -137,6 +137,10 @@ def test_trained_entry_metadata_matches_evaluate(trained_zoo, monkeypatch):
     report = json.loads(result.stdout[result.stdout.index("{"):])
     assert report["top1"] == meta["top1"] and report["matches_metadata"]
     assert report["macs"] == meta["macs"] and report["params"] == meta["params"] and report["examples"] == 500
+    result = run_tool("evaluate.py", "--model=tiny-fmnist", "--quick", zoo_dir=trained_zoo)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    assert report["quick_check"] == meta["quick_check"] and report["matches_metadata"]
 
 
 def test_pretrained_load_and_tflite_path(trained_zoo, monkeypatch):
@@ -203,11 +207,16 @@ def test_readme_example_runs():
     assert len(classes) == 8 and int(tflite_line) == classes[0]
 
 
-def test_evaluate_flag_errors():
-    result = run_tool("evaluate.py", "--model=NSENet-27")
+@pytest.mark.parametrize("args, start", [
+    (["--model=NSENet-27"], "evaluate.py: error: --model: zoo entry NSENet-27 has no weights"),
+    (["--model=NSENet-27", "--quick"], "evaluate.py: error: --model: zoo entry NSENet-27 has no weights"),
+    (["--model=mobilenetv2-style-fmnist", "--quick", "--tflite=int8"], "evaluate.py: error: --tflite: does not "
+                                                                          "combine with --quick"),
+])
+def test_evaluate_flag_errors(args, start):
+    result = run_tool("evaluate.py", *args)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("evaluate.py: error: --model: zoo entry NSENet-27 has "
-                                                             "no weights")
+    assert result.stderr.strip().splitlines()[-1].startswith(start), result.stderr[-2000:]
 
 
 def test_top1_of_tied_logits_is_argmax_as_in_the_export_check():

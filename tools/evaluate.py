@@ -3,6 +3,8 @@
 Reports top-1/top-5 on the whole test split, MACs and params, as JSON. ``--tflite=float32|int8`` runs
 the entry's TFLite file with LiteRT instead of the Keras model. For a zoo entry it also says whether the
 measured top-1 equals the one in its metadata (exit code 1 if not). Backend-agnostic without --tflite.
+``--quick`` checks a trained zoo entry in seconds instead: Keras and int8 top-1 on the first 1000 test
+images against the ``quick_check`` in its metadata (what CI runs for every entry).
 """
 
 from __future__ import annotations
@@ -24,6 +26,24 @@ flags.DEFINE_enum("tflite", None, ["float32", "int8"], "Evaluate the zoo entry's
 flags.DEFINE_string("dataset", None, "fashion_mnist or npz:<path> (default: the entry's / run's dataset).")
 flags.DEFINE_string("data_dir", None, "Fashion-MNIST IDX directory (default: the Debian package's).")
 flags.DEFINE_string("output", None, "Also write the JSON report to this file.")
+flags.DEFINE_bool("quick", False, "Check a trained zoo entry's Keras model and int8 file on the first 1000 test "
+                  "images against its metadata's quick_check, in seconds.")
+
+
+def quick_report(name: str) -> dict:
+    from nse_tf import zoo
+    from nse_tf.evaluation import quick_check
+
+    for flag in ("tflite", "dataset", "data_dir"):
+        if getattr(F, flag) is not None:
+            raise FlagError(flag, "does not combine with --quick (it checks Keras and int8 on the entry's dataset)")
+    figures = quick_check(name)
+    recorded = zoo.metadata(name).get("quick_check")
+    if recorded is None:
+        raise FlagError("model", f"zoo entry {name} records no quick_check (made before quick checks existed); "
+                                 "rebuild it with tools/make_zoo_entry.py or evaluate it without --quick")
+    return {"model": name, "quick_check": figures, "metadata_quick_check": recorded,
+            "matches_metadata": figures == recorded}
 
 
 def main(argv: list[str]) -> int:
@@ -39,7 +59,7 @@ def main(argv: list[str]) -> int:
         if not F.model:
             raise FlagError("model", "is required")
         try:
-            report = measure(F.model, F.tflite, F.dataset, F.data_dir)
+            report = quick_report(F.model) if F.quick else measure(F.model, F.tflite, F.dataset, F.data_dir)
         except EvaluationError as err:
             raise FlagError(err.flag, str(err)) from None
         except DataNotFoundError as err:
