@@ -3,7 +3,7 @@
 Reports top-1/top-5 on the whole test split, MACs and params, as JSON. ``--tflite=float32|int8`` runs
 the entry's TFLite file with LiteRT instead of the Keras model. For a zoo entry it also says whether the
 measured top-1 equals the one in its metadata (exit code 1 if not). Backend-agnostic without --tflite.
-``--quick`` checks a trained zoo entry in seconds instead: Keras and int8 top-1 on the first 1000 test
+``--quick`` checks a trained zoo entry quickly instead: Keras and int8 top-1 on the first 1000 test
 images against the ``quick_check`` in its metadata (what CI runs for every entry).
 """
 
@@ -27,7 +27,7 @@ flags.DEFINE_string("dataset", None, "fashion_mnist or npz:<path> (default: the 
 flags.DEFINE_string("data_dir", None, "Fashion-MNIST IDX directory (default: the Debian package's).")
 flags.DEFINE_string("output", None, "Also write the JSON report to this file.")
 flags.DEFINE_bool("quick", False, "Check a trained zoo entry's Keras model and int8 file on the first 1000 test "
-                  "images against its metadata's quick_check, in seconds.")
+                  "images against its metadata's quick_check (a few seconds after start-up).")
 
 
 def quick_report(name: str) -> dict:
