@@ -42,14 +42,23 @@ def quick_check_figures(model: Any, int8_path: str, images: np.ndarray, labels: 
             "int8_top1": top_k_accuracies(tflite_logits(int8_path, x), y)["top1"]}
 
 
+def _trained_entry(name: str) -> Any:
+    """The zoo entry ``name``, which must have weights to be measured."""
+    from nse_tf import zoo
+
+    entry = zoo.get_entry(name)
+    if not entry.has_weights:
+        raise EvaluationError("model", f"zoo entry {name} has no weights to evaluate "
+                                       f"({entry.metadata.get('weights_note', 'architecture only')})")
+    return entry
+
+
 def quick_check(name: str) -> dict[str, Any]:
     """``quick_check_figures`` of a trained zoo entry, from its committed files."""
     from nse_tf import zoo
     from nse_tf.training import load_arrays
 
-    entry = zoo.get_entry(name)
-    if not entry.has_weights:
-        raise EvaluationError("model", f"zoo entry {name} has no weights to check")
+    entry = _trained_entry(name)
     data = load_arrays(entry.metadata["dataset"])
     return quick_check_figures(zoo.load(name, weights="pretrained"), zoo.tflite_path(name, "int8"), data.x_test,
                                data.y_test)
@@ -65,10 +74,7 @@ def measure(source: str, tflite: str | None = None, dataset: str | None = None,
     from nse_tf.training import evaluate_arrays, load_arrays, load_trained_run
 
     if source in zoo.list_models():
-        entry = zoo.get_entry(source)
-        if not entry.has_weights:
-            raise EvaluationError("model", f"zoo entry {source} has no weights to evaluate "
-                                           f"({entry.metadata.get('weights_note', 'architecture only')})")
+        entry = _trained_entry(source)
         model = zoo.load(source, weights="pretrained")
         dataset = dataset or entry.metadata["dataset"]
         expected = entry.metadata["top1"] if tflite is None else (entry.metadata.get("tflite") or {})[tflite]["top1"]

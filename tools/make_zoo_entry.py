@@ -4,7 +4,8 @@ From a finished tools/train.py run: the network JSON, the weights, float32 and i
 (each verified with LiteRT on the whole test split), the test top-1/top-5 of the Keras model as
 tools/evaluate.py measures it, a quick check for CI (Keras and int8 top-1 on the first 1000 test
 images), MACs, params, LiteRT latency on this CPU, and the sha256 of every file in metadata.json.
-From --arch alone (published networks without weights): the network and its metadata. The entry is staged and then renamed into place, so a crash never leaves half of it.
+From --arch alone (published networks without weights): the network and its metadata. The entry is
+staged and then renamed into place, so a crash never leaves half of it.
 """
 
 from __future__ import annotations
