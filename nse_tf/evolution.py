@@ -29,13 +29,14 @@ class SamplingError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class EvolutionConfig:
-    """Options of the evolution; defaults are the released code's (mac_drift is ours to choose)."""
+    """Options of the evolution; defaults are the released code's (drift is ours to choose). drift and
+    extra_margin are in the search's cost unit (M MACs, or ms for a latency search)."""
 
     ops_per_cell: int = 5
     max_rounds: int | None = None
     num_archs: int = 2000
     num_extra: int = 100
-    mac_drift: float = 10.0
+    drift: float = 10.0
     extra_margin: float = 10.0
     bn_batches: int = 50
     max_sample_draws: int = 200_000
@@ -50,17 +51,19 @@ class EvolutionConfig:
         for name in ("num_archs", "bn_batches", "max_sample_draws"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_extra < 0 or self.mac_drift <= 0 or self.extra_margin < 0:
-            raise ValueError("num_extra and extra_margin must be >= 0 and mac_drift > 0, got "
-                             f"{self.num_extra}, {self.extra_margin}, {self.mac_drift}")
+        for name in ("num_extra", "extra_margin"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.drift > 0:
+            raise ValueError(f"drift (the window's half-width) must be positive, got {self.drift}")
 
 
 @dataclasses.dataclass
 class ArchPoint:
-    """One evaluated architecture: per-cell pool indices, cost (M MACs), held-out top-1."""
+    """One evaluated architecture: per-cell pool indices, cost (M MACs or ms), held-out top-1."""
 
     cells: list[list[int]]
-    macs: float
+    cost: float
     accuracy: float = float("nan")
     round: int = 0
     extra: bool = False
@@ -73,7 +76,10 @@ class ArchPoint:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ArchPoint":
-        return cls([list(map(int, c)) for c in data["cells"]], float(data["macs"]), float(data["accuracy"]),
+        cost = data.get("cost", data.get("macs"))  # "macs": states written before latency searches existed
+        if cost is None:
+            raise KeyError("cost")
+        return cls([list(map(int, c)) for c in data["cells"]], float(cost), float(data["accuracy"]),
                    int(data["round"]), bool(data.get("extra", False)))
 
 
@@ -168,7 +174,7 @@ def continuation_state(previous: EvolutionState, pool: Sequence[str], config: Ev
     subsets = [sorted(remap[i] for i in s) for s in previous.protected]
     pending = [[new_ops[i] for i in rng.permutation(len(new_ops))] for _ in subsets]
     subspaces, pending = refill(subsets, pending, config.ops_per_cell)
-    pareto = [ArchPoint([[remap[i] for i in cell] for cell in p.cells], p.macs, p.accuracy, -1, False)
+    pareto = [ArchPoint([[remap[i] for i in cell] for cell in p.cells], p.cost, p.accuracy, -1, False)
               for p in previous.pareto]
     rounds = num_rounds(len(new_ops) + 1, config.ops_per_cell, config.max_rounds)
     return EvolutionState(list(pool), config.ops_per_cell, rounds, seed, 0, "train", subspaces, pending, subsets,
@@ -179,17 +185,17 @@ def continuation_state(previous: EvolutionState, pool: Sequence[str], config: Ev
 
 
 def architecture_cost(cells: Sequence[Sequence[int]], op_costs: Sequence[Sequence[float]], fixed: float) -> float:
-    """M MACs of an architecture given a per-cell, per-pool-index cost table."""
+    """Cost of an architecture given a per-cell, per-pool-index cost table and the fixed part."""
     return fixed + sum(op_costs[c][i] for c, cell in enumerate(cells) for i in cell)
 
 
 def sample_architectures(rng: np.random.Generator, alpha: np.ndarray, active: np.ndarray,
                          subspaces: Sequence[Sequence[int]], slots: Sequence[gates.CellSlots],
                          op_costs: Sequence[Sequence[float]], fixed: float, target: float,
-                         config: EvolutionConfig, round_index: int) -> list[ArchPoint]:
+                         config: EvolutionConfig, round_index: int, unit: str = "M MACs") -> list[ArchPoint]:
     """Unique architectures from the learned distribution: ``num_archs`` with cost strictly inside
     (target - drift, target + drift) and up to ``num_extra`` in (target - drift - margin, target - drift]."""
-    low, high = target - config.mac_drift, target + config.mac_drift
+    low, high = target - config.drift, target + config.drift
     extra_low = low - config.extra_margin
     p = gates.gate_probability(alpha)
     found: dict[tuple, ArchPoint] = {}
@@ -199,14 +205,14 @@ def sample_architectures(rng: np.random.Generator, alpha: np.ndarray, active: np
         for c, slot in enumerate(slots):
             draw = gates.bernoulli_set(rng, p[c], active[c], slot.may_be_empty or not active[c].any(), c)
             cells.append(sorted(subspaces[c][j] for j in np.flatnonzero(draw)))
-        macs = architecture_cost(cells, op_costs, fixed)
-        point = ArchPoint(cells, macs, round=round_index)
+        cost = architecture_cost(cells, op_costs, fixed)
+        point = ArchPoint(cells, cost, round=round_index)
         if point.key() in found:
             continue
-        if low < macs < high and n_main < config.num_archs:
+        if low < cost < high and n_main < config.num_archs:
             found[point.key()] = point
             n_main += 1
-        elif extra_low < macs <= low and n_extra < config.num_extra:
+        elif extra_low < cost <= low and n_extra < config.num_extra:
             point.extra = True
             found[point.key()] = point
             n_extra += 1
@@ -215,8 +221,9 @@ def sample_architectures(rng: np.random.Generator, alpha: np.ndarray, active: np
     if n_main < config.num_archs:
         raise SamplingError(
             f"round {round_index}: only {n_main} of {config.num_archs} unique architectures with cost in "
-            f"({low:g}, {high:g}) M MACs after {config.max_sample_draws} draws from the learned distribution; "
-            "widen --mac_drift, move --target_macs, or lower --num_archs")
+            f"({low:g}, {high:g}) {unit} after {config.max_sample_draws} draws from the learned distribution; "
+            "widen the window (--mac_drift, or --drift_ms for a latency search), move the target (--target_macs "
+            "or --target_ms), or lower --num_archs")
     return list(found.values())
 
 
@@ -227,14 +234,14 @@ def pareto_front(points: Sequence[ArchPoint]) -> list[ArchPoint]:
     seen: set[tuple[float, float]] = set()
     for i, a in enumerate(points):
         dominated = any(
-            (b.macs <= a.macs and b.accuracy >= a.accuracy and (b.macs < a.macs or b.accuracy > a.accuracy))
+            (b.cost <= a.cost and b.accuracy >= a.accuracy and (b.cost < a.cost or b.accuracy > a.accuracy))
             for j, b in enumerate(points) if j != i)
-        if dominated or (a.macs, a.accuracy) in seen:
+        if dominated or (a.cost, a.accuracy) in seen:
             continue
-        seen.add((a.macs, a.accuracy))
+        seen.add((a.cost, a.accuracy))
         if not a.extra:
             front.append(a)
-    return sorted(front, key=lambda p: p.macs)
+    return sorted(front, key=lambda p: p.cost)
 
 
 def optimized_subsets(front: Sequence[ArchPoint], n_cells: int) -> list[list[int]]:

@@ -48,21 +48,29 @@ def gate_heatmap_png(alpha: np.ndarray, active: np.ndarray, subspaces: Sequence[
     return _png(fig)
 
 
-def write_pareto_plot(run_dir: str, out_path: str, target: float) -> None:
-    """Held-out accuracy vs MACs of every round's evaluated architectures, fronts drawn as lines."""
+def _cost(point: dict[str, Any]) -> float:
+    return point["cost"] if "cost" in point else point["macs"]  # "macs": files from before latency searches
+
+
+def format_cost(value: float, unit: str) -> str:
+    return f"{value:.2f}" if unit == "M MACs" else f"{value:.3f}"
+
+
+def write_pareto_plot(run_dir: str, out_path: str, target: float, unit: str = "M MACs") -> None:
+    """Held-out accuracy vs cost of every round's evaluated architectures, fronts drawn as lines."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for path in sorted(glob.glob(os.path.join(run_dir, "round_*", "pareto.json"))):
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
         r = data["round"]
         points = [p for p in data["evaluated"] if p["round"] == r]
-        line = ax.scatter([p["macs"] for p in points], [p["accuracy"] for p in points], s=8, alpha=0.35,
+        line = ax.scatter([_cost(p) for p in points], [p["accuracy"] for p in points], s=8, alpha=0.35,
                           label=f"round {r + 1} evaluated")
-        front = sorted(data["front"], key=lambda p: p["macs"])
-        ax.plot([p["macs"] for p in front], [p["accuracy"] for p in front], "o-", color=line.get_facecolor()[0],
+        front = sorted(data["front"], key=_cost)
+        ax.plot([_cost(p) for p in front], [p["accuracy"] for p in front], "o-", color=line.get_facecolor()[0],
                 markersize=4, label=f"round {r + 1} front")
     ax.axvline(target, color="grey", linestyle=":", label="target")
-    ax.set_xlabel("M MACs (multiply-accumulates)")
+    ax.set_xlabel("M MACs (multiply-accumulates)" if unit == "M MACs" else f"latency ({unit}, lookup table)")
     ax.set_ylabel("held-out top-1 (shared weights)")
     ax.legend(fontsize=7)
     atomic_write_bytes(out_path, _png(fig))
@@ -71,8 +79,8 @@ def write_pareto_plot(run_dir: str, out_path: str, target: float) -> None:
 def choose_architectures(front: Sequence[ArchPoint], target: float) -> dict[str, ArchPoint]:
     """``best``: the most accurate front point at or under the target (else the cheapest); plus every front
     point as ``front_<i>``, cheapest first. The paper does not say how one model is picked: this is ours."""
-    ordered = sorted(front, key=lambda p: p.macs)
-    under = [p for p in ordered if p.macs <= target]
+    ordered = sorted(front, key=lambda p: p.cost)
+    under = [p for p in ordered if p.cost <= target]
     best = max(under, key=lambda p: p.accuracy) if under else ordered[0]
     chosen = {"best": best}
     chosen.update({f"front_{i}": p for i, p in enumerate(ordered)})
@@ -80,33 +88,36 @@ def choose_architectures(front: Sequence[ArchPoint], target: float) -> dict[str,
 
 
 def write_report(path: str, config: Any, state: EvolutionState, chosen: dict[str, ArchPoint],
-                 pool_names: Sequence[str]) -> None:
+                 pool_names: Sequence[str], unit: str = "M MACs") -> None:
     lines = [
         "# NSE search report", "",
         f"Run directory: `{config.run_dir}`; pool `{config.space.pool if isinstance(config.space.pool, str) else 'custom'}` "
         f"({len(pool_names)} ops), K = {state.ops_per_cell}, {state.num_rounds} rounds, target "
-        f"{config.penalty.target:g} M MACs (window +-{config.evolution.mac_drift:g}), dataset `{config.data.dataset}`.",
-        "MACs are multiply-accumulates; accuracy is top-1 on the held-out split (carved from the training data) "
+        f"{config.penalty.target:g} {unit} (window +-{config.evolution.drift:g}), dataset `{config.data.dataset}`.",
+        ("MACs are multiply-accumulates" if unit == "M MACs" else
+         "Latency is the sum of the run's LiteRT lookup table (latency_table.json)") +
+        "; accuracy is top-1 on the held-out split (carved from the training data) "
         "with shared supernet weights after BN recalibration, not the accuracy of a retrained model.", "",
         "| round | sub-space size (min/mean/max) | ops left at end | evaluated | front size | best top-1 in window | "
-        "its M MACs | train s | eval s |",
+        f"its {unit} | train s | eval s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for h in state.history:
         sizes = h["subspace_sizes"]
         train = "-" if h.get("train_seconds") is None else f"{h['train_seconds']:.0f}"
         lines.append(f"| {h['round'] + 1} | {min(sizes)}/{np.mean(sizes):.1f}/{max(sizes)} | {h['active_ops_end']} | "
-                     f"{h['evaluated']} | {h['front_size']} | {h['best_accuracy']:.4f} | {h['best_macs']:.2f} | "
+                     f"{h['evaluated']} | {h['front_size']} | {h['best_accuracy']:.4f} | "
+                     f"{format_cost(h.get('best_cost', h.get('best_macs')), unit)} | "
                      f"{train} | {h['eval_seconds']:.0f} |")
     best = chosen["best"]
-    lines += ["", f"## Chosen architecture (`chosen/best.json`): {best.macs:.2f} M MACs, held-out top-1 "
+    lines += ["", f"## Chosen architecture (`chosen/best.json`): {format_cost(best.cost, unit)} {unit}, held-out top-1 "
               f"{best.accuracy:.4f}", ""]
     for c, cell in enumerate(best.cells):
         lines.append(f"- cell {c}: {', '.join(pool_names[i] for i in cell) or '(skipped)'}")
-    lines += ["", "## Final front", "", "| file | M MACs | held-out top-1 |", "|---|---|---|"]
+    lines += ["", "## Final front", "", f"| file | {unit} | held-out top-1 |", "|---|---|---|"]
     for label, point in chosen.items():
         if label != "best":
-            lines.append(f"| chosen/{label}.json | {point.macs:.2f} | {point.accuracy:.4f} |")
+            lines.append(f"| chosen/{label}.json | {format_cost(point.cost, unit)} | {point.accuracy:.4f} |")
     lines += ["", "## Optimized subsets at the end", ""]
     for c, subset in enumerate(state.subspaces):
         lines.append(f"- cell {c}: {', '.join(pool_names[i] for i in subset) or '(none)'}")

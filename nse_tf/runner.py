@@ -9,7 +9,8 @@ Run directory layout (everything a run produces)::
                                ckpt-N.host.json (branch-set RNG, active ops, step) beside each
       round_00/pareto.json     the round's evaluated architectures and front
       round_00/gates.png       gate probabilities per cell and operation
-      pareto.png               accuracy vs MACs, all rounds overlaid
+      pareto.png               accuracy vs cost (M MACs or ms), all rounds overlaid
+      latency_table.json       a latency search's lookup table, unless --latency_table put it elsewhere
       tb/                      TensorBoard events
       search_report.md, chosen/*.json   at the end
 """
@@ -28,9 +29,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nse_tf import evolution, gates, reporting
+from nse_tf import cost_model, evolution, gates, reporting
 from nse_tf.architecture import Architecture, NetworkSpec
-from nse_tf.cost import cell_op_costs, fixed_cost
 from nse_tf.data.pipeline import DataConfig, DataSplits, load_splits
 from nse_tf.evolution import ArchPoint, EvolutionConfig, EvolutionState, StateError
 from nse_tf.io_utils import atomic_write_json
@@ -40,6 +40,7 @@ from nse_tf.space import MacroSpace
 log = logging.getLogger("nse_tf.search")
 STATE_FILE = "evolution_state.json"
 CONFIG_FILE = "config.json"
+LATENCY_TABLE_FILE = "latency_table.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,8 @@ class SearchConfig:
     optim: OptimConfig = OptimConfig()
     penalty: PenaltyConfig = PenaltyConfig()
     evolution: EvolutionConfig = EvolutionConfig()
+    cost: str = "macs"
+    latency_table: str | None = None  # None: run_dir/latency_table.json
     epochs_per_round: float = 100.0
     steps_per_round: int | None = None
     gate_every: int = 2
@@ -69,6 +72,29 @@ class SearchConfig:
         out.pop("stop_after_steps")
         return out
 
+    @property
+    def latency_table_path(self) -> str:
+        return self.latency_table or os.path.join(self.run_dir, LATENCY_TABLE_FILE)
+
+    def build_cost_model(self) -> cost_model.CostModel:
+        """What the penalty and the window measure; a latency table is measured here when it does not exist."""
+        def progress(done: int, total: int) -> None:
+            if done == 1 or done == total or done % 20 == 0:
+                log.info("latency table %s: %d/%d models measured", self.latency_table_path, done, total)
+
+        return cost_model.build(self.space, self.cost, self.latency_table_path, progress)
+
+
+def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
+    """A config.json written before latency searches existed, in today's keys (so such runs still resume)."""
+    saved = dict(saved)
+    saved.setdefault("cost", "macs")
+    saved.setdefault("latency_table", None)
+    if isinstance(saved.get("evolution"), dict) and "mac_drift" in saved["evolution"]:
+        saved["evolution"] = dict(saved["evolution"])
+        saved["evolution"]["drift"] = saved["evolution"].pop("mac_drift")
+    return saved
+
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """``mirrored``: all local devices (GPUs, else logical CPUs); ``multi_worker``: TF_CONFIG; ``default``."""
@@ -81,6 +107,19 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "default":
         return tf.distribute.get_strategy()
     raise ValueError(f"unknown strategy {name!r}; expected mirrored, multi_worker or default")
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return resolver is not None and bool(resolver.cluster_spec().as_dict())
+
+
+def require_shared_latency_table(config: SearchConfig) -> None:
+    """Workers of a multi-worker search must price architectures alike; tables each measured its own would not."""
+    if config.cost == "latency" and not os.path.exists(config.latency_table_path):
+        raise StateError(f"--latency_table: {config.latency_table_path} does not exist; every worker of a "
+                         "multi-worker search must read the same table: measure it first on one machine (the same "
+                         "flags with --strategy=default --stop_after_steps=1) and pass its path to every worker")
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -146,9 +185,9 @@ class SearchRun:
         self._check_space_matches_data()
         self.pool = self.space.get_pool()
         self.cells = self.space.cells()
-        table = cell_op_costs(self.space)
-        self.op_costs = [[c.macs / 1e6 for c in row] for row in table]
-        self.fixed = fixed_cost(self.space).macs / 1e6
+        if is_multi_worker(self.strategy):
+            require_shared_latency_table(config)
+        self.cost_model = config.build_cost_model()
         self.steps_per_epoch = self.splits.steps_per_epoch
         self.steps_per_round = config.steps_per_round or max(1, int(round(config.epochs_per_round
                                                                             * self.steps_per_epoch)))
@@ -176,7 +215,7 @@ class SearchRun:
         if os.path.exists(config_path):
             with open(config_path, encoding="utf-8") as f:
                 try:
-                    saved = json.load(f)
+                    saved = upgrade_saved_config(json.load(f))
                 except json.JSONDecodeError as err:
                     raise StateError(f"{config_path}: corrupted ({err})") from None
             # run_dir is where the file lives, not a setting: a moved run directory still resumes.
@@ -222,7 +261,7 @@ class SearchRun:
         round_config = RoundConfig(self.steps_per_round, self.steps_per_epoch, self.config.data.batch_size,
                                    self.config.gate_every, self.config.prune_threshold)
         return RoundTrainer(self.space, state.subspaces, self.config.optim, self.config.penalty, round_config,
-                            self.strategy)
+                            self.strategy, self.cost_model)
 
     def run(self) -> EvolutionState:
         state = self.load_or_create_state()
@@ -274,7 +313,8 @@ class SearchRun:
                     iterators: dict[str, Any]) -> float | None:
         """Weight and gate steps up to the round's length; returns seconds, or None when stopped early."""
         total = self.steps_per_round
-        progbar = keras.utils.Progbar(total, stateful_metrics=["loss", "acc", "gate_loss", "E[MACs]", "ops"],
+        expected = f"E[{self.cost_model.unit}]"
+        progbar = keras.utils.Progbar(total, stateful_metrics=["loss", "acc", "gate_loss", expected, "ops"],
                                       verbose=1 if self.chief else 0)
         log.info("round %d/%d: %d steps, sub-space sizes %s, starting at step %d", state.round + 1,
                  state.num_rounds, total, [len(s) for s in state.subspaces], host.step)
@@ -282,7 +322,7 @@ class SearchRun:
         start = time.time()
         while host.step < total:
             stats = trainer.step(host, next(train_it), lambda: next(heldout_it))
-            values = [("loss", stats.loss), ("acc", stats.accuracy), ("E[MACs]", stats.expected_macs),
+            values = [("loss", stats.loss), ("acc", stats.accuracy), (expected, stats.expected_cost),
                       ("ops", stats.active_ops)]
             if stats.gate_loss is not None:
                 values.append(("gate_loss", stats.gate_loss))
@@ -305,12 +345,12 @@ class SearchRun:
         with self.writer.as_default(step=step):
             tf.summary.scalar("train/loss", stats.loss)
             tf.summary.scalar("train/accuracy", stats.accuracy)
-            tf.summary.scalar("gates/expected_macs", stats.expected_macs)
+            tf.summary.scalar("gates/expected_cost", stats.expected_cost)
             tf.summary.scalar("gates/active_ops", stats.active_ops)
             tf.summary.scalar("train/lr", float(trainer.weight_opt.learning_rate))
             if stats.gate_loss is not None:
                 tf.summary.scalar("gates/loss", stats.gate_loss)
-                tf.summary.scalar("gates/two_path_macs", stats.gate_cost)
+                tf.summary.scalar("gates/two_path_cost", stats.gate_cost)
             if host.step % (self.config.summary_every * 10) == 0 or host.step == self.steps_per_round:
                 png = reporting.gate_heatmap_png(trainer.alpha(), host.active, trainer.net.subspaces,
                                                  self.pool.names, f"round {state.round + 1} step {host.step}")
@@ -324,9 +364,11 @@ class SearchRun:
         start = time.time()
         rng = np.random.default_rng([self.config.seed, state.round, 0xE7A1])
         sampled = evolution.sample_architectures(rng, trainer.alpha(), host.active, trainer.net.subspaces,
-                                                 trainer.net.slots, self.op_costs, self.fixed,
-                                                 self.config.penalty.target, cfg, state.round)
-        previous = [ArchPoint(p.cells, p.macs, round=p.round) for p in state.pareto]
+                                                 trainer.net.slots, self.cost_model.op_costs, self.cost_model.fixed,
+                                                 self.config.penalty.target, cfg, state.round, self.cost_model.unit)
+        # Costs come from this run's model: points carried in by --init_from may have been priced by another.
+        previous = [ArchPoint(p.cells, self.cost_model.architecture_cost(p.cells), round=p.round)
+                    for p in state.pareto]
         points = sampled + previous
         # A fresh dataset object: the same augmented batches whether or not this process trained the round.
         recal = list(self.round_splits(state.round).train.take(cfg.bn_batches).map(lambda x, y: x))
@@ -340,14 +382,14 @@ class SearchRun:
         best = max(in_window, key=lambda p: p.accuracy)
         summary = {"train_seconds": train_seconds,
                    "eval_seconds": time.time() - start, "evaluated": len(points),
-                   "best_accuracy": best.accuracy, "best_macs": best.macs,
+                   "best_accuracy": best.accuracy, "best_cost": best.cost,
                    "active_ops_end": int(host.active.sum())}
         alpha, active, subspaces = trainer.alpha(), host.active.copy(), trainer.net.subspaces
         round_index = state.round
         front = evolution.end_round(state, sampled, previous, cfg, summary)
         if self.chief:
             atomic_write_json(os.path.join(round_dir, "pareto.json"), {
-                "round": round_index, "target_macs": self.config.penalty.target,
+                "round": round_index, "target": self.config.penalty.target, "cost_unit": self.cost_model.unit,
                 "front": [p.to_json() for p in front], "evaluated": [p.to_json() for p in points],
                 "subspaces": [[self.pool.names[i] for i in s] for s in subspaces],
                 "active": [[self.pool.names[i] for i, a in zip(s, row) if a] for s, row in zip(subspaces, active)],
@@ -356,10 +398,11 @@ class SearchRun:
             with open(os.path.join(round_dir, "gates.png"), "wb") as f:
                 f.write(reporting.gate_heatmap_png(alpha, active, subspaces, self.pool.names,
                                                    f"round {round_index + 1}: gate probabilities at the end"))
-            reporting.write_pareto_plot(self.config.run_dir, self.path("pareto.png"), self.config.penalty.target)
+            reporting.write_pareto_plot(self.config.run_dir, self.path("pareto.png"), self.config.penalty.target,
+                                        self.cost_model.unit)
         self.save_state(state)
-        log.info("round %d done: front of %d, best held-out top-1 %.4f at %.2fM MACs", round_index + 1, len(front),
-                 best.accuracy, best.macs)
+        log.info("round %d done: front of %d, best held-out top-1 %.4f at %.3g %s", round_index + 1, len(front),
+                 best.accuracy, best.cost, self.cost_model.unit)
 
     def finish(self, state: EvolutionState) -> None:
         if not self.chief:
@@ -371,7 +414,8 @@ class SearchRun:
             spec = NetworkSpec(self.space, Architecture(tuple(tuple(c) for c in point.cells)),
                                f"nse-{label}")
             spec.save(self.path("chosen", f"{label}.json"))
-        reporting.write_report(self.path("search_report.md"), self.config, state, chosen, self.pool.names)
+        reporting.write_report(self.path("search_report.md"), self.config, state, chosen, self.pool.names,
+                               self.cost_model.unit)
 
 
 def inherit_weights(old: RoundTrainer, new: RoundTrainer) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from nse_tf import gates
-from nse_tf.cost import cell_op_costs, fixed_cost
+from nse_tf.cost_model import CostModel, macs_model
 from nse_tf.optimizers import FusedSGD
 from nse_tf.schedules import WarmupCosine
 from nse_tf.space import MacroSpace
@@ -51,7 +51,7 @@ class OptimConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PenaltyConfig:
-    """Resource penalty a * |E[cost] - target|^b, cost in millions of MACs."""
+    """Resource penalty a * |E[cost] - target|^b, in the search's cost unit (M MACs, or ms for latency)."""
 
     target: float = 300.0
     a: float = 1e-5
@@ -59,7 +59,7 @@ class PenaltyConfig:
 
     def __post_init__(self) -> None:
         if self.target <= 0:
-            raise ValueError(f"target MACs must be positive, got {self.target}")
+            raise ValueError(f"target cost must be positive, got {self.target}")
         if self.a < 0 or self.b <= 0:
             raise ValueError(f"penalty needs a >= 0 and b > 0, got a={self.a}, b={self.b}")
 
@@ -109,7 +109,7 @@ class StepStats:
     accuracy: float
     gate_loss: float | None = None
     gate_cost: float | None = None
-    expected_macs: float = 0.0
+    expected_cost: float = 0.0
     active_ops: int = 0
 
 
@@ -136,8 +136,10 @@ class RoundTrainer:
     """Builds the supernet of one round under ``strategy`` and runs its weight and gate steps."""
 
     def __init__(self, space: MacroSpace, subspaces: Sequence[Sequence[int]], optim: OptimConfig,
-                 penalty: PenaltyConfig, config: RoundConfig, strategy: tf.distribute.Strategy | None = None):
+                 penalty: PenaltyConfig, config: RoundConfig, strategy: tf.distribute.Strategy | None = None,
+                 cost_model: CostModel | None = None):
         self.space, self.optim, self.penalty, self.config = space, optim, penalty, config
+        self.cost_model = cost_model or macs_model(space)
         self.strategy = strategy or tf.distribute.get_strategy()
         if config.batch_size % self.strategy.num_replicas_in_sync:
             raise ValueError(f"batch_size {config.batch_size} is not divisible by the "
@@ -153,10 +155,10 @@ class RoundTrainer:
             self.weight_vars = self.net.weight_variables
             self.weight_opt.build(self.weight_vars)
             self.gate_opt.build([self.net.alpha])
-        costs = cell_op_costs(space)
-        self.op_costs = self.net.padded([[costs[c][i].macs / 1e6 for i in sub]
+        costs = self.cost_model.op_costs
+        self.op_costs = self.net.padded([[costs[c][i] for i in sub]
                                          for c, sub in enumerate(self.net.subspaces)])
-        self.fixed_macs = fixed_cost(space).macs / 1e6
+        self.fixed_cost = self.cost_model.fixed
         self._decay = [is_decayed(v) for v in self.weight_vars]
         self.weight_step = tf.function(self._weight_step, autograph=False)
         self.gate_step = tf.function(self._gate_step, autograph=False)
@@ -194,7 +196,7 @@ class RoundTrainer:
                 ce = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
                 cost_s = tf.reduce_sum(tf.cast(s_masks, tf.float32) * op_costs, axis=1)
                 cost_u = tf.reduce_sum(tf.cast(u_masks, tf.float32) * op_costs, axis=1)
-                expected = self.fixed_macs + tf.reduce_sum(ps * cost_s + pu * cost_u)
+                expected = self.fixed_cost + tf.reduce_sum(ps * cost_s + pu * cost_u)
                 penalty = self.penalty.a * tf.abs(expected - self.penalty.target) ** self.penalty.b
                 loss = ce / batch + penalty / replicas
             grads = tape.gradient(loss, [self.net.alpha])
@@ -226,7 +228,7 @@ class RoundTrainer:
         alpha = self.alpha()
         state.active = gates.simplify(alpha, state.active, state.protected, slots, self.config.prune_threshold)
         state.step += 1
-        stats.expected_macs = gates.expected_cost(alpha, state.active, self.op_costs, self.fixed_macs)
+        stats.expected_cost = gates.expected_cost(alpha, state.active, self.op_costs, self.fixed_cost)
         stats.active_ops = int(state.active.sum())
         return stats
 

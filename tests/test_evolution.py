@@ -23,8 +23,8 @@ from nse_tf.ops import POOLS
 MAC27, MAC72, MB19 = list(POOLS["mac27"]), list(POOLS["mac72"]), list(POOLS["mb19"])
 
 
-def pt(macs, acc, cells=((0,),), rnd=1, extra=False):
-    return ArchPoint([list(c) for c in cells], float(macs), float(acc), rnd, extra)
+def pt(cost, acc, cells=((0,),), rnd=1, extra=False):
+    return ArchPoint([list(c) for c in cells], float(cost), float(acc), rnd, extra)
 
 
 # ---------------------------------------------------------------- num_rounds
@@ -131,7 +131,7 @@ def test_architecture_cost():
 
 def test_sampling_windows_uniqueness_and_flags():
     # target 105, drift 2: main window (103, 107) -> 4, 5 or 6 ops; extras (101, 103] -> 2 or 3 ops
-    config = EvolutionConfig(num_archs=40, num_extra=10, mac_drift=2.0, extra_margin=2.0, max_sample_draws=5000)
+    config = EvolutionConfig(num_archs=40, num_extra=10, drift=2.0, extra_margin=2.0, max_sample_draws=5000)
     points = sample(config, target=105.0)
     main = [p for p in points if not p.extra]
     extra = [p for p in points if p.extra]
@@ -139,14 +139,14 @@ def test_sampling_windows_uniqueness_and_flags():
     assert len({p.key() for p in points}) == len(points)  # every sampled architecture is unique
     for p in points:
         assert p.round == 2
-        assert p.macs == architecture_cost(p.cells, OP_COSTS, FIXED)
+        assert p.cost == architecture_cost(p.cells, OP_COSTS, FIXED)
         assert np.isnan(p.accuracy)
         assert all(c == sorted(c) for c in p.cells)
         assert all(op in [SUBSPACES[c][j] for j in np.flatnonzero(ACTIVE[c])] for c, cell in enumerate(p.cells)
                    for op in cell)  # only active ops of the cell's sub-space
         assert p.cells[1] and p.cells[2]  # R/E cells are never empty
-    assert all(103.0 < p.macs < 107.0 for p in main)
-    assert all(101.0 < p.macs <= 103.0 for p in extra)
+    assert all(103.0 < p.cost < 107.0 for p in main)
+    assert all(101.0 < p.cost <= 103.0 for p in extra)
 
 
 def test_sampling_exhausts_every_window_exactly():
@@ -158,7 +158,7 @@ def test_sampling_exhausts_every_window_exactly():
     main_keys = {k for k, m in cost.items() if 103 < m < 107}
     extra_keys = {k for k, m in cost.items() if 101 < m <= 103}
     assert any(m == 107 for m in cost.values()) and any(m == 103 for m in cost.values())
-    config = EvolutionConfig(num_archs=len(main_keys), num_extra=len(extra_keys) + 100, mac_drift=2.0,
+    config = EvolutionConfig(num_archs=len(main_keys), num_extra=len(extra_keys) + 100, drift=2.0,
                              extra_margin=2.0, max_sample_draws=8_000)
     points = sample(config, target=105.0, seed=1)
     assert {p.key() for p in points if not p.extra} == main_keys
@@ -166,11 +166,11 @@ def test_sampling_exhausts_every_window_exactly():
     assert len(points) == len(main_keys) + len(extra_keys)
     # deterministic per generator seed
     again = sample(config, target=105.0, seed=1)
-    assert [(p.cells, p.macs, p.extra) for p in again] == [(p.cells, p.macs, p.extra) for p in points]
+    assert [(p.cells, p.cost, p.extra) for p in again] == [(p.cells, p.cost, p.extra) for p in points]
 
 
 def test_sampling_no_extras_requested():
-    config = EvolutionConfig(num_archs=5, num_extra=0, mac_drift=2.0, extra_margin=2.0, max_sample_draws=5000)
+    config = EvolutionConfig(num_archs=5, num_extra=0, drift=2.0, extra_margin=2.0, max_sample_draws=5000)
     points = sample(config, target=105.0)
     assert len(points) == 5 and not any(p.extra for p in points)
 
@@ -180,9 +180,9 @@ def test_sampling_follows_learned_distribution():
     # strongly positive on the rest: R/E cells take every active op
     alpha = np.full(ACTIVE.shape, 20.0)
     alpha[0] = -20.0
-    config = EvolutionConfig(num_archs=1, num_extra=0, mac_drift=1.0, extra_margin=0.0, max_sample_draws=50)
+    config = EvolutionConfig(num_archs=1, num_extra=0, drift=1.0, extra_margin=0.0, max_sample_draws=50)
     (point,) = sample(config, target=106.0, alpha=alpha)
-    assert point.cells == [[], [1, 3, 4], [0, 6, 7]] and point.macs == 106.0
+    assert point.cells == [[], [1, 3, 4], [0, 6, 7]] and point.cost == 106.0
 
 
 class CountingRng:
@@ -198,7 +198,7 @@ def test_sampling_unreachable_window_fails_clearly_after_capped_draws():
     # max cost is 100 + 9 = 109; the window (148, 152) cannot be reached
     alpha = np.full(ACTIVE.shape, 20.0)  # p ~ 1: one random() call per cell per draw (R/E never redrawn)
     rng = CountingRng(0)
-    config = EvolutionConfig(num_archs=3, num_extra=2, mac_drift=2.0, extra_margin=2.0, max_sample_draws=37)
+    config = EvolutionConfig(num_archs=3, num_extra=2, drift=2.0, extra_margin=2.0, max_sample_draws=37)
     with pytest.raises(SamplingError) as info:
         sample(config, target=150.0, alpha=alpha, rng=rng)
     message = str(info.value)
@@ -211,7 +211,7 @@ def test_sampling_unreachable_window_fails_clearly_after_capped_draws():
 def test_sampling_too_few_unique_architectures_fails():
     archs = all_architectures()
     n_main = sum(1 for a in archs if 103 < FIXED + sum(map(len, a)) < 107)
-    config = EvolutionConfig(num_archs=n_main + 1, num_extra=0, mac_drift=2.0, extra_margin=2.0,
+    config = EvolutionConfig(num_archs=n_main + 1, num_extra=0, drift=2.0, extra_margin=2.0,
                              max_sample_draws=3000)
     with pytest.raises(SamplingError, match=rf"only {n_main} of {n_main + 1} unique architectures"):
         sample(config, target=105.0)
@@ -229,7 +229,7 @@ def test_pareto_dominance_and_sorting():
     f = pt(14, 0.70, [[6]])
     front = pareto_front([f, c, a, d, e, b])
     assert front == [b, a, f]
-    assert [p.macs for p in front] == [8, 10, 14]
+    assert [p.cost for p in front] == [8, 10, 14]
 
 
 def test_pareto_extras_knock_out_then_leave():
@@ -391,7 +391,7 @@ def test_continuation_state_into_larger_pool():
     assert len(state.pareto) == len(previous.pareto)
     for old, new in zip(previous.pareto, state.pareto):
         assert [[pool[i] for i in c] for c in new.cells] == [[MAC27[i] for i in c] for c in old.cells]
-        assert (new.macs, new.accuracy, new.extra) == (old.macs, old.accuracy, False)
+        assert (new.cost, new.accuracy, new.extra) == (old.cost, old.accuracy, False)
         assert new.round < 0  # older than any round of this search
     # rounds from the new ops: (6 + 1 - 1) // (5 - 1)
     assert state.num_rounds == 1
@@ -464,7 +464,7 @@ def test_state_json_roundtrip():
     assert (back.num_rounds, back.seed, back.ops_per_cell) == (state.num_rounds, state.seed, state.ops_per_cell)
     assert back.history == state.history
     assert [p.key() for p in back.pareto] == [p.key() for p in state.pareto]
-    assert [(p.macs, p.round, p.extra) for p in back.pareto] == [(p.macs, p.round, p.extra) for p in state.pareto]
+    assert [(p.cost, p.round, p.extra) for p in back.pareto] == [(p.cost, p.round, p.extra) for p in state.pareto]
     assert back.pareto[0].accuracy == 0.6 and np.isnan(back.pareto[-1].accuracy)
     assert json.dumps(back.to_json()) == json.dumps(state.to_json())
     # a continuation and a finished state round-trip too
@@ -494,13 +494,21 @@ def test_state_json_missing_key(missing):
         EvolutionState.from_json(data, "s.json")
 
 
+def test_state_from_before_latency_searches_reads_macs_as_cost():
+    data = rich_state().to_json()
+    for point in data["pareto"]:
+        point["macs"] = point.pop("cost")
+    back = EvolutionState.from_json(data)
+    assert [p.cost for p in back.pareto] == [p.cost for p in rich_state().pareto]
+
+
 def test_state_json_bad_values():
     data = rich_state().to_json()
     with pytest.raises(StateError, match=r"corrupted state \(ValueError"):
         EvolutionState.from_json({**data, "round": "three"})
     bad_point = json.loads(json.dumps(data))
-    del bad_point["pareto"][0]["macs"]
-    with pytest.raises(StateError, match=r"corrupted state \(KeyError: 'macs'\)"):
+    del bad_point["pareto"][0]["cost"]
+    with pytest.raises(StateError, match=r"corrupted state \(KeyError: 'cost'\)"):
         EvolutionState.from_json(bad_point)
 
 
@@ -535,8 +543,8 @@ def test_config_validation():
         EvolutionConfig(max_rounds=0)
     with pytest.raises(ValueError, match="max_sample_draws"):
         EvolutionConfig(max_sample_draws=0)
-    with pytest.raises(ValueError, match="mac_drift"):
-        EvolutionConfig(mac_drift=0.0)
+    with pytest.raises(ValueError, match="drift"):
+        EvolutionConfig(drift=0.0)
 
 
 def test_no_tensorflow_imported():
@@ -559,5 +567,5 @@ def test_end_round_falls_back_when_extras_knock_out_every_point():
                ArchPoint([[state.subspaces[0][1]], [state.subspaces[1][0]]], 11.0, 0.6),
                ArchPoint([[], [state.subspaces[1][1]]], 8.0, 0.9, extra=True)]
     front = end_round(state, sampled, [], config, {})
-    assert [p.macs for p in front] == [10.0, 11.0]
+    assert [p.cost for p in front] == [10.0, 11.0]
     assert state.protected == [sorted(state.protected[0]), sorted(state.protected[1])] and state.protected[0]

@@ -64,12 +64,61 @@ def run_in_process(*args: str, capsys: pytest.CaptureFixture) -> tuple[int, str]
     (["--data_dir=/nonexistent/fmnist"], "--data_dir"),
     (["--target_macs=5000"], "--target_macs"),
     (["--counts=1,x"], "--counts"),
+    (["--target_ms=2"], "--target_ms"),  # a latency flag in a MACs search
 ])
 def test_bad_flag_is_one_line_naming_the_flag(tmp_path, capsys, args, flag):
     code, err = run_in_process(f"--run_dir={tmp_path / 'run'}", *TINY, *args, capsys=capsys)
     lines = [line for line in err.splitlines() if line.startswith("search.py: error:")]
     assert code == 2 and len(lines) == 1 and flag in lines[0], err
     assert not os.path.exists(tmp_path / "run" / "evolution_state.json")
+
+
+# The same tiny search priced in milliseconds; a stub timer makes its latency table in milliseconds of CPU.
+TINY_LATENCY = [a for a in TINY if not a.startswith(("--target_macs", "--mac_drift", "--extra_margin", "--penalty_a"))]
+TINY_LATENCY += ["--cost=latency", "--target_ms=0.5", "--drift_ms=0.2", "--extra_margin_ms=0.1", "--penalty_a=1"]
+
+
+@pytest.fixture
+def stub_latency_timer(monkeypatch):
+    """0.01 ms per thousand parameters plus 0.02 ms per invoke: a table without converting any model."""
+    from nse_tf import latency
+
+    monkeypatch.setattr(latency, "_median_invoke_ms",
+                        lambda model, *args: 0.02 + 1e-5 * model.count_params())
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--target_ms=5000"], "--target_ms"),  # outside the space's range under the table
+    (["--target_macs=0.3"], "--target_macs"),  # a MACs flag in a latency search
+    (["--drift_ms=0"], "--drift_ms"),
+    (["--strategy=multi_worker"], "--latency_table"),  # no table yet: the workers would each measure their own
+])
+def test_bad_latency_flag_is_one_line_naming_the_flag(tmp_path, capsys, stub_latency_timer, args, flag):
+    code, err = run_in_process(f"--run_dir={tmp_path / 'run'}", *TINY_LATENCY, *args, capsys=capsys)
+    lines = [line for line in err.splitlines() if line.startswith("search.py: error:")]
+    assert code == 2 and len(lines) == 1 and flag in lines[0], err
+    assert not os.path.exists(tmp_path / "run" / "evolution_state.json")
+
+
+def test_latency_target_is_required(tmp_path, capsys):
+    args = [a for a in TINY_LATENCY if not a.startswith("--target_ms")]
+    code, err = run_in_process(f"--run_dir={tmp_path / 'run'}", *args, capsys=capsys)
+    assert code == 2 and "--target_ms: is required with --cost=latency" in err, err
+
+
+def test_latency_table_of_another_space_is_refused(tmp_path, capsys, stub_latency_timer):
+    table = tmp_path / "table.json"
+    code, _ = run_in_process(f"--run_dir={tmp_path / 'a'}", *TINY_LATENCY, f"--latency_table={table}",
+                             "--strategy=multi_worker", capsys=capsys)
+    assert code == 2 and not table.exists()  # refused before measuring anything
+    code, err = run_in_process(f"--run_dir={tmp_path / 'a'}", *TINY_LATENCY, f"--latency_table={table}",
+                               "--target_ms=5000", capsys=capsys)
+    assert code == 2 and table.exists()  # measured and written, then the target refused
+    before = table.read_text()
+    code, err = run_in_process(f"--run_dir={tmp_path / 'b'}", *TINY_LATENCY, f"--latency_table={table}",
+                               "--channels=8,8,8,8,8,8,16", capsys=capsys)
+    assert code == 2 and "--latency_table" in err and "measured for another space (channels differ)" in err, err
+    assert table.read_text() == before
 
 
 def test_bad_flag_from_the_command_line_exits_2_without_traceback(tmp_path):
@@ -157,3 +206,49 @@ def test_resume_with_other_flags_is_refused(tmp_path, stopped_run):
     shutil.copytree(stopped_run, run_dir)
     line = error_line(run_search(f"--run_dir={run_dir}", *TINY, "--weight_lr=0.05"))
     assert "config.json" in line and "optim" in line
+
+
+SEARCH_FLAGFILES = sorted(f for f in os.listdir(os.path.join(ROOT, "configs"))
+                          if f.endswith(".flags") and not f.startswith("train_"))
+
+
+@pytest.mark.parametrize("flagfile", SEARCH_FLAGFILES)
+def test_every_committed_search_flagfile_builds_its_config(flagfile, monkeypatch):
+    """Each configs/*.flags search passes every check short of loading data (the latency one reads its
+    committed table and finds its target inside the space's range), run from the repository root."""
+    monkeypatch.chdir(ROOT)
+    sys.path.insert(0, os.path.dirname(SEARCH))
+    try:
+        import search as cli
+    finally:
+        sys.path.pop(0)
+    from absl import flags
+
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["search.py", f"--flagfile=configs/{flagfile}"])
+    config = cli.build_config()
+    assert config.penalty.target > 0
+    if config.cost == "latency":
+        assert os.path.isfile(config.latency_table_path)  # committed, not measured by this test
+
+
+def test_a_run_directory_from_before_latency_searches_still_resumes():
+    """results/fashion_mnist_nse was written with MACs-only keys ("mac_drift", no "cost"): it still matches its
+    flagfile, so rerunning the committed command resumes it instead of refusing it."""
+    sys.path.insert(0, os.path.dirname(SEARCH))
+    try:
+        import search as cli
+    finally:
+        sys.path.pop(0)
+    from absl import flags
+
+    from nse_tf.runner import upgrade_saved_config
+
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["search.py", f"--flagfile={os.path.join(ROOT, 'configs', 'fashion_mnist_nse.flags')}"])
+    now = cli.build_config().to_json()
+    with open(os.path.join(ROOT, "results", "fashion_mnist_nse", "config.json"), encoding="utf-8") as f:
+        saved = json.load(f)
+    assert "mac_drift" in saved["evolution"] and "cost" not in saved
+    upgraded = upgrade_saved_config(saved)
+    assert [k for k in set(upgraded) | set(now) if k != "run_dir" and upgraded.get(k) != now.get(k)] == []

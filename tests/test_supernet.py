@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from nse_tf import gates, search
+from nse_tf.cost_model import CostModel, macs_model
 from nse_tf.space import MacroSpace
 from nse_tf.supernet import Supernet
 
@@ -145,16 +146,29 @@ def test_gate_gradient_of_ce_matches_section5(net, seed):
     assert got[1, 2] == 0.0  # the padded column of the R cell
 
 
-def test_trainer_gate_step_gradient_ce_plus_penalty():
-    """The trainer's gate loss (mean CE + a (E - target)^b) has the gradient of section 5.
+def latency_like_model() -> CostModel:
+    """Made-up per-op milliseconds, unrelated to MACs: what a latency table gives the trainer."""
+    rng = np.random.default_rng(11)
+    return CostModel("latency", rng.uniform(0.05, 0.6, (len(SPACE.cells()), len(SPACE.get_pool()))).tolist(), 0.2)
+
+
+@pytest.mark.parametrize("cost", ["macs", "latency"])
+def test_trainer_gate_step_gradient_ce_plus_penalty(cost):
+    """The trainer's gate loss (mean CE + a (E - target)^b) has the gradient of section 5, in MACs or in a
+    latency table's milliseconds.
 
     The gate optimiser is swapped for SGD(lr=1), so alpha moves by exactly minus the gradient.
     The target lies below the tiny net's cost and ``a`` is large, so the penalty part is of the
     same size as the CE part.
     """
-    penalty = search.PenaltyConfig(target=0.01, a=30.0, b=2.0)
+    penalty = search.PenaltyConfig(target=0.01, a=30.0 if cost == "macs" else 0.3, b=2.0)
+    model = macs_model(SPACE) if cost == "macs" else latency_like_model()
     trainer = search.RoundTrainer(SPACE, SUBSPACES, search.OptimConfig(), penalty,
-                                  search.RoundConfig(steps=10, steps_per_epoch=5, batch_size=BATCH))
+                                  search.RoundConfig(steps=10, steps_per_epoch=5, batch_size=BATCH),
+                                  cost_model=model)
+    for c, sub in enumerate(SUBSPACES):
+        np.testing.assert_allclose(trainer.op_costs[c, :len(sub)], [model.op_costs[c][i] for i in sub], rtol=1e-6)
+    assert trainer.fixed_cost == model.fixed
     net = trainer.net
     randomise(net, 5)
     trainer.gate_opt = keras.optimizers.SGD(learning_rate=1.0)
@@ -168,7 +182,7 @@ def test_trainer_gate_step_gradient_ce_plus_penalty():
     ce_grad = dl_dps[:, None] * dps
     cost_s = np.sum(np.where(s, trainer.op_costs, 0.0), axis=1)
     cost_u = np.sum(np.where(u, trainer.op_costs, 0.0), axis=1)
-    expected = trainer.fixed_macs + np.sum(cost_s * ps + cost_u * (1.0 - ps))
+    expected = trainer.fixed_cost + np.sum(cost_s * ps + cost_u * (1.0 - ps))
     pen_grad = (penalty.a * penalty.b * (expected - penalty.target) ** (penalty.b - 1)
                 * (cost_s - cost_u)[:, None] * dps)
     assert np.abs(pen_grad).max() > 0.1 * np.abs(ce_grad).max()

@@ -56,8 +56,14 @@ flags.DEFINE_float("momentum", 0.9, "Nesterov momentum.")
 flags.DEFINE_float("gate_lr", 0.005, "Adam learning rate of the gate logits (beta1 0, beta2 0.999).")
 flags.DEFINE_integer("gate_every", 2, "Gate step every this many iterations (Aiter).")
 flags.DEFINE_float("prune_threshold", -2.0, "Self-simplification: ops whose logit falls below leave.")
-flags.DEFINE_float("target_macs", 300.0, "Resource target in M MACs (multiply-accumulates).")
-flags.DEFINE_float("penalty_a", 1e-5, "Penalty a * |E[MACs] - target|^b: a.")
+flags.DEFINE_enum("cost", "macs", ["macs", "latency"],
+                  "What the penalty and the end-of-round window measure: M MACs (FLOPs search) or LiteRT ms "
+                  "from a latency lookup table (latency search).")
+flags.DEFINE_float("target_macs", 300.0, "Resource target in M MACs (multiply-accumulates), with --cost=macs.")
+flags.DEFINE_float("target_ms", None, "Resource target in ms of the latency table, with --cost=latency.")
+flags.DEFINE_string("latency_table", None, "Latency lookup table (JSON) of --cost=latency; measured with LiteRT on "
+                    "this CPU and written there when absent (default: <run_dir>/latency_table.json).")
+flags.DEFINE_float("penalty_a", 1e-5, "Penalty a * |E[cost] - target|^b: a (per M MACs, or per ms).")
 flags.DEFINE_float("penalty_b", 2.0, "Penalty exponent b.")
 flags.DEFINE_integer("checkpoint_every", 200, "Checkpoint every this many steps.")
 flags.DEFINE_integer("summary_every", 10, "TensorBoard scalars every this many steps.")
@@ -66,8 +72,12 @@ flags.DEFINE_integer("ops_per_cell", 5, "K: operations per cell sub-space.")
 flags.DEFINE_integer("max_rounds", None, "Cap on rounds (default (pool size - 1) // (K - 1)).")
 flags.DEFINE_integer("num_archs", 2000, "Architectures sampled and evaluated at the end of a round.")
 flags.DEFINE_integer("num_extra", 100, "Extra architectures just below the window (dominance only).")
-flags.DEFINE_float("mac_drift", 10.0, "Half-width of the end-of-round MACs window, in M MACs.")
-flags.DEFINE_float("extra_margin", 10.0, "Width of the extras' window below it, in M MACs.")
+flags.DEFINE_float("mac_drift", 10.0, "Half-width of the end-of-round MACs window, in M MACs (--cost=macs).")
+flags.DEFINE_float("extra_margin", 10.0, "Width of the extras' window below it, in M MACs (--cost=macs).")
+flags.DEFINE_float("drift_ms", None, "Half-width of the end-of-round latency window, in ms (--cost=latency; "
+                   "default 10% of --target_ms).")
+flags.DEFINE_float("extra_margin_ms", None, "Width of the extras' window below it, in ms (--cost=latency; "
+                   "default 10% of --target_ms).")
 flags.DEFINE_integer("bn_batches", 50, "BN recalibration batches before each evaluation.")
 flags.DEFINE_boolean("inherit_weights", False, "Keep weights of ops that stay between rounds (ours).")
 flags.DEFINE_boolean("preserve_prev", True, "Protect the previous optimized subset from pruning.")
@@ -82,11 +92,30 @@ def _ints(values: list[str] | None, flag: str) -> tuple[int, ...] | None:
         raise FlagError(flag, f"expected comma-separated integers, got {','.join(values)}") from None
 
 
+def cost_flags() -> tuple[str, float, float, float]:
+    """(target flag, target, drift, extra margin) of --cost; flags of the other cost are refused by name."""
+    unit_flags = {"macs": ("target_macs", "mac_drift", "extra_margin"),
+                  "latency": ("target_ms", "drift_ms", "extra_margin_ms")}
+    other = unit_flags["latency" if F.cost == "macs" else "macs"]
+    for flag in other:
+        if F[flag].present:
+            raise FlagError(flag, f"does not apply to --cost={F.cost}; use "
+                                  f"--{unit_flags[F.cost][other.index(flag)]}")
+    if F.cost == "macs":
+        return "target_macs", F.target_macs, F.mac_drift, F.extra_margin
+    if F.target_ms is None:
+        raise FlagError("target_ms", "is required with --cost=latency")
+    tenth = 0.1 * F.target_ms
+    return ("target_ms", F.target_ms, tenth if F.drift_ms is None else F.drift_ms,
+            tenth if F.extra_margin_ms is None else F.extra_margin_ms)
+
+
 def build_config():  # -> SearchConfig (imports deferred until TF is configured)
-    from nse_tf.cost import cell_op_costs, fixed_cost
     from nse_tf.data.pipeline import DataConfig
+    from nse_tf.evolution import StateError
+    from nse_tf.latency import LatencyTableError
     from nse_tf.evolution import EvolutionConfig
-    from nse_tf.runner import SearchConfig
+    from nse_tf.runner import SearchConfig, require_shared_latency_table
     from nse_tf.search import OptimConfig, PenaltyConfig
     from nse_tf.space import get_space
 
@@ -114,29 +143,37 @@ def build_config():  # -> SearchConfig (imports deferred until TF is configured)
                 heldout_examples=F.heldout_examples, batch_size=F.batch_size, augment=F.augment, seed=F.seed)
     optim = make(OptimConfig, {}, weight_lr=F.weight_lr, warmup_lr=F.warmup_lr, warmup_epochs=F.warmup_epochs,
                  weight_decay=F.weight_decay, momentum=F.momentum, gate_lr=F.gate_lr)
-    penalty = make(PenaltyConfig, {"target": "target_macs", "a": "penalty_a", "b": "penalty_b"},
-                   target=F.target_macs, a=F.penalty_a, b=F.penalty_b)
-    evolution = make(EvolutionConfig, {}, ops_per_cell=F.ops_per_cell, max_rounds=F.max_rounds,
-                     num_archs=F.num_archs, num_extra=F.num_extra, mac_drift=F.mac_drift,
-                     extra_margin=F.extra_margin, bn_batches=F.bn_batches, inherit_weights=F.inherit_weights,
+    target_flag, target, drift, extra_margin = cost_flags()
+    drift_flag, margin_flag = ("mac_drift", "extra_margin") if F.cost == "macs" else ("drift_ms", "extra_margin_ms")
+    penalty = make(PenaltyConfig, {"target": target_flag, "a": "penalty_a", "b": "penalty_b"},
+                   target=target, a=F.penalty_a, b=F.penalty_b)
+    evolution = make(EvolutionConfig, {"drift": drift_flag, "extra_margin": margin_flag},
+                     ops_per_cell=F.ops_per_cell, max_rounds=F.max_rounds,
+                     num_archs=F.num_archs, num_extra=F.num_extra, drift=drift,
+                     extra_margin=extra_margin, bn_batches=F.bn_batches, inherit_weights=F.inherit_weights,
                      preserve_prev=F.preserve_prev)
     for flag in ("epochs_per_round", "gate_every", "checkpoint_every", "summary_every"):
         if getattr(F, flag) <= 0:
             raise FlagError(flag, f"must be positive, got {getattr(F, flag)}")
     if F.steps_per_round is not None and F.steps_per_round <= 0:
         raise FlagError("steps_per_round", f"must be positive, got {F.steps_per_round}")
-    costs = [[c.macs / 1e6 for c in row] for row in cell_op_costs(space)]
-    fixed = fixed_cost(space).macs / 1e6
-    cheapest = fixed + sum(0.0 if cell.may_be_empty else min(row) for cell, row in zip(space.cells(), costs))
-    largest = fixed + sum(sum(row) for row in costs)
-    if not cheapest < F.target_macs < largest:
-        raise FlagError("target_macs", f"{F.target_macs:g} M MACs is impossible in this space: its networks range "
-                                       f"from {cheapest:.2f} to {largest:.2f} M MACs")
-    return SearchConfig(run_dir=F.run_dir, space=space, data=data, optim=optim, penalty=penalty, evolution=evolution,
-                        epochs_per_round=F.epochs_per_round, steps_per_round=F.steps_per_round,
-                        gate_every=F.gate_every, prune_threshold=F.prune_threshold,
-                        checkpoint_every=F.checkpoint_every, summary_every=F.summary_every, seed=F.seed,
-                        strategy=F.strategy, init_from=F.init_from, stop_after_steps=F.stop_after_steps)
+    config = SearchConfig(run_dir=F.run_dir, space=space, data=data, optim=optim, penalty=penalty, evolution=evolution,
+                          cost=F.cost, latency_table=F.latency_table,
+                          epochs_per_round=F.epochs_per_round, steps_per_round=F.steps_per_round,
+                          gate_every=F.gate_every, prune_threshold=F.prune_threshold,
+                          checkpoint_every=F.checkpoint_every, summary_every=F.summary_every, seed=F.seed,
+                          strategy=F.strategy, init_from=F.init_from, stop_after_steps=F.stop_after_steps)
+    try:
+        if F.strategy == "multi_worker":
+            require_shared_latency_table(config)
+        model = config.build_cost_model()
+    except (LatencyTableError, StateError) as err:
+        raise FlagError("latency_table", str(err).removeprefix("--latency_table: ")) from None
+    cheapest, largest = model.bounds(space)
+    if not cheapest < target < largest:
+        raise FlagError(target_flag, f"{target:g} {model.unit} is impossible in this space: its networks range "
+                                     f"from {cheapest:.3g} to {largest:.3g} {model.unit}")
+    return config
 
 
 def configure_devices(logical_cpus: int) -> None:

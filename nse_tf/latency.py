@@ -1,0 +1,239 @@
+"""Latency lookup table for the latency-constrained search (section 5): what each operation costs in each cell.
+
+The released latency search charges an architecture the table entry of every operation it uses, one
+element-wise add per residual branch (N cell) and per extra branch of an R/E cell, and a fixed part for
+stem and head. We measure every entry here with LiteRT on this CPU: each distinct (cell shape, operation)
+becomes its own one-operation float32 ``.tflite`` (batch 1, XNNPACK, ``num_threads`` threads, BN folded as in
+exported models), timed by its median invoke minus the median invoke of a one-element model, so the
+interpreter's per-call overhead is charged once (in the fixed part), not once per operation. A table
+measured on a phone in the same JSON format can replace the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import tempfile
+from typing import Any, Callable, Iterator, Sequence
+
+from nse_tf.io_utils import atomic_write_json
+from nse_tf.ops import out_size
+from nse_tf.space import CellSpec, MacroSpace
+
+TABLE_FORMAT = "nse_tf.latency_table"
+TABLE_VERSION = 1
+
+
+class LatencyTableError(ValueError):
+    """A latency table file that cannot be read or was measured for another space."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencyTable:
+    """Milliseconds per (cell, pool operation), per cell add, and for the fixed part of one space."""
+
+    space: dict[str, Any]
+    op_ms: list[list[float]]
+    add_ms: list[float]
+    fixed_ms: float
+    device: str
+    num_threads: int
+    runs: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": TABLE_FORMAT, "version": TABLE_VERSION, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: Any, source: str) -> "LatencyTable":
+        if not isinstance(data, dict) or data.get("format") != TABLE_FORMAT:
+            raise LatencyTableError(f"{source}: not an nse_tf latency table")
+        if data.get("version") != TABLE_VERSION:
+            raise LatencyTableError(f"{source}: latency table version {data.get('version')!r} is not {TABLE_VERSION}")
+        try:
+            table = cls(space=dict(data["space"]), op_ms=[[float(v) for v in row] for row in data["op_ms"]],
+                        add_ms=[float(v) for v in data["add_ms"]], fixed_ms=float(data["fixed_ms"]),
+                        device=str(data["device"]), num_threads=int(data["num_threads"]), runs=int(data["runs"]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise LatencyTableError(f"{source}: corrupted latency table ({type(err).__name__}: {err})") from None
+        values = [v for row in table.op_ms for v in row] + table.add_ms + [table.fixed_ms]
+        if any(not v >= 0 for v in values):  # also catches NaN
+            raise LatencyTableError(f"{source}: latencies must be finite and >= 0")
+        return table
+
+    def check_matches(self, space: MacroSpace, source: str) -> None:
+        """Refuse a table measured for other cells or another pool: its numbers would silently be wrong."""
+        if self.space != space.to_dict():
+            diffs = sorted(k for k in set(self.space) | set(space.to_dict())
+                           if self.space.get(k) != space.to_dict().get(k))
+            raise LatencyTableError(f"{source}: measured for another space ({', '.join(diffs)} differ); "
+                                    "delete it to measure this space, or pass another --latency_table")
+        cells, pool = space.cells(), space.get_pool()
+        if len(self.op_ms) != len(cells) or len(self.add_ms) != len(cells):
+            raise LatencyTableError(f"{source}: {len(self.op_ms)} cells in the table, {len(cells)} in the space")
+        for cell, row in zip(cells, self.op_ms):
+            if len(row) != len(pool):
+                raise LatencyTableError(f"{source}: {cell.name} has {len(row)} operations, the pool {len(pool)}")
+
+
+def load(path: str, space: MacroSpace) -> LatencyTable:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as err:
+        raise LatencyTableError(f"{path}: cannot read ({err.strerror})") from None
+    except json.JSONDecodeError as err:
+        raise LatencyTableError(f"{path}: not JSON ({err})") from None
+    table = LatencyTable.from_json(data, path)
+    table.check_matches(space, path)
+    return table
+
+
+def save(table: LatencyTable, path: str) -> None:
+    atomic_write_json(path, table.to_json())
+
+
+# ------------------------------------------------------------------------------------------ measuring
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The converter prints each model's signature and logs at INFO: noise, hundreds of times per table."""
+    from absl import logging as absl_logging
+
+    verbosity = absl_logging.get_verbosity()
+    with open(os.devnull, "w", encoding="utf-8") as devnull, contextlib.redirect_stdout(devnull):
+        absl_logging.set_verbosity(absl_logging.WARNING)
+        try:
+            yield
+        finally:
+            absl_logging.set_verbosity(verbosity)
+
+
+def _median_invoke_ms(model: Any, workdir: str, num_threads: int, runs: int, warmup: int) -> float:
+    import tensorflow as tf
+
+    from nse_tf.export import tflite_latency_ms
+
+    path = os.path.join(workdir, "probe.tflite")
+    with _quiet():
+        flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    with open(path, "wb") as f:
+        f.write(flatbuffer)
+    return tflite_latency_ms(path, runs=runs, warmup=warmup, num_threads=num_threads)["median_ms"]
+
+
+def _op_model(space: MacroSpace, cell: CellSpec, op_index: int) -> Any:
+    import keras
+
+    from nse_tf.layers import Namespace, op_layers
+
+    op = space.get_pool().ops[op_index]
+    inputs = keras.Input((*cell.input_hw, cell.cin), batch_size=1)
+    layers = op_layers(Namespace.keras3(), op, cell.cin, cell.cout, cell.stride, "op", se=space.se,
+                       activation=space.activation)
+    return keras.Model(inputs, layers(inputs, training=False))
+
+
+def _add_model(hw: tuple[int, int], channels: int) -> Any:
+    import keras
+
+    a, b = keras.Input((*hw, channels), batch_size=1), keras.Input((*hw, channels), batch_size=1)
+    return keras.Model([a, b], keras.layers.Add()([a, b]))
+
+
+def _fixed_models(space: MacroSpace) -> list[Any]:
+    """Preprocessing + stem, and head + classifier at the last cell's output size (as exported models run)."""
+    import keras
+
+    from nse_tf.child import preprocessing_layer
+    from nse_tf.layers import Namespace, head_layers, stem_layers
+
+    ns = Namespace.keras3()
+    inputs = keras.Input((space.input_size, space.input_size, space.input_channels), batch_size=1)
+    x = preprocessing_layer(ns, space)(inputs)
+    for layer in stem_layers(ns, space.scaled_channels[0], space.stem_stride, space.activation):
+        x = layer(x)
+    stem = keras.Model(inputs, x)
+    size, channels = space.stem_hw, space.scaled_channels[0]
+    for cell in space.cells():
+        size, channels = out_size(cell.input_hw[0], cell.stride), cell.cout
+    head_in = keras.Input((size, size, channels), batch_size=1)
+    x = head_in
+    for layer in head_layers(ns, space.head_channels, space.num_classes, space.activation):
+        x = layer(x)
+    return [stem, keras.Model(head_in, x)]
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cell_key(cell: CellSpec) -> tuple:
+    return cell.input_hw, cell.cin, cell.cout, cell.stride
+
+
+def measure(space: MacroSpace, num_threads: int = 1, runs: int = 100, warmup: int = 10,
+            progress: Callable[[int, int], None] | None = None) -> LatencyTable:
+    """Measure the whole table; cells of the same shape share their measurements."""
+    import keras
+
+    if num_threads < 1 or runs < 1:
+        raise ValueError(f"need num_threads >= 1 and runs >= 1, got {num_threads} and {runs}")
+    cells, n_ops = space.cells(), len(space.get_pool())
+    shapes: dict[tuple, CellSpec] = {}
+    for cell in cells:
+        shapes.setdefault(_cell_key(cell), cell)
+    total, done = len(shapes) * (n_ops + 1) + 3, 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    by_shape: dict[tuple, tuple[list[float], float]] = {}
+    with tempfile.TemporaryDirectory(prefix="nse-latency-") as workdir:
+        def timed(model: Any) -> float:
+            ms = _median_invoke_ms(model, workdir, num_threads, runs, warmup)
+            keras.backend.clear_session(free_memory=False)
+            tick()
+            return ms
+
+        overhead = timed(_add_model((1, 1), 1))
+        for key, cell in shapes.items():
+            ops = [max(0.0, timed(_op_model(space, cell, i)) - overhead) for i in range(n_ops)]
+            hw = (out_size(cell.input_hw[0], cell.stride), out_size(cell.input_hw[1], cell.stride))
+            by_shape[key] = ops, max(0.0, timed(_add_model(hw, cell.cout)) - overhead)
+        stem, head = (timed(m) for m in _fixed_models(space))
+    return LatencyTable(space=space.to_dict(), op_ms=[by_shape[_cell_key(c)][0] for c in cells],
+                        add_ms=[by_shape[_cell_key(c)][1] for c in cells], fixed_ms=stem + head - overhead,
+                        device=f"{_cpu_name()} ({os.cpu_count()} cores), LiteRT float32, XNNPACK, batch 1",
+                        num_threads=num_threads, runs=runs)
+
+
+def load_or_measure(path: str, space: MacroSpace, num_threads: int = 1,
+                    progress: Callable[[int, int], None] | None = None) -> LatencyTable:
+    """The table at ``path``; measured and written there (atomically) first when the file does not exist."""
+    if os.path.exists(path):
+        return load(path, space)
+    table = measure(space, num_threads=num_threads, progress=progress)
+    save(table, path)
+    return table
+
+
+def cell_branch_costs(table: LatencyTable, cells: Sequence[CellSpec]) -> tuple[list[list[float]], float]:
+    """Per-(cell, op) costs and the fixed part such that an architecture's latency is fixed + sum of its
+    ops' costs: each op also pays its cell's add, and each R/E cell gives one add back (k branches, k - 1 adds)."""
+    op_costs = [[ms + add for ms in row] for row, add in zip(table.op_ms, table.add_ms)]
+    fixed = table.fixed_ms - sum(add for cell, add in zip(cells, table.add_ms) if not cell.may_be_empty)
+    return op_costs, fixed

@@ -1,0 +1,114 @@
+"""The latency lookup table and the latency cost model: what the latency search penalises and windows."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nse_tf import cost_model, latency
+from nse_tf.space import MacroSpace
+
+# One N cell, then one R cell (28 -> 14): the smallest space with both kinds.
+SPACE = MacroSpace(layout="R", counts=(1, 0), channels=(8, 16), pool=("mb_k3_t1", "mb_k3_t3"), input_size=28,
+                   input_channels=1, num_classes=10, stem_stride=1, head_channels=32, mean=(72.9,), std=(90.0,))
+
+
+def hand_table(space: MacroSpace = SPACE) -> latency.LatencyTable:
+    return latency.LatencyTable(space=space.to_dict(), op_ms=[[0.10, 0.30], [0.20, 0.50]], add_ms=[0.01, 0.02],
+                                fixed_ms=1.0, device="test", num_threads=1, runs=1)
+
+
+def test_latency_model_charges_one_add_per_residual_and_per_extra_branch():
+    model = cost_model.latency_model(hand_table(), SPACE)
+    assert model.unit == "ms"
+    # N cell empty, R cell one op: no add at all.
+    assert model.architecture_cost([[], [0]]) == pytest.approx(1.0 + 0.20)
+    # N cell with two branches: x + a + b is two adds; R cell with two branches: a + b is one add.
+    assert model.architecture_cost([[0, 1], [0, 1]]) == pytest.approx(1.0 + 0.10 + 0.30 + 2 * 0.01 + 0.20 + 0.50
+                                                                      + 0.02)
+    assert model.bounds(SPACE) == pytest.approx((1.2, 1.0 + 0.4 + 0.02 + 0.7 + 0.04 - 0.02))
+
+
+def test_macs_model_is_the_analytic_count():
+    from nse_tf.architecture import Architecture, NetworkSpec
+    from nse_tf.cost import network_cost
+
+    spec = NetworkSpec(SPACE, Architecture.from_cells([[0, 1], [1]], SPACE.get_pool()), "x")
+    model = cost_model.macs_model(SPACE)
+    assert model.unit == "M MACs"
+    assert model.architecture_cost([[0, 1], [1]]) == pytest.approx(network_cost(spec).macs / 1e6)
+
+
+def test_table_round_trips_and_refuses_another_space(tmp_path):
+    path = str(tmp_path / "table.json")
+    latency.save(hand_table(), path)
+    assert latency.load(path, SPACE) == hand_table()
+    other = SPACE.replace(channels=(8, 24))
+    with pytest.raises(latency.LatencyTableError, match=r"table\.json: measured for another space \(channels differ\)"):
+        latency.load(path, other)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.update(format="other"), "not an nse_tf latency table"),
+    (lambda d: d.update(version=99), "version 99"),
+    (lambda d: d.pop("add_ms"), r"corrupted latency table \(KeyError: 'add_ms'\)"),
+    (lambda d: d["op_ms"][1].__setitem__(0, float("nan")), "finite and >= 0"),
+    (lambda d: d["op_ms"][1].pop(), "cell01_R has 1 operations, the pool 2"),
+])
+def test_bad_table_is_one_clear_error_naming_the_file(tmp_path, edit, message):
+    data = hand_table().to_json()
+    edit(data)
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(latency.LatencyTableError, match=message) as info:
+        latency.load(str(path), SPACE)
+    assert str(path) in str(info.value)
+
+
+def test_measure_subtracts_the_invoke_overhead_and_shares_cells_of_one_shape(monkeypatch):
+    """Stub timer = 0.001 ms per parameter + 0.05 ms per invoke: ops and adds come out without the 0.05,
+    the fixed part keeps it once, and the two N cells of one shape get identical entries."""
+    space = SPACE.replace(counts=(2, 0))
+    calls = []
+
+    def fake_invoke_ms(model, workdir, num_threads, runs, warmup):
+        calls.append(model)
+        return 0.05 + 0.001 * model.count_params()
+
+    monkeypatch.setattr(latency, "_median_invoke_ms", fake_invoke_ms)
+    table = latency.measure(space, runs=3)
+    assert len(calls) == 1 + 2 * (2 + 1) + 2  # overhead, 2 shapes x (2 ops + add), stem and head
+    assert table.op_ms[0] == table.op_ms[1] and table.add_ms[0] == table.add_ms[1] == 0.0
+    assert table.op_ms[0][1] > table.op_ms[0][0] > 0
+    overhead_params = calls[0].count_params()
+    assert table.op_ms[2][0] == pytest.approx(0.001 * (calls[4].count_params() - overhead_params))
+    assert table.fixed_ms == pytest.approx(0.05 + 0.001 * (calls[-2].count_params() + calls[-1].count_params()
+                                                           - overhead_params))
+    table.check_matches(space, "measured")
+
+
+def test_one_operation_is_timed_with_litert(tmp_path):
+    """The real timer: a converted one-op model runs under LiteRT and takes a positive, sub-second time."""
+    ms = latency._median_invoke_ms(latency._op_model(SPACE, SPACE.cells()[0], 1), str(tmp_path), 1, 20, 2)
+    assert 0 < ms < 1000
+
+
+@pytest.mark.slow
+def test_table_predicts_the_whole_networks_litert_latency(tmp_path):
+    """Sum of table entries vs the exported child network, both on this CPU: within a factor of 2."""
+    from nse_tf.architecture import Architecture, NetworkSpec
+    from nse_tf.child import build_child
+    from nse_tf.export import tflite_latency_ms
+    import tensorflow as tf
+
+    table = latency.measure(SPACE, runs=200)
+    cells = [[0, 1], [1]]
+    predicted = cost_model.latency_model(table, SPACE).architecture_cost(cells)
+    model = build_child(NetworkSpec(SPACE, Architecture.from_cells(cells, SPACE.get_pool()), "net"))
+    path = tmp_path / "net.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    measured = tflite_latency_ms(str(path), runs=200)["median_ms"]
+    assert 0.5 < predicted / measured < 2.0, (predicted, measured)
+    assert np.all(np.asarray(table.op_ms) >= 0)
