@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from nse_tf.cost_model import macs_model  # noqa: E402
 from nse_tf.evolution import ArchPoint, EvolutionState  # noqa: E402
 from nse_tf.gates import gate_probability  # noqa: E402
 from nse_tf.io_utils import atomic_write_bytes, atomic_write_text  # noqa: E402
@@ -114,10 +115,15 @@ def write_report(path: str, config: Any, state: EvolutionState, chosen: dict[str
               f"{best.accuracy:.4f}", ""]
     for c, cell in enumerate(best.cells):
         lines.append(f"- cell {c}: {', '.join(pool_names[i] for i in cell) or '(skipped)'}")
-    lines += ["", "## Final front", "", f"| file | {unit} | held-out top-1 |", "|---|---|---|"]
+    # A latency search's front also shows MACs: what the FLOPs search and the zoo table compare by.
+    macs = None if unit == "M MACs" else macs_model(config.space)
+    extra_column = "" if macs is None else " M MACs |"
+    lines += ["", "## Final front", "", f"| file | {unit} |{extra_column} held-out top-1 |",
+              "|---|---|---|" + ("---|" if macs else "")]
     for label, point in chosen.items():
         if label != "best":
-            lines.append(f"| chosen/{label}.json | {format_cost(point.cost, unit)} | {point.accuracy:.4f} |")
+            extra = "" if macs is None else f" {macs.architecture_cost(point.cells):.2f} |"
+            lines.append(f"| chosen/{label}.json | {format_cost(point.cost, unit)} |{extra} {point.accuracy:.4f} |")
     lines += ["", "## Optimized subsets at the end", ""]
     for c, subset in enumerate(state.subspaces):
         lines.append(f"- cell {c}: {', '.join(pool_names[i] for i in subset) or '(none)'}")

@@ -112,3 +112,29 @@ def test_table_predicts_the_whole_networks_litert_latency(tmp_path):
     measured = tflite_latency_ms(str(path), runs=200)["median_ms"]
     assert 0.5 < predicted / measured < 2.0, (predicted, measured)
     assert np.all(np.asarray(table.op_ms) >= 0)
+
+
+@pytest.mark.parametrize("unit", ["ms", "M MACs"])
+def test_report_states_the_unit_and_a_latency_front_also_shows_macs(tmp_path, unit):
+    from types import SimpleNamespace
+
+    from nse_tf import reporting
+    from nse_tf.evolution import ArchPoint, EvolutionState
+
+    config = SimpleNamespace(run_dir=str(tmp_path), space=SPACE, penalty=SimpleNamespace(target=1.3),
+                             evolution=SimpleNamespace(drift=0.1), data=SimpleNamespace(dataset="fashion_mnist"))
+    # One finished round; its history written before latency searches existed ("best_macs").
+    state = EvolutionState(list(SPACE.get_pool().names), 2, 1, 0, 0, "done", [[0, 1], [1]], [[], []], [[0, 1], [1]],
+                           [], [{"round": 0, "subspace_sizes": [2, 1], "active_ops_end": 3, "evaluated": 4,
+                                 "front_size": 1, "best_accuracy": 0.5, "best_macs": 1.234, "eval_seconds": 1.0}])
+    point = ArchPoint([[0, 1], [1]], 1.234, 0.5)
+    path = tmp_path / "report.md"
+    reporting.write_report(str(path), config, state, reporting.choose_architectures([point], 1.3),
+                           SPACE.get_pool().names, unit)
+    text = path.read_text()
+    macs = cost_model.macs_model(SPACE).architecture_cost(point.cells)
+    if unit == "ms":
+        assert "target 1.3 ms" in text and "| file | ms | M MACs | held-out top-1 |" in text
+        assert f"| chosen/front_0.json | 1.234 | {macs:.2f} | 0.5000 |" in text
+    else:
+        assert "target 1.3 M MACs" in text and "| chosen/front_0.json | 1.23 | 0.5000 |" in text
