@@ -77,7 +77,14 @@ class SearchConfig:
         return self.latency_table or os.path.join(self.run_dir, LATENCY_TABLE_FILE)
 
     def build_cost_model(self) -> cost_model.CostModel:
-        """What the penalty and the window measure; a latency table is measured here when it does not exist."""
+        """What the penalty and the window measure; a latency table is measured here when it does not exist,
+        unless the run has started: a resumed search must price architectures exactly as before."""
+        path = self.latency_table_path
+        if self.cost == "latency" and not os.path.exists(path) and os.path.exists(
+                os.path.join(self.run_dir, STATE_FILE)):
+            raise StateError(f"--latency_table: {path} is gone but {self.run_dir} has already started with it; "
+                             "restore the file (a new measurement would price architectures differently)")
+
         def progress(done: int, total: int) -> None:
             if done == 1 or done == total or done % 20 == 0:
                 log.info("latency table %s: %d/%d models measured", self.latency_table_path, done, total)

@@ -121,6 +121,15 @@ def test_latency_table_of_another_space_is_refused(tmp_path, capsys, stub_latenc
     assert table.read_text() == before
 
 
+def test_a_started_latency_search_never_measures_a_new_table(tmp_path, capsys, stub_latency_timer):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "evolution_state.json").write_text("{}")  # the run has started; its table has been deleted
+    code, err = run_in_process(f"--run_dir={run_dir}", *TINY_LATENCY, capsys=capsys)
+    assert code == 2 and "--latency_table" in err and "is gone" in err, err
+    assert not (run_dir / "latency_table.json").exists()
+
+
 def test_bad_flag_from_the_command_line_exits_2_without_traceback(tmp_path):
     assert "--ops_per_cell" in error_line(run_search(f"--run_dir={tmp_path / 'run'}", *TINY, "--ops_per_cell=1"))
 
