@@ -51,7 +51,7 @@ RANDOM_SPACES = {
     "small-allkinds": get_space("small", pool=ALL_KINDS_POOL, input_size=33, r_strides=(2, 2, 1, 2),
                                 counts=(1, 1, 0, 1, 1, 0)),
 }
-PER_SPACE = 10  # 5 spaces x 10 = 50 random architectures
+PER_SPACE = 6  # 5 spaces x 6 = 30 random architectures
 
 
 def random_specs(name: str) -> list[NetworkSpec]:
