@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 
 from nse_tf import latency
 from nse_tf.cost import cell_op_costs, fixed_cost
+from nse_tf.evolution import architecture_cost
 from nse_tf.space import MacroSpace
 
 METRICS = ("macs", "latency")
@@ -19,6 +20,8 @@ UNITS = {"macs": "M MACs", "latency": "ms"}
 
 @dataclasses.dataclass(frozen=True)
 class CostModel:
+    """Per-(cell, op) costs and a fixed part in one unit; an architecture costs the fixed part plus its ops'."""
+
     metric: str
     op_costs: list[list[float]]  # [cell][pool index], in ``unit``
     fixed: float
@@ -28,7 +31,7 @@ class CostModel:
         return UNITS[self.metric]
 
     def architecture_cost(self, cells: Sequence[Sequence[int]]) -> float:
-        return self.fixed + sum(self.op_costs[c][i] for c, cell in enumerate(cells) for i in cell)
+        return architecture_cost(cells, self.op_costs, self.fixed)  # the sampler's own sum, bit for bit
 
     def bounds(self, space: MacroSpace) -> tuple[float, float]:
         """Cheapest and dearest networks of the space: N cells may be empty, R/E cells need one op."""
