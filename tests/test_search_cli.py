@@ -42,8 +42,8 @@ def error_line(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def run_in_process(*args: str, capsys: pytest.CaptureFixture) -> tuple[int, str]:
-    """tools/search.py's main() in this process (flag errors end before any TF work): no interpreter start."""
+def parsed_cli(*args: str):
+    """tools/search.py imported into this process with ``args`` parsed as its flags."""
     sys.path.insert(0, os.path.dirname(SEARCH))
     try:
         import search as cli
@@ -53,7 +53,12 @@ def run_in_process(*args: str, capsys: pytest.CaptureFixture) -> tuple[int, str]
 
     flags.FLAGS.unparse_flags()
     flags.FLAGS(["search.py", *args])
-    code = cli.main(["search.py"])
+    return cli
+
+
+def run_in_process(*args: str, capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    """tools/search.py's main() in this process (flag errors end before any TF work): no interpreter start."""
+    code = parsed_cli(*args).main(["search.py"])
     return code, capsys.readouterr().err
 
 
@@ -226,16 +231,7 @@ def test_every_committed_search_flagfile_builds_its_config(flagfile, monkeypatch
     """Each configs/*.flags search passes every check short of loading data (the latency one reads its
     committed table and finds its target inside the space's range), run from the repository root."""
     monkeypatch.chdir(ROOT)
-    sys.path.insert(0, os.path.dirname(SEARCH))
-    try:
-        import search as cli
-    finally:
-        sys.path.pop(0)
-    from absl import flags
-
-    flags.FLAGS.unparse_flags()
-    flags.FLAGS(["search.py", f"--flagfile=configs/{flagfile}"])
-    config = cli.build_config()
+    config = parsed_cli(f"--flagfile=configs/{flagfile}").build_config()
     assert config.penalty.target > 0
     if config.cost == "latency":
         assert os.path.isfile(config.latency_table_path)  # committed, not measured by this test
@@ -244,18 +240,10 @@ def test_every_committed_search_flagfile_builds_its_config(flagfile, monkeypatch
 def test_a_run_directory_from_before_latency_searches_still_resumes():
     """results/fashion_mnist_nse was written with MACs-only keys ("mac_drift", no "cost"): it still matches its
     flagfile, so rerunning the committed command resumes it instead of refusing it."""
-    sys.path.insert(0, os.path.dirname(SEARCH))
-    try:
-        import search as cli
-    finally:
-        sys.path.pop(0)
-    from absl import flags
-
     from nse_tf.runner import upgrade_saved_config
 
-    flags.FLAGS.unparse_flags()
-    flags.FLAGS(["search.py", f"--flagfile={os.path.join(ROOT, 'configs', 'fashion_mnist_nse.flags')}"])
-    now = cli.build_config().to_json()
+    flagfile = os.path.join(ROOT, "configs", "fashion_mnist_nse.flags")
+    now = parsed_cli(f"--flagfile={flagfile}").build_config().to_json()
     with open(os.path.join(ROOT, "results", "fashion_mnist_nse", "config.json"), encoding="utf-8") as f:
         saved = json.load(f)
     assert "mac_drift" in saved["evolution"] and "cost" not in saved
