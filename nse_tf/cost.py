@@ -75,19 +75,34 @@ def layer_macs(layer: Any) -> int:
     return 0
 
 
-def _leaf_layers(model: Any) -> list[Any]:
-    out = []
-    for layer in model.layers:
-        if hasattr(layer, "layers") and layer.layers and layer is not model:
-            out += _leaf_layers(layer)
-        else:
-            out.append(layer)
-    return out
+def _examples_through(model: Any) -> dict[int, float]:
+    """Per input example, how many examples each layer of ``model`` processes in one forward pass.
+
+    Once per call of the layer in the graph (a shared layer or nested model runs per call), times what
+    the layers upstream did to the batch: a layer with ``examples_per_example`` (the flip-averaging
+    wrapper's ``MirrorStack``: 2) multiplies it for everything downstream.
+    """
+    nodes = getattr(model, "_nodes_by_depth", None) or {}
+    out_examples: dict[int, float] = {}
+    runs: dict[int, float] = {}
+    for depth in sorted(nodes, reverse=True):  # inputs have the greatest depth
+        for node in nodes[depth]:
+            layer = getattr(node, "operation", None) or getattr(node, "layer", None)
+            examples = max((out_examples.get(id(parent), 1.0) for parent in node.parent_nodes), default=1.0)
+            runs[id(layer)] = runs.get(id(layer), 0.0) + examples
+            out_examples[id(node)] = examples * getattr(layer, "examples_per_example", 1.0)
+    return runs
 
 
 def count_macs(model: Any) -> int:
-    """Multiply-accumulates of one forward pass of a built functional Keras 3 or tf_keras model."""
-    return sum(layer_macs(layer) for layer in _leaf_layers(model))
+    """Multiply-accumulates of one forward pass of a built functional Keras 3 or tf_keras model, per
+    input example."""
+    runs = _examples_through(model)
+    total = 0.0
+    for layer in model.layers:
+        nested = hasattr(layer, "layers") and layer.layers and layer is not model
+        total += runs.get(id(layer), 1.0) * (count_macs(layer) if nested else layer_macs(layer))
+    return int(round(total))
 
 
 def count_params(model: Any) -> int:

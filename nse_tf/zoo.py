@@ -4,7 +4,9 @@ One folder per entry under ``zoo/`` (or ``$NSE_TF_ZOO``): ``network.json`` (the 
 ``metadata.json`` (dataset, input shape, preprocessing, MACs, params, measured top-1, the command
 that produced it, sha256 of every file), and where trained ``model.weights.h5``, ``float32.tflite``
 and ``int8.tflite``. Loading builds the network from its JSON and reads an HDF5 weights file after
-checking its sha256: no code from a file is ever executed.
+checking its sha256: no code from a file is ever executed. An entry whose metadata has
+``"flip_average": true`` is its network run on the image and its mirror, logits averaged
+(``nse_tf.flip_average``): its MACs, top-1 and TFLite files are those of the two-pass model.
 """
 
 from __future__ import annotations
@@ -138,6 +140,10 @@ def load(name: str, weights: str | None = "pretrained", num_classes: int | None 
     model = build_child(spec)
     if weights == "pretrained":
         model.load_weights(entry.file(WEIGHTS_NAME))
+    if entry.metadata.get("flip_average"):
+        from nse_tf.flip_average import flip_average
+
+        model = flip_average(model)
     return model
 
 

@@ -156,6 +156,24 @@ def test_pretrained_load_and_tflite_path(trained_zoo, monkeypatch):
     assert zoo.tflite_path("tiny-fmnist", "int8").endswith("int8.tflite")
 
 
+def test_flip_average_entry_loads_as_the_two_pass_model(trained_zoo, tmp_path, monkeypatch):
+    """``"flip_average": true`` in metadata (what make_zoo_entry.py --flip_average writes) makes load() wrap
+    the same weights: logits averaged over the image and its mirror, twice the MACs."""
+    copy = tmp_path / "zoo"
+    shutil.copytree(trained_zoo, copy)
+    meta_path = copy / "tiny-fmnist" / zoo.METADATA_NAME
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "flip_average": True}))
+    monkeypatch.setenv(zoo.ZOO_ENV, str(copy))
+    both = zoo.load("tiny-fmnist")
+    assert count_macs(both) == count_macs(zoo.load("tiny-fmnist", weights=None)) == 2 * meta["macs"]
+    monkeypatch.setenv(zoo.ZOO_ENV, trained_zoo)
+    plain = zoo.load("tiny-fmnist")
+    images = load_arrays("fashion_mnist").x_test[:4].astype(np.float32)
+    expected = (np.asarray(plain(images)) + np.asarray(plain(images[:, :, ::-1]))) / 2
+    np.testing.assert_allclose(np.asarray(both(images)), expected, atol=1e-4)
+
+
 def test_tampered_weights_are_refused(trained_zoo, tmp_path, monkeypatch):
     copy = tmp_path / "zoo"
     shutil.copytree(trained_zoo, copy)
@@ -176,6 +194,8 @@ def test_make_zoo_entry_flag_errors(tmp_path):
     assert result.returncode == 2 and "make_zoo_entry.py: error: --train_dir:" in result.stderr
     result = run_tool("make_zoo_entry.py", "--name=x", f"--train_dir={tmp_path}", f"--zoo_dir={tmp_path}")
     assert result.returncode == 2 and "not a tools/train.py run directory" in result.stderr
+    result = run_tool("make_zoo_entry.py", "--name=x", "--arch=NSENet-27", "--flip_average", f"--zoo_dir={tmp_path}")
+    assert result.returncode == 2 and "make_zoo_entry.py: error: --flip_average: needs --train_dir" in result.stderr
     assert not os.path.exists(tmp_path / "x")
 
 

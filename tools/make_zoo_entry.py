@@ -33,6 +33,8 @@ flags.DEFINE_string("training_note", None, "What the run directory does not reco
                     "(e.g. epochs run before per-process records existed).")
 flags.DEFINE_integer("num_calibration", 500, "Training images that calibrate the int8 file.")
 flags.DEFINE_integer("latency_runs", 200, "Timed LiteRT invocations (one image, one thread).")
+flags.DEFINE_bool("flip_average", False, "The trained network run on each image and its mirror, logits "
+                  "averaged (twice the MACs, same weights): metadata, exports and top-1 are the two-pass model's.")
 flags.DEFINE_string("zoo_dir", None, "Zoo folder (default: nse_tf.zoo.zoo_dir()).")
 
 
@@ -61,6 +63,10 @@ def trained_entry(stage: str, train_dir: str) -> dict:
                                  load_arrays, load_trained_run, read_history)
 
     model, dataset = load_trained_run(train_dir)
+    if F.flip_average:
+        from nse_tf.flip_average import flip_average
+
+        model = flip_average(model)
     with open(os.path.join(train_dir, CONFIG_NAME), encoding="utf-8") as f:
         saved = json.load(f)
     with open(os.path.join(train_dir, RESULT_NAME), encoding="utf-8") as f:
@@ -85,6 +91,7 @@ def trained_entry(stage: str, train_dir: str) -> dict:
     history = read_history(train_dir)
     return {"dataset": dataset, "macs": count_macs(model), "params": count_params(model), "top1": metrics["top1"],
             "top5": metrics["top5"], "test_examples": metrics["examples"], "weights": True,
+            **({"flip_average": True} if F.flip_average else {}),
             "training": {"recipe": saved["train"], "epochs_logged": len(history),
                          # train() times the process that finished the run; "processes" times each one
                          "seconds_last_process": result["seconds"],
@@ -114,6 +121,8 @@ def main(argv: list[str]) -> int:
             raise FlagError("name", "is required")
         if bool(F.train_dir) == bool(F.arch):
             raise FlagError("train_dir", "give exactly one of --train_dir (trained) or --arch (architecture only)")
+        if F.flip_average and not F.train_dir:
+            raise FlagError("flip_average", "needs --train_dir: it averages a trained network's two passes")
         root = F.zoo_dir or zoo.zoo_dir()
         stage = os.path.join(root, f".staging-{F.name}")
         shutil.rmtree(stage, ignore_errors=True)
