@@ -65,3 +65,32 @@ def test_tflite_files_match_and_keep_one_network(network, images, tmp_path):
         convs = sum(op in ("CONV_2D", "DEPTHWISE_CONV_2D") for op in ops)
         kinds = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
         assert convs == sum(isinstance(layer, kinds) for layer in network.layers), result.format
+
+
+def test_export_cli_exports_a_flip_averaged_zoo_entry_as_the_two_pass_model(tmp_path):
+    """tools/export.py --arch=<entry made with --flip_average> exports what the entry's files hold."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from nse_tf import zoo
+
+    flipped = [name for name in zoo.list_models() if zoo.get_entry(name).metadata.get("flip_average")]
+    if not flipped:
+        pytest.skip("no flip-averaged zoo entry")
+    cli = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "export.py")
+    result = subprocess.run([sys.executable, cli, f"--arch={flipped[0]}", f"--out_dir={tmp_path}", "--formats=float32",
+                             "--num_verify=200"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "export_report.json").read_text())
+    (exported,) = report["results"]
+    assert report["flip_average"] and exported["path"].endswith("_flip_average_float32.tflite")
+    assert exported["max_abs_diff"] < 1e-4 and exported["top1"] == exported["keras_top1"]
+    # the entry's own float32 file gives the same logits on the same images
+    from nse_tf.export import tflite_logits
+    from nse_tf.training import load_arrays
+
+    images = load_arrays("fashion_mnist").x_test[:20]
+    np.testing.assert_allclose(tflite_logits(exported["path"], images),
+                               tflite_logits(zoo.tflite_path(flipped[0], "float32"), images), atol=1e-4)
