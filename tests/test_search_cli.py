@@ -187,6 +187,9 @@ def test_killed_run_resumes_to_the_same_final_state(tmp_path):
                                          stdout=subprocess.DEVNULL, stderr=stderr, env=env)
         try:
             _kill_and_resume(str(tmp_path / "killed"))
+        except BaseException:
+            uninterrupted.kill()  # the test has failed: do not wait for the reference to finish
+            raise
         finally:
             uninterrupted.wait(timeout=600)
     assert uninterrupted.returncode == 0, log.read_text()[-3000:]
