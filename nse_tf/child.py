@@ -15,12 +15,14 @@ from nse_tf.architecture import NetworkSpec
 from nse_tf.layers import Namespace, head_layers, op_layers, stem_layers
 from nse_tf.space import CellSpec, MacroSpace
 
+PREPROCESS_LAYER = "preprocess"  # the normalisation layer's name (nse_tf.flip_average mirrors after it)
+
 
 def preprocessing_layer(ns: Namespace, space: MacroSpace) -> Any:
     """Raw pixels (0-255) in, normalised out: preprocessing travels inside the model."""
     mean = list(space.mean) * (space.input_channels // len(space.mean))
     std = list(space.std) * (space.input_channels // len(space.std))
-    return ns.layers.Normalization(mean=mean, variance=[s * s for s in std], name="preprocess")
+    return ns.layers.Normalization(mean=mean, variance=[s * s for s in std], name=PREPROCESS_LAYER)
 
 
 def apply_cell(ns: Namespace, x: Any, cell: CellSpec, op_names: list[str], space: MacroSpace) -> Any:

@@ -95,7 +95,7 @@ def measure(source: str, tflite: str | None = None, dataset: str | None = None,
         report.update(top_k_accuracies(tflite_logits(zoo.tflite_path(source, tflite), data.x_test), data.y_test))
     else:
         report.update({k: v for k, v in evaluate_arrays(model, data.x_test, data.y_test).items() if k != "examples"})
-    if entry is not None and entry.metadata.get("flip_average"):
+    if entry is not None and entry.flip_average:
         report["flip_average"] = True  # the two-pass model: why its MACs are twice its network's
     if entry is not None:
         report["metadata_top1"] = expected

@@ -17,6 +17,8 @@ from typing import Any
 
 import keras
 
+from nse_tf.child import PREPROCESS_LAYER
+
 
 @keras.saving.register_keras_serializable(package="nse_tf")
 class MirrorStack(keras.layers.Layer):
@@ -54,9 +56,8 @@ def flip_average(model: Any) -> Any:
     1 (raw pixels no longer fed as they are: scale 1.29, zero point 57).
     """
     inputs = keras.Input(shape=model.input_shape[1:], name="image")
-    names = [layer.name for layer in model.layers]
-    if "preprocess" in names:
-        preprocess = model.get_layer("preprocess")
+    if any(layer.name == PREPROCESS_LAYER for layer in model.layers):
+        preprocess = model.get_layer(PREPROCESS_LAYER)
         body = keras.Model(preprocess.output, model.output, name=f"{model.name}_body")
         stacked = MirrorStack(name="mirror_stack")(preprocess(inputs))
     else:

@@ -56,6 +56,11 @@ class ZooEntry:
     def has_weights(self) -> bool:
         return WEIGHTS_NAME in self.metadata["files"]
 
+    @property
+    def flip_average(self) -> bool:
+        """Made with ``make_zoo_entry.py --flip_average``: the entry is its network's two-pass model."""
+        return bool(self.metadata.get("flip_average"))
+
     def file(self, filename: str) -> str:
         """Path of one of the entry's files after checking its sha256 against the metadata."""
         expected = self.metadata["files"].get(filename)
@@ -140,7 +145,7 @@ def load(name: str, weights: str | None = "pretrained", num_classes: int | None 
     model = build_child(spec)
     if weights == "pretrained":
         model.load_weights(entry.file(WEIGHTS_NAME))
-    if entry.metadata.get("flip_average"):
+    if entry.flip_average:
         from nse_tf.flip_average import flip_average
 
         model = flip_average(model)

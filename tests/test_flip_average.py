@@ -76,7 +76,7 @@ def test_export_cli_exports_a_flip_averaged_zoo_entry_as_the_two_pass_model(tmp_
 
     from nse_tf import zoo
 
-    flipped = [name for name in zoo.list_models() if zoo.get_entry(name).metadata.get("flip_average")]
+    flipped = [name for name in zoo.list_models() if zoo.get_entry(name).flip_average]
     if not flipped:
         pytest.skip("no flip-averaged zoo entry")
     cli = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "export.py")

@@ -29,9 +29,13 @@ TINY = [
 needs_data = pytest.mark.skipif(not os.path.exists(FMNIST), reason="dataset-fashion-mnist is not installed")
 
 
+def search_env() -> dict[str, str]:
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+
+
 def run_search(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, SEARCH, *args], capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run([sys.executable, SEARCH, *args], capture_output=True, text=True, timeout=timeout,
+                          env=search_env())
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
@@ -152,9 +156,8 @@ def _final_state(run_dir: str) -> dict:
 
 
 def _kill_when(args: list[str], ready, timeout: float = 600) -> None:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.Popen([sys.executable, SEARCH, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env)
+                            env=search_env())
     deadline = time.time() + timeout
     try:
         while not ready():
@@ -180,11 +183,10 @@ def test_killed_run_resumes_to_the_same_final_state(tmp_path):
     # The uninterrupted reference runs beside the killed one: each process spends most of its time tracing
     # graphs on one core, so on two cores this takes about the time of the killed sequence alone.
     reference = str(tmp_path / "reference")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     log = tmp_path / "reference.log"
     with open(log, "w") as stderr:  # a file, not a pipe: nobody reads a pipe until the end
         uninterrupted = subprocess.Popen([sys.executable, SEARCH, f"--run_dir={reference}", *TINY],
-                                         stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+                                         stdout=subprocess.DEVNULL, stderr=stderr, env=search_env())
         try:
             _kill_and_resume(str(tmp_path / "killed"))
         except BaseException:

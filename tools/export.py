@@ -55,6 +55,7 @@ class LoadedModel:
     name: str  # file-name stem of the artifacts
     source: str
     weights: str | None
+    flip_average: bool = False  # a flip-averaged zoo entry: the two-pass model its files hold
 
 
 @dataclasses.dataclass
@@ -102,13 +103,6 @@ def default_weights(arch: str) -> str | None:
     return run_weights if os.path.isdir(arch) and os.path.isfile(run_weights) else None
 
 
-def flip_averaged(arch: str) -> bool:
-    """Whether --arch names a zoo entry made with ``make_zoo_entry.py --flip_average``."""
-    from nse_tf import zoo
-
-    return arch in zoo.list_models() and bool(zoo.get_entry(arch).metadata.get("flip_average"))
-
-
 def load_for_export(arch: str | None, weights: str | None) -> LoadedModel:
     """Builds --arch and loads --weights into it; a zoo entry or a training run brings its own weights."""
     spec = resolve_arch(arch)
@@ -124,11 +118,14 @@ def load_for_export(arch: str | None, weights: str | None) -> LoadedModel:
         except (ValueError, OSError, KeyError) as err:
             raise FlagError("weights", f"cannot load {weights!r} into {spec.name}: {err}") from None
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", spec.name).strip("._") or "model"
-    if flip_averaged(arch):  # the entry is the two-pass model: its files and top-1 are that model's
+    from nse_tf import zoo
+
+    flipped = arch in zoo.list_models() and zoo.get_entry(arch).flip_average
+    if flipped:  # the entry is the two-pass model: its files and top-1 are that model's
         from nse_tf.flip_average import flip_average
 
         model, name = flip_average(model), f"{name}_flip_average"
-    return LoadedModel(model=model, spec=spec, name=name, source=str(arch), weights=weights)
+    return LoadedModel(model=model, spec=spec, name=name, source=str(arch), weights=weights, flip_average=flipped)
 
 
 def is_fashion_mnist(spec: Any) -> bool:
@@ -234,7 +231,7 @@ def run(formats: tuple[str, ...]) -> dict[str, Any]:
               f"{'XNNPACK delegate' if F.xnnpack else 'builtin kernels (no XNNPACK)'}, {F.latency_runs} runs")
     report = {
         "arch": loaded.source, "name": loaded.spec.name, "weights": loaded.weights,
-        "flip_average": flip_averaged(loaded.source),
+        "flip_average": loaded.flip_average,
         "random_init": loaded.weights is None, "data": data.description,
         "versions": {"keras": keras.__version__, "tensorflow": _version("tensorflow"),
                      "tf2onnx": _version("tf2onnx"), "onnxruntime": _version("onnxruntime"),
