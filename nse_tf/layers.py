@@ -72,9 +72,23 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         return y
 
 
+# What new zoo entries record about their initial weights (train_config.json, then the metadata).
+INITIALIZATION = "he_normal_fan_out_torch: depthwise fan_out = channels x k x k, as PyTorch's kaiming_normal_"
+LEGACY_INITIALIZATION = "he_normal_fan_out_keras: depthwise fan_out = k x k (Keras), sqrt(channels) too large"
+
+
 def conv_initializer(ns: Namespace) -> Any:
     """He-normal with fan_out, as the reference code initialises convolutions."""
     return ns.initializers.VarianceScaling(scale=2.0, mode="fan_out", distribution="untruncated_normal")
+
+
+def depthwise_initializer(ns: Namespace, channels: int) -> Any:
+    """He-normal fan_out as PyTorch counts it for a depthwise kernel (channels x k x k).
+
+    Keras's fan_out of a (k, k, C, 1) kernel is k x k, so the plain ``conv_initializer`` would start
+    depthwise weights sqrt(C) too large (and, with BN after them, train about C times slower).
+    """
+    return ns.initializers.VarianceScaling(scale=2.0 / channels, mode="fan_out", distribution="untruncated_normal")
 
 
 def subsample_start(size: int, stride: int, kernel_extent: int) -> int:
@@ -158,7 +172,7 @@ def conv_bn(ns: Namespace, prefix: str, filters: int, kernel: tuple[int, int] | 
             groups: int = 1, dilation: int = 1, depthwise: bool = False, activation: str | None = None) -> list[Any]:
     """conv (no bias) -> BN -> optional activation, named ``{prefix}_conv/_bn/_act``."""
     L = ns.layers
-    init = conv_initializer(ns)
+    init = depthwise_initializer(ns, filters) if depthwise else conv_initializer(ns)
     stride_value = strides if isinstance(strides, int) else max(strides)
     if depthwise and dilation > 1 and stride_value > 1:
         if ns.name != "keras":

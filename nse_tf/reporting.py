@@ -88,6 +88,11 @@ def choose_architectures(front: Sequence[ArchPoint], target: float) -> dict[str,
     return chosen
 
 
+def format_median(value: float | None) -> str:
+    """Rounds evaluated before the median was recorded show a dash (their pareto.json has the points)."""
+    return "-" if value is None else f"{value:.4f}"
+
+
 def write_report(path: str, config: Any, state: EvolutionState, chosen: dict[str, ArchPoint],
                  pool_names: Sequence[str], unit: str = "M MACs") -> None:
     lines = [
@@ -99,15 +104,16 @@ def write_report(path: str, config: Any, state: EvolutionState, chosen: dict[str
          "Latency is the sum of the run's LiteRT lookup table (latency_table.json)") +
         "; accuracy is top-1 on the held-out split (carved from the training data) "
         "with shared supernet weights after BN recalibration, not the accuracy of a retrained model.", "",
-        "| round | sub-space size (min/mean/max) | ops left at end | evaluated | front size | best top-1 in window | "
-        f"its {unit} | train s | eval s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| round | sub-space size (min/mean/max) | ops left at end | evaluated | median top-1 of evaluated | "
+        f"front size | best top-1 in window | its {unit} | train s | eval s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for h in state.history:
         sizes = h["subspace_sizes"]
         train = "-" if h.get("train_seconds") is None else f"{h['train_seconds']:.0f}"
         lines.append(f"| {h['round'] + 1} | {min(sizes)}/{np.mean(sizes):.1f}/{max(sizes)} | {h['active_ops_end']} | "
-                     f"{h['evaluated']} | {h['front_size']} | {h['best_accuracy']:.4f} | "
+                     f"{h['evaluated']} | {format_median(h.get('median_accuracy'))} | {h['front_size']} | "
+                     f"{h['best_accuracy']:.4f} | "
                      f"{format_cost(h.get('best_cost', h.get('best_macs')), unit)} | "
                      f"{train} | {h['eval_seconds']:.0f} |")
     best = chosen["best"]

@@ -144,7 +144,7 @@ class RoundCheckpoint:
         self.directory = directory
         # Keras 3 does not expose layers held in lists to tf.train.Checkpoint, so the supernet's variables
         # (BN moving statistics included) are tracked explicitly, keyed by their Keras paths.
-        variables = {v.path.replace("/", "."): v.value for v in trainer.net.weights}
+        variables = {checkpoint_key(v): v.value for v in trainer.net.weights}
         self.checkpoint = tf.train.Checkpoint(net_variables=variables, weight_opt=trainer.weight_opt,
                                               gate_opt=trainer.gate_opt, **iterators)
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=2)
@@ -272,20 +272,21 @@ class SearchRun:
 
     def run(self) -> EvolutionState:
         state = self.load_or_create_state()
-        previous_trainer: RoundTrainer | None = None
         while state.phase != "done":
             keras.utils.set_random_seed(self.config.seed * 1000 + state.round)
             trainer = self.new_trainer(state)
-            if self.config.evolution.inherit_weights and previous_trainer is not None:
-                inherit_weights(previous_trainer, trainer)
             round_dir = self.path(f"round_{state.round:02d}")
             splits = self.round_splits(state.round)
             iterators = {"train_data": iter(splits.train), "heldout_data": iter(splits.heldout_repeat)}
             ckpt = RoundCheckpoint(os.path.join(round_dir, "ckpt"), trainer, iterators, self.chief)
             host = ckpt.restore()
             if host is None:
+                inherited = 0
+                if self.config.evolution.inherit_weights and state.round > 0:
+                    inherited = inherit_weights(self.previous_round_checkpoint(state.round), trainer)
                 protected = state.protected if self.config.evolution.preserve_prev else [[] for _ in self.cells]
                 host = new_round_state(trainer, protected, np.random.default_rng([self.config.seed, state.round]))
+                host.inherited = inherited
                 ckpt.save(host)  # step 0: a resume never has to rebuild the round's starting point
             self.remove_checkpoints_before(state.round)
             train_seconds = None
@@ -296,9 +297,18 @@ class SearchRun:
                 state.phase = "evaluate"
                 self.save_state(state)
             self.end_of_round(state, trainer, host, round_dir, splits, train_seconds)
-            previous_trainer = trainer
         self.finish(state)
         return state
+
+    def previous_round_checkpoint(self, round_index: int) -> str:
+        """The final training checkpoint of the round before ``round_index``, which a round that inherits
+        weights starts from, whether this process trained that round or resumes after it."""
+        directory = self.path(f"round_{round_index - 1:02d}", "ckpt")
+        latest = tf.train.latest_checkpoint(directory)
+        if latest is None:
+            raise StateError(f"{directory}: no checkpoint to inherit round {round_index + 1}'s weights from "
+                             "(--inherit_weights); it is deleted only once the next round has its own")
+        return latest
 
     def remove_checkpoints_before(self, round_index: int) -> None:
         """Finished rounds' checkpoints are never read again once the next round has its own step-0 checkpoint
@@ -390,7 +400,9 @@ class SearchRun:
         summary = {"train_seconds": train_seconds,
                    "eval_seconds": time.time() - start, "evaluated": len(points),
                    "best_accuracy": best.accuracy, "best_cost": best.cost,
-                   "active_ops_end": int(host.active.sum())}
+                   # how well the supernet is trained: every architecture evaluated, extras and previous front too
+                   "median_accuracy": float(np.median([p.accuracy for p in points])),
+                   "active_ops_end": int(host.active.sum()), "inherited_variables": host.inherited}
         alpha, active, subspaces = trainer.alpha(), host.active.copy(), trainer.net.subspaces
         round_index = state.round
         front = evolution.end_round(state, sampled, previous, cfg, summary)
@@ -425,13 +437,28 @@ class SearchRun:
                                self.cost_model.unit)
 
 
-def inherit_weights(old: RoundTrainer, new: RoundTrainer) -> int:
-    """Copy weights of layers that exist in both supernets (same cell, same op), by variable path."""
-    old_vars = {v.path: v for v in old.net.weights if v.path != old.net.alpha.path}
+def inherit_weights(checkpoint: str, new: RoundTrainer) -> int:
+    """Copy into ``new`` every supernet variable that ``checkpoint`` holds with the same path and shape
+    (the layers of a cell's op that stays), gates excepted: they restart at 0 as the method's do.
+
+    Read from the round's final checkpoint rather than the previous trainer in memory, so a run resumed
+    between two rounds starts exactly as an uninterrupted one (and BN statistics are the training ones,
+    not those the last end-of-round evaluation left behind)."""
+    reader = tf.train.load_checkpoint(checkpoint)
+    shapes = reader.get_variable_to_shape_map()
     copied = 0
     for var in new.net.weights:
-        source = old_vars.get(var.path)
-        if source is not None and tuple(source.shape) == tuple(var.shape):
-            var.assign(source.value)
+        if var.path == new.net.alpha.path:
+            continue
+        # tf.train.Checkpoint escapes '.' in a dict key as '..' (and '/' as '.S')
+        escaped = checkpoint_key(var).replace(".", "..").replace("/", ".S")
+        key = f"net_variables/{escaped}/.ATTRIBUTES/VARIABLE_VALUE"
+        if key in shapes and tuple(shapes[key]) == tuple(var.shape):
+            var.assign(reader.get_tensor(key))
             copied += 1
     return copied
+
+
+def checkpoint_key(variable: Any) -> str:
+    """The key of a supernet variable in a round checkpoint (``RoundCheckpoint`` names them so)."""
+    return variable.path.replace("/", ".")

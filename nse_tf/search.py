@@ -60,8 +60,10 @@ class PenaltyConfig:
     def __post_init__(self) -> None:
         if self.target <= 0:
             raise ValueError(f"target cost must be positive, got {self.target}")
-        if self.a < 0 or self.b <= 0:
-            raise ValueError(f"penalty needs a >= 0 and b > 0, got a={self.a}, b={self.b}")
+        if self.a < 0:
+            raise ValueError(f"a (the penalty factor) must be >= 0, got {self.a}")
+        if self.b < 1:  # |x|^b with b < 1 has an infinite slope at the target: NaN gate gradients there
+            raise ValueError(f"b (the penalty exponent) must be >= 1, got {self.b}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,17 +91,18 @@ class RoundState:
     protected: np.ndarray
     step: int
     rng: np.random.Generator
+    inherited: int = 0  # supernet variables copied from the previous round (--inherit_weights)
 
     def to_json(self) -> dict[str, Any]:
         return {"subspaces": self.subspaces, "active": self.active.tolist(), "protected": self.protected.tolist(),
-                "step": self.step, "rng": self.rng.bit_generator.state}
+                "step": self.step, "rng": self.rng.bit_generator.state, "inherited": self.inherited}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "RoundState":
         rng = np.random.Generator(np.random.PCG64())
         rng.bit_generator.state = data["rng"]
         return cls([list(s) for s in data["subspaces"]], np.array(data["active"], dtype=bool),
-                   np.array(data["protected"], dtype=bool), int(data["step"]), rng)
+                   np.array(data["protected"], dtype=bool), int(data["step"]), rng, int(data.get("inherited", 0)))
 
 
 @dataclasses.dataclass

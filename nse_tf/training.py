@@ -422,8 +422,10 @@ def check_run_dir(run_dir: str, spec: NetworkSpec, config: TrainConfig, dataset:
     path = os.path.join(run_dir, CONFIG_NAME)
     wanted = {"train": config.to_dict(), "network": spec.to_dict(), "dataset": dataset}
     if not os.path.exists(path):
+        from nse_tf.layers import INITIALIZATION
+
         os.makedirs(run_dir, exist_ok=True)
-        atomic_write_json(path, wanted)
+        atomic_write_json(path, {**wanted, "initialization": INITIALIZATION})  # how this run's weights started
         spec.save(os.path.join(run_dir, NETWORK_NAME))
         return
     with open(path, encoding="utf-8") as f:

@@ -74,6 +74,8 @@ def run_in_process(*args: str, capsys: pytest.CaptureFixture) -> tuple[int, str]
     (["--target_macs=5000"], "--target_macs"),
     (["--counts=1,x"], "--counts"),
     (["--target_ms=2"], "--target_ms"),  # a latency flag in a MACs search
+    (["--penalty_b=0.5"], "--penalty_b"),  # |x|^b with b < 1: NaN gate gradients at the target
+    (["--penalty_a=-1"], "--penalty_a"),
 ])
 def test_bad_flag_is_one_line_naming_the_flag(tmp_path, capsys, args, flag):
     code, err = run_in_process(f"--run_dir={tmp_path / 'run'}", *TINY, *args, capsys=capsys)
@@ -178,6 +180,11 @@ def _phase(run_dir: str) -> tuple[int, str] | None:
     return state["round"], state["phase"]
 
 
+# The kill-and-resume runs inherit weights between rounds: that path restores a round mid-way, repeats an
+# interrupted evaluation and, killed between two rounds, must start the next one from the same weights.
+KILLED = [*TINY, "--inherit_weights"]
+
+
 @needs_data
 def test_killed_run_resumes_to_the_same_final_state(tmp_path):
     # The uninterrupted reference runs beside the killed one: each process spends most of its time tracing
@@ -185,7 +192,7 @@ def test_killed_run_resumes_to_the_same_final_state(tmp_path):
     reference = str(tmp_path / "reference")
     log = tmp_path / "reference.log"
     with open(log, "w") as stderr:  # a file, not a pipe: nobody reads a pipe until the end
-        uninterrupted = subprocess.Popen([sys.executable, SEARCH, f"--run_dir={reference}", *TINY],
+        uninterrupted = subprocess.Popen([sys.executable, SEARCH, f"--run_dir={reference}", *KILLED],
                                          stdout=subprocess.DEVNULL, stderr=stderr, env=search_env())
         try:
             _kill_and_resume(str(tmp_path / "killed"))
@@ -197,17 +204,23 @@ def test_killed_run_resumes_to_the_same_final_state(tmp_path):
     assert uninterrupted.returncode == 0, log.read_text()[-3000:]
     assert os.path.exists(os.path.join(reference, "search_report.md"))
     assert _final_state(str(tmp_path / "killed")) == _final_state(reference)
+    assert _final_state(reference)["history"][1]["inherited_variables"] > 0
 
 
 def _kill_and_resume(killed: str) -> None:
-    """Kill a search twice at chosen points, then let it finish."""
-    args = [f"--run_dir={killed}", *TINY]
+    """Kill a search three times at chosen points, then let it finish."""
+    args = [f"--run_dir={killed}", *KILLED]
     # Kill 1: mid-round, right after a checkpoint beyond step 0 appeared.
     ckpt = os.path.join(killed, "round_00", "ckpt", "ckpt-4.index")
     _kill_when(args, lambda: os.path.exists(ckpt))
     assert _phase(killed) == (0, "train")
     # Kill 2: during the end-of-round evaluation of round 1.
     _kill_when(args, lambda: _phase(killed) == (0, "evaluate"))
+    # Kill 3: between the rounds: round 1's state is saved, round 2 (building its supernet, seconds) has no
+    # checkpoint yet, so only round 1's final checkpoint on disk holds the weights round 2 inherits.
+    _kill_when(args, lambda: _phase(killed) == (1, "train"))
+    assert not os.path.exists(os.path.join(killed, "round_01", "ckpt", "checkpoint"))
+    assert os.path.exists(os.path.join(killed, "round_00", "ckpt", "checkpoint"))
     result = run_search(*args)
     assert result.returncode == 0, result.stderr[-3000:]
 

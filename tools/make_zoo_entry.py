@@ -59,6 +59,7 @@ def trained_entry(stage: str, train_dir: str) -> dict:
     from nse_tf.cost import count_macs, count_params
     from nse_tf.evaluation import quick_check_figures
     from nse_tf.export import export_model, tflite_latency_ms
+    from nse_tf.layers import LEGACY_INITIALIZATION
     from nse_tf.training import (BN_RECALIBRATION_BATCHES, CONFIG_NAME, RESULT_NAME, WEIGHTS_NAME, evaluate_arrays,
                                  load_arrays, load_trained_run, read_history)
 
@@ -93,6 +94,8 @@ def trained_entry(stage: str, train_dir: str) -> dict:
             "top5": metrics["top5"], "test_examples": metrics["examples"], "weights": True,
             **({"flip_average": True} if F.flip_average else {}),
             "training": {"recipe": saved["train"], "epochs_logged": len(history),
+                         # runs started before the depthwise fix did not record it
+                         "initialization": saved.get("initialization", LEGACY_INITIALIZATION),
                          # train() times the process that finished the run; "processes" times each one
                          "seconds_last_process": result["seconds"],
                          "backend": result["backend"],
