@@ -42,6 +42,9 @@ class EvolutionConfig:
     max_sample_draws: int = 200_000
     inherit_weights: bool = False
     preserve_prev: bool = True
+    # The end-of-round window (low, high) in the cost unit, when it is not target +- drift: the paper's
+    # latency search penalises towards 66 but samples in (66, 78), extras in (64, 66].
+    window: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.ops_per_cell < 2:
@@ -56,6 +59,14 @@ class EvolutionConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.drift > 0:
             raise ValueError(f"drift (the window's half-width) must be positive, got {self.drift}")
+        if self.window is not None:
+            if len(self.window) != 2 or not 0 <= self.window[0] < self.window[1]:
+                raise ValueError(f"window must be two costs low,high with 0 <= low < high, got {self.window}")
+            object.__setattr__(self, "window", (float(self.window[0]), float(self.window[1])))
+
+    def window_bounds(self, target: float) -> tuple[float, float]:
+        """(low, high) of the end-of-round window: ``window`` if set, else target +- drift."""
+        return self.window if self.window is not None else (target - self.drift, target + self.drift)
 
 
 @dataclasses.dataclass
@@ -176,7 +187,9 @@ def continuation_state(previous: EvolutionState, pool: Sequence[str], config: Ev
     subspaces, pending = refill(subsets, pending, config.ops_per_cell)
     pareto = [ArchPoint([[remap[i] for i in cell] for cell in p.cells], p.cost, p.accuracy, -1, False)
               for p in previous.pareto]
-    rounds = num_rounds(len(new_ops) + 1, config.ops_per_cell, config.max_rounds)
+    # Counted as any search of ``pool`` counts them (mac72, K = 5: 17), so --max_rounds means the same in
+    # both; the paper's NSENet continuation is 3 rounds, i.e. --max_rounds=3.
+    rounds = num_rounds(len(pool), config.ops_per_cell, config.max_rounds)
     return EvolutionState(list(pool), config.ops_per_cell, rounds, seed, 0, "train", subspaces, pending, subsets,
                           pareto, [])
 
@@ -193,9 +206,10 @@ def sample_architectures(rng: np.random.Generator, alpha: np.ndarray, active: np
                          subspaces: Sequence[Sequence[int]], slots: Sequence[gates.CellSlots],
                          op_costs: Sequence[Sequence[float]], fixed: float, target: float,
                          config: EvolutionConfig, round_index: int, unit: str = "M MACs") -> list[ArchPoint]:
-    """Unique architectures from the learned distribution: ``num_archs`` with cost strictly inside
-    (target - drift, target + drift) and up to ``num_extra`` in (target - drift - margin, target - drift]."""
-    low, high = target - config.drift, target + config.drift
+    """Unique architectures from the learned distribution: ``num_archs`` with cost strictly inside the
+    window (target - drift, target + drift, or ``config.window``) and up to ``num_extra`` in
+    (low - margin, low]."""
+    low, high = config.window_bounds(target)
     extra_low = low - config.extra_margin
     p = gates.gate_probability(alpha)
     found: dict[tuple, ArchPoint] = {}
@@ -222,7 +236,7 @@ def sample_architectures(rng: np.random.Generator, alpha: np.ndarray, active: np
         raise SamplingError(
             f"round {round_index}: only {n_main} of {config.num_archs} unique architectures with cost in "
             f"({low:g}, {high:g}) {unit} after {config.max_sample_draws} draws from the learned distribution; "
-            "widen the window (--mac_drift, or --drift_ms for a latency search), move the target (--target_macs "
+            "widen the window (--mac_drift, or --drift_ms for a latency search, or --window), move the target (--target_macs "
             "or --target_ms), or lower --num_archs")
     return list(found.values())
 

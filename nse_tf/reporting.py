@@ -78,14 +78,21 @@ def write_pareto_plot(run_dir: str, out_path: str, target: float, unit: str = "M
 
 
 def choose_architectures(front: Sequence[ArchPoint], target: float) -> dict[str, ArchPoint]:
-    """``best``: the most accurate front point at or under the target (else the cheapest); plus every front
-    point as ``front_<i>``, cheapest first. The paper does not say how one model is picked: this is ours."""
+    """``best``: the most accurate front point at or under ``target`` (the budget: the penalty's target, or
+    the top of an explicit window; else the cheapest); plus every front point as ``front_<i>``, cheapest
+    first. The paper does not say how one model is picked: this is ours."""
     ordered = sorted(front, key=lambda p: p.cost)
     under = [p for p in ordered if p.cost <= target]
     best = max(under, key=lambda p: p.accuracy) if under else ordered[0]
     chosen = {"best": best}
     chosen.update({f"front_{i}": p for i, p in enumerate(ordered)})
     return chosen
+
+
+def window_text(evolution: Any) -> str:
+    if evolution.window is None:
+        return f"window +-{evolution.drift:g}"
+    return f"window ({evolution.window[0]:g}, {evolution.window[1]:g})"
 
 
 def format_median(value: float | None) -> str:
@@ -99,7 +106,7 @@ def write_report(path: str, config: Any, state: EvolutionState, chosen: dict[str
         "# NSE search report", "",
         f"Run directory: `{config.run_dir}`; pool `{config.space.pool if isinstance(config.space.pool, str) else 'custom'}` "
         f"({len(pool_names)} ops), K = {state.ops_per_cell}, {state.num_rounds} rounds, target "
-        f"{config.penalty.target:g} {unit} (window +-{config.evolution.drift:g}), dataset `{config.data.dataset}`.",
+        f"{config.penalty.target:g} {unit} ({window_text(config.evolution)}), dataset `{config.data.dataset}`.",
         ("MACs are multiply-accumulates" if unit == "M MACs" else
          "Latency is the sum of the run's LiteRT lookup table (latency_table.json)") +
         "; accuracy is top-1 on the held-out split (carved from the training data) "

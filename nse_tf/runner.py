@@ -34,6 +34,7 @@ from nse_tf.architecture import Architecture, NetworkSpec
 from nse_tf.data.pipeline import DataConfig, DataSplits, load_splits
 from nse_tf.evolution import ArchPoint, EvolutionConfig, EvolutionState, StateError
 from nse_tf.io_utils import atomic_write_json
+from nse_tf.saved_config import upgrade_saved_config
 from nse_tf.search import OptimConfig, PenaltyConfig, RoundConfig, RoundState, RoundTrainer, new_round_state
 from nse_tf.space import MacroSpace
 
@@ -70,7 +71,14 @@ class SearchConfig:
         out = dataclasses.asdict(self)
         out["space"] = self.space.to_dict()
         out.pop("stop_after_steps")
-        return out
+        return json.loads(json.dumps(out))  # as config.json reads back (tuples as lists), so resumes compare equal
+
+    @property
+    def budget(self) -> float:
+        """The most the chosen architecture may cost: the penalty's target, or the top of an explicit window
+        (the paper's latency search targets the bottom of its window)."""
+        window = self.evolution.window
+        return self.penalty.target if window is None else window[1]
 
     @property
     def latency_table_path(self) -> str:
@@ -90,17 +98,6 @@ class SearchConfig:
                 log.info("latency table %s: %d/%d models measured", self.latency_table_path, done, total)
 
         return cost_model.build(self.space, self.cost, self.latency_table_path, progress)
-
-
-def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
-    """A config.json written before latency searches existed, in today's keys (so such runs still resume)."""
-    saved = dict(saved)
-    saved.setdefault("cost", "macs")
-    saved.setdefault("latency_table", None)
-    if isinstance(saved.get("evolution"), dict) and "mac_drift" in saved["evolution"]:
-        saved["evolution"] = dict(saved["evolution"])
-        saved["evolution"]["drift"] = saved["evolution"].pop("mac_drift")
-    return saved
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -427,7 +424,7 @@ class SearchRun:
         if not self.chief:
             return
         self.remove_checkpoints_before(state.round + 1)
-        chosen = reporting.choose_architectures(state.pareto, self.config.penalty.target)
+        chosen = reporting.choose_architectures(state.pareto, self.config.budget)
         os.makedirs(self.path("chosen"), exist_ok=True)
         for label, point in chosen.items():
             spec = NetworkSpec(self.space, Architecture(tuple(tuple(c) for c in point.cells)),

@@ -132,6 +132,23 @@ def load_arrays(dataset: str = "fashion_mnist", data_dir: str | None = None) -> 
     raise TrainError(f"dataset {dataset!r} is not supported by retraining: use fashion_mnist or npz:<path>")
 
 
+def heldout_arrays(data: ImageArrays, heldout: int, seed: int) -> ImageArrays:
+    """The training images split as a search splits them (``heldout_split``): train on the rest, and the
+    held-out images take the test split's place, so a run never sees the test set (ranking, selection).
+
+    A search's round r carves its held-out split with data seed + 1000 r (``SearchRun.round_splits``)."""
+    from nse_tf.data.idx import heldout_split
+
+    try:
+        train_idx, heldout_idx = heldout_split(len(data.x_train), heldout, seed)
+    except ValueError as err:
+        raise TrainError(f"heldout_examples: {err}") from None
+    if heldout == 0:
+        raise TrainError("heldout_examples must be positive to evaluate on a held-out split")
+    return ImageArrays(data.x_train[train_idx], data.y_train[train_idx], data.x_train[heldout_idx],
+                       data.y_train[heldout_idx], f"{data.name}:heldout={heldout},seed={seed}")
+
+
 def augment_batch(images: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> np.ndarray:
     """Random horizontal flip, random crop from a zero-padded image, optional random erasing."""
     x = images.astype(np.float32)
@@ -226,12 +243,12 @@ def set_cpu_threads(threads: int) -> None:
     thread each took 686 ms per step apiece, 1.47x the images per second in total. So several zoo
     models train faster side by side with ``threads=1`` than one after another. ``0`` keeps the default.
     """
-    import keras
-
     if threads < 0:
         raise TrainError(f"threads must be >= 0, got {threads}")
     if threads == 0:
         return
+    import keras  # only now: a tool checking its flags starts no backend for the default
+
     if keras.backend.backend() != "tensorflow":
         raise TrainError(f"threads sizes TensorFlow's thread pools; the {keras.backend.backend()} backend "
                          "does not use them (leave it 0)")

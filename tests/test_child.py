@@ -256,3 +256,21 @@ def test_jax_backend_matches_tensorflow(tmp_path):
                             capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     assert_close(np.load(tmp_path / "y_jax.npy"), y_tf)
+
+
+@pytest.mark.parametrize("namespace", ["keras3", "tf_keras"])
+def test_depthwise_kernels_start_at_pytorch_he_normal_fan_out(namespace):
+    # The reference's kaiming_normal_(mode="fan_out") counts channels x k x k for a depthwise kernel; Keras's
+    # fan_out of a (k, k, C, 1) kernel is k x k, which started them sqrt(C) too large (C = 96 here: ~10x).
+    from nse_tf.layers import conv_bn
+
+    ns = getattr(Namespace, namespace)()
+    channels, k = 96, 5
+    conv, bn = conv_bn(ns, "t", channels, k, depthwise=True)
+    dense = conv_bn(ns, "d", channels, 1)[0]
+    inputs = ns.Input((8, 8, channels))
+    model = ns.Model(inputs, dense(bn(conv(inputs))))
+    depthwise_std = float(np.std(model.get_layer("t_conv").get_weights()[0]))
+    dense_std = float(np.std(model.get_layer("d_conv").get_weights()[0]))
+    assert depthwise_std == pytest.approx(math.sqrt(2.0 / (channels * k * k)), rel=0.1)
+    assert dense_std == pytest.approx(math.sqrt(2.0 / channels), rel=0.1)  # 1x1: fan_out = C_out, unchanged

@@ -371,3 +371,46 @@ def test_image_folder_flat_grey_resized(tmp_path):
 def test_image_folder_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope"):
         load_splits(DataConfig(f"folder:{tmp_path / 'nope'}"))
+
+
+@needs_tf
+def test_color_jitter_matches_torchvision_factors():
+    from nse_tf.data.pipeline import color_jitter
+
+    rng = np.random.default_rng(0)
+    image = tf.constant(rng.uniform(40, 200, (16, 16, 3)).astype(np.float32))
+    seed = tf.constant([3, 4], tf.int64)
+    out = color_jitter(image, seed).numpy()
+    np.testing.assert_array_equal(out, color_jitter(image, seed).numpy())  # stateless: same seed, same image
+    assert out.min() >= 0.0 and out.max() <= 255.0 + 1e-3 and not np.allclose(out, image.numpy())
+    # Only brightness: a pure scaling by a factor in [0.8, 1.2].
+    bright = color_jitter(image, seed, (0.2, 0.0, 0.0, 0.0)).numpy()
+    ratio = bright / image.numpy()
+    assert np.allclose(ratio, ratio.flat[0], rtol=1e-5) and 0.8 <= ratio.flat[0] <= 1.2
+    # No jitter at all: the image back (hue shift 0 is the identity up to rounding).
+    np.testing.assert_allclose(color_jitter(image, seed, (0.0, 0.0, 0.0, 0.0)).numpy(), image.numpy(), atol=1e-3)
+    # Saturation 0 factor range: a greyscale image stays grey.
+    grey = tf.repeat(image[..., :1], 3, axis=-1)
+    out = color_jitter(grey, seed, (0.0, 0.2, 0.2, 0.0)).numpy()
+    np.testing.assert_allclose(out[..., 0], out[..., 1], atol=1e-3)
+
+
+@needs_tf
+def test_large_rgb_training_images_are_colour_jittered_and_small_ones_are_not(monkeypatch):
+    from nse_tf.data import pipeline
+    from nse_tf.data.pipeline import _Recipe
+
+    rng = np.random.default_rng(1)
+    image = tf.constant(rng.integers(0, 256, (80, 80, 3)).astype(np.uint8))
+    seed = tf.constant([5, 6], tf.int64)
+    large = _Recipe(out_hw=(72, 72), small=False, resize_small=False)
+    jittered = large.augment(image, seed).numpy()
+    assert jittered.shape == (72, 72, 3)
+    monkeypatch.setattr(pipeline, "color_jitter", lambda image, seed: image)
+    unjittered = large.augment(image, seed).numpy()  # the same crop and flip, without the jitter
+    assert unjittered.shape == (72, 72, 3) and np.abs(jittered - unjittered).mean() > 1.0
+    small = _Recipe(out_hw=(28, 28), small=True, resize_small=False)
+    grey = tf.constant(rng.integers(0, 256, (28, 28, 1)).astype(np.uint8))
+    # The small recipe is translation + flip only: its pixels are the source's (or zero padding).
+    out = small.augment(grey, seed).numpy()
+    assert set(np.unique(out)) <= set(np.unique(grey.numpy())) | {0.0}

@@ -122,6 +122,26 @@ def sample(config, target, alpha=None, seed=0, round_index=2, rng=None):
                                 round_index)
 
 
+def test_explicit_window_can_sit_off_centre_from_the_target():
+    # The paper's latency setting: penalty target at the window's low end, window (66, 78), extras (64, 66].
+    # Here: target 103, window (104, 107) -> 5 or 6 ops; extras (102, 104] -> 3 or 4 ops.
+    config = EvolutionConfig(num_archs=20, num_extra=5, drift=0.5, extra_margin=2.0, window=(104, 107),
+                             max_sample_draws=5000)
+    points = sample(config, target=103.0)
+    main, extra = [p for p in points if not p.extra], [p for p in points if p.extra]
+    assert len(main) == 20 and len(extra) == 5
+    assert all(104.0 < p.cost < 107.0 for p in main)
+    assert all(102.0 < p.cost <= 104.0 for p in extra)
+    assert config.window_bounds(103.0) == (104.0, 107.0)
+    assert EvolutionConfig(drift=0.5).window_bounds(103.0) == (102.5, 103.5)
+
+
+@pytest.mark.parametrize("window", [(3.0, 2.0), (-1.0, 2.0), (1.0,)])
+def test_bad_window_is_refused(window):
+    with pytest.raises(ValueError, match="^window"):
+        EvolutionConfig(window=window)
+
+
 def test_architecture_cost():
     costs = [[1.0, 2.0, 4.0], [8.0, 16.0, 32.0]]
     assert architecture_cost([[0, 2], [1]], costs, 0.5) == 0.5 + 1 + 4 + 16
@@ -393,8 +413,8 @@ def test_continuation_state_into_larger_pool():
         assert [[pool[i] for i in c] for c in new.cells] == [[MAC27[i] for i in c] for c in old.cells]
         assert (new.cost, new.accuracy, new.extra) == (old.cost, old.accuracy, False)
         assert new.round < 0  # older than any round of this search
-    # rounds from the new ops: (6 + 1 - 1) // (5 - 1)
-    assert state.num_rounds == 1
+    # rounds as any search of the pool counts them: (33 - 1) // (5 - 1)
+    assert state.num_rounds == num_rounds(len(pool), 5, None) == 8
     state.check()
     # deterministic per seed
     again = continuation_state(previous, pool, config, seed=5)
@@ -404,7 +424,7 @@ def test_continuation_state_into_larger_pool():
 def test_continuation_state_full_mac72_rounds():
     previous = finished_mac27()
     state = continuation_state(previous, MAC72, EvolutionConfig(), seed=1)
-    assert state.num_rounds == 11  # 45 new ops: 45 // 4
+    assert state.num_rounds == 17  # (72 - 1) // (5 - 1), as a fresh mac72 search
     assert state.protected == previous.protected  # mac72 keeps mac27's indices
     assert all(set(q) <= set(range(27, 72)) for q in state.pending)
     capped = continuation_state(previous, MAC72, EvolutionConfig(max_rounds=3), seed=1)
@@ -424,7 +444,7 @@ def test_continuation_state_queues_new_ops_in_a_random_order_per_cell():
     assert all(q != new_ops for q in state.pending)
     other = continuation_state(previous, pool, EvolutionConfig(), seed=3)
     assert other.pending != state.pending
-    assert state.num_rounds == 2  # 10 // 4
+    assert state.num_rounds == 9  # (37 - 1) // (5 - 1), as any search of this pool
 
 
 def test_continuation_state_errors():

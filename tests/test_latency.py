@@ -122,7 +122,7 @@ def test_report_states_the_unit_and_a_latency_front_also_shows_macs(tmp_path, un
     from nse_tf.evolution import ArchPoint, EvolutionState
 
     config = SimpleNamespace(run_dir=str(tmp_path), space=SPACE, penalty=SimpleNamespace(target=1.3),
-                             evolution=SimpleNamespace(drift=0.1), data=SimpleNamespace(dataset="fashion_mnist"))
+                             evolution=SimpleNamespace(drift=0.1, window=None), data=SimpleNamespace(dataset="fashion_mnist"))
     # One finished round; its history written before latency searches existed ("best_macs").
     state = EvolutionState(list(SPACE.get_pool().names), 2, 1, 0, 0, "done", [[0, 1], [1]], [[], []], [[0, 1], [1]],
                            [], [{"round": 0, "subspace_sizes": [2, 1], "active_ops_end": 3, "evaluated": 4,
@@ -133,6 +133,8 @@ def test_report_states_the_unit_and_a_latency_front_also_shows_macs(tmp_path, un
                            SPACE.get_pool().names, unit)
     text = path.read_text()
     macs = cost_model.macs_model(SPACE).architecture_cost(point.cells)
+    assert "(window +-0.1)" in text
+    assert "| 1 | 1/1.5/2 | 3 | 4 | - | 1 |" in text  # a round recorded before its median was: a dash
     if unit == "ms":
         assert "target 1.3 ms" in text and "| file | ms | M MACs | held-out top-1 |" in text
         assert f"| chosen/front_0.json | 1.234 | {macs:.2f} | 0.5000 |" in text

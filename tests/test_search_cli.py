@@ -74,6 +74,10 @@ def run_in_process(*args: str, capsys: pytest.CaptureFixture) -> tuple[int, str]
     (["--target_macs=5000"], "--target_macs"),
     (["--counts=1,x"], "--counts"),
     (["--target_ms=2"], "--target_ms"),  # a latency flag in a MACs search
+    (["--window=0.3"], "--window"),
+    (["--window=a,b"], "--window"),
+    (["--window=0.3,0.4", "--mac_drift=0.1"], "--mac_drift"),  # one window, given twice
+    (["--window=500,600"], "--window"),  # no network of the space costs that much
     (["--penalty_b=0.5"], "--penalty_b"),  # |x|^b with b < 1: NaN gate gradients at the target
     (["--penalty_a=-1"], "--penalty_a"),
 ])
@@ -252,8 +256,9 @@ def test_resume_with_other_flags_is_refused(tmp_path, stopped_run):
     assert "config.json" in line and "optim" in line
 
 
+# train_*: tools/train.py's; ranking_* and random_search_*: the stand-alone tools' (tests/test_standalone.py)
 SEARCH_FLAGFILES = sorted(f for f in os.listdir(os.path.join(ROOT, "configs"))
-                          if f.endswith(".flags") and not f.startswith("train_"))
+                          if f.endswith(".flags") and not f.startswith(("train_", "ranking_", "random_search_")))
 
 
 @pytest.mark.parametrize("flagfile", SEARCH_FLAGFILES)
@@ -267,15 +272,19 @@ def test_every_committed_search_flagfile_builds_its_config(flagfile, monkeypatch
         assert os.path.isfile(config.latency_table_path)  # committed, not measured by this test
 
 
-def test_a_run_directory_from_before_latency_searches_still_resumes():
-    """results/fashion_mnist_nse was written with MACs-only keys ("mac_drift", no "cost"): it still matches its
-    flagfile, so rerunning the committed command resumes it instead of refusing it."""
+@pytest.mark.parametrize("flagfile, run", [
+    # written with MACs-only keys ("mac_drift", no "cost")
+    ("fashion_mnist_nse.flags", "fashion_mnist_nse"),
+    # written before --window existed
+    ("fashion_mnist_nse_latency.flags", "fashion_mnist_nse_latency"),
+])
+def test_committed_run_directories_still_match_their_flagfiles(flagfile, run):
+    """A committed run directory's config.json, read through upgrade_saved_config, equals what its flagfile
+    builds today: rerunning the committed command resumes it instead of refusing it."""
     from nse_tf.runner import upgrade_saved_config
 
-    flagfile = os.path.join(ROOT, "configs", "fashion_mnist_nse.flags")
-    now = parsed_cli(f"--flagfile={flagfile}").build_config().to_json()
-    with open(os.path.join(ROOT, "results", "fashion_mnist_nse", "config.json"), encoding="utf-8") as f:
+    now = parsed_cli(f"--flagfile={os.path.join(ROOT, 'configs', flagfile)}").build_config().to_json()
+    with open(os.path.join(ROOT, "results", run, "config.json"), encoding="utf-8") as f:
         saved = json.load(f)
-    assert "mac_drift" in saved["evolution"] and "cost" not in saved
     upgraded = upgrade_saved_config(saved)
     assert [k for k in set(upgraded) | set(now) if k != "run_dir" and upgraded.get(k) != now.get(k)] == []

@@ -256,3 +256,21 @@ def test_jax_backend_trains_and_its_weights_load_under_tensorflow(tmp_path, smal
     model = build_child(TINY)
     model.load_weights(str(tmp_path / "run" / WEIGHTS_NAME))
     assert abs(evaluate_arrays(model, small_data.x_test, small_data.y_test)["top1"] - saved["top1"]) <= 1 / 128
+
+
+def test_heldout_arrays_carve_the_search_split_and_replace_the_test_split():
+    from nse_tf.data.idx import heldout_split
+    from nse_tf.training import heldout_arrays
+
+    rng = np.random.default_rng(0)
+    data = ImageArrays(rng.integers(0, 256, (50, 4, 4, 1), dtype=np.uint8), np.arange(50) % 10,
+                       np.zeros((5, 4, 4, 1), np.uint8), np.zeros(5, int), "toy")
+    split = heldout_arrays(data, 12, 1000)
+    train_idx, heldout_idx = heldout_split(50, 12, 1000)  # what a search's round 1 (seed 0 + 1000) holds out
+    np.testing.assert_array_equal(split.x_test, data.x_train[heldout_idx])
+    np.testing.assert_array_equal(split.y_train, data.y_train[train_idx])
+    assert len(split.x_train) == 38 and split.name == "toy:heldout=12,seed=1000"
+    with pytest.raises(TrainError, match="heldout_examples"):
+        heldout_arrays(data, 50, 0)
+    with pytest.raises(TrainError, match="heldout_examples"):
+        heldout_arrays(data, 0, 0)

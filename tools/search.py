@@ -78,6 +78,8 @@ flags.DEFINE_float("drift_ms", None, "Half-width of the end-of-round latency win
                    "default 10% of --target_ms).")
 flags.DEFINE_float("extra_margin_ms", None, "Width of the extras' window below it, in ms (--cost=latency; "
                    "default 10% of --target_ms).")
+flags.DEFINE_list("window", None, "End-of-round window low,high in the cost unit, instead of the target +- the "
+                  "drift (the paper's latency search: target 66, window 66,78; extras below low by the margin).")
 flags.DEFINE_integer("bn_batches", 50, "BN recalibration batches before each evaluation.")
 flags.DEFINE_boolean("inherit_weights", False, "Keep weights of ops that stay between rounds (ours).")
 flags.DEFINE_boolean("preserve_prev", True, "Protect the previous optimized subset from pruning.")
@@ -147,7 +149,16 @@ def build_config():  # -> SearchConfig (imports deferred until TF is configured)
     drift_flag, margin_flag = ("mac_drift", "extra_margin") if F.cost == "macs" else ("drift_ms", "extra_margin_ms")
     penalty = make(PenaltyConfig, {"target": target_flag, "a": "penalty_a", "b": "penalty_b"},
                    target=target, a=F.penalty_a, b=F.penalty_b)
-    evolution = make(EvolutionConfig, {"drift": drift_flag, "extra_margin": margin_flag},
+    window = None
+    if F.window is not None:
+        if F[drift_flag].present:
+            raise FlagError(drift_flag, "sets the window's half-width; --window gives its bounds: use one of them")
+        try:
+            window = tuple(float(v) for v in F.window)
+        except ValueError:
+            raise FlagError("window", f"expected two numbers low,high, got {','.join(F.window)!r}") from None
+    evolution = make(EvolutionConfig, {"drift": drift_flag, "extra_margin": margin_flag, "window": "window"},
+                     window=window,
                      ops_per_cell=F.ops_per_cell, max_rounds=F.max_rounds,
                      num_archs=F.num_archs, num_extra=F.num_extra, drift=drift,
                      extra_margin=extra_margin, bn_batches=F.bn_batches, inherit_weights=F.inherit_weights,
@@ -173,6 +184,9 @@ def build_config():  # -> SearchConfig (imports deferred until TF is configured)
     if not cheapest < target < largest:
         raise FlagError(target_flag, f"{target:g} {model.unit} is impossible in this space: its networks range "
                                      f"from {cheapest:.3g} to {largest:.3g} {model.unit}")
+    if window is not None and not (window[0] < largest and window[1] > cheapest):
+        raise FlagError("window", f"({window[0]:g}, {window[1]:g}) {model.unit} holds no network of this space: "
+                                  f"they range from {cheapest:.3g} to {largest:.3g} {model.unit}")
     return config
 
 

@@ -26,6 +26,9 @@ flags.DEFINE_string("arch", None, "Zoo/published name, network JSON, or search r
 flags.DEFINE_string("run_dir", None, "Output directory: weights, network, history, result (resumes).")
 flags.DEFINE_string("dataset", "fashion_mnist", "fashion_mnist or npz:<path> (x_train, y_train, x_test, y_test).")
 flags.DEFINE_string("data_dir", None, "Fashion-MNIST IDX directory (default: the Debian package's).")
+flags.DEFINE_integer("heldout_examples", 0, "Carve this many held-out images from the training split (as a search "
+                     "does) and evaluate on them instead of the test split (0: train on all, evaluate on test).")
+flags.DEFINE_integer("heldout_seed", 0, "Seed of the held-out split (a search's round r uses its --seed + 1000 r).")
 flags.DEFINE_float("scale", None, "Width multiplier applied to the architecture's space.")
 flags.DEFINE_integer("epochs", D.epochs, "Training epochs.")
 flags.DEFINE_integer("batch_size", D.batch_size, "Batch size.")
@@ -94,11 +97,20 @@ def main(argv: list[str]) -> int:
             raise FlagError("data_dir", str(err)) from None
         except TrainError as err:
             raise FlagError("dataset", str(err)) from None
-        result = train(spec, config, F.run_dir, data, dataset_name=F.dataset, verbose=F.verbose)
+        if F.heldout_examples:
+            from nse_tf.training import heldout_arrays
+
+            try:
+                data = heldout_arrays(data, F.heldout_examples, F.heldout_seed)
+            except TrainError as err:
+                raise FlagError("heldout_examples", str(err).removeprefix("heldout_examples: ")) from None
+        result = train(spec, config, F.run_dir, data, dataset_name=data.name if F.heldout_examples else F.dataset,
+                       verbose=F.verbose)
     except (FlagError, TrainError) as err:
         print(f"train.py: error: {err}", file=sys.stderr)
         return 2
-    print(f"test top-1 {result.top1:.4f} top-5 {result.top5:.4f} ({result.backend}, {result.seconds:.0f} s)")
+    split = "held-out" if F.heldout_examples else "test"
+    print(f"{split} top-1 {result.top1:.4f} top-5 {result.top5:.4f} ({result.backend}, {result.seconds:.0f} s)")
     return 0
 
 

@@ -396,7 +396,7 @@ class _Recipe:
         return tf.clip_by_value(image, 0.0, 255.0)
 
     def augment(self, image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        """Random translation/crop + horizontal flip, seeded statelessly."""
+        """Random translation/crop + horizontal flip (+ colour jitter for large RGB images), seeded statelessly."""
         seeds = tf.random.experimental.stateless_split(seed, num=2)
         c = image.shape[-1]
         if self.small:
@@ -406,8 +406,30 @@ class _Recipe:
             image = tf.image.stateless_random_crop(padded, (h, w, c), seed=seeds[0])
         else:
             image = _random_resized_crop(tf.cast(image, tf.float32), self.out_hw, seeds[0])
+            if c == 3:
+                jitter_seed = tf.random.experimental.stateless_fold_in(seeds[0], 1)  # crops and flips as before
+                image = color_jitter(tf.clip_by_value(image, 0.0, 255.0), jitter_seed)
         image = tf.image.stateless_random_flip_left_right(image, seed=seeds[1])
         return tf.clip_by_value(image, 0.0, 255.0)
+
+
+# The reference's ImageNet training transform: torchvision ColorJitter(0.2, 0.2, 0.2, 0.1).
+COLOR_JITTER = (0.2, 0.2, 0.2, 0.1)  # brightness, contrast, saturation, hue
+
+
+def color_jitter(image: tf.Tensor, seed: tf.Tensor, strength: tuple[float, ...] = COLOR_JITTER) -> tf.Tensor:
+    """torchvision's ColorJitter on an RGB image in [0, 255]: brightness, contrast and saturation factors
+    uniform in [1 - s, 1 + s] (blends with black, the mean grey and the greyscale image), then a hue shift
+    uniform in [-h, h] of the colour circle. torchvision draws the order of the four at random; here it is
+    fixed, as that order changes little and a fixed one keeps the transform one graph."""
+    brightness, contrast, saturation, hue = strength
+    factors = tf.random.stateless_uniform([4], seed, minval=-1.0, maxval=1.0)
+    image = tf.clip_by_value(image * (1.0 + brightness * factors[0]), 0.0, 255.0)
+    mean_grey = tf.reduce_mean(tf.image.rgb_to_grayscale(image))
+    image = tf.clip_by_value(mean_grey + (1.0 + contrast * factors[1]) * (image - mean_grey), 0.0, 255.0)
+    grey = tf.image.rgb_to_grayscale(image)
+    image = tf.clip_by_value(grey + (1.0 + saturation * factors[2]) * (image - grey), 0.0, 255.0)
+    return tf.image.adjust_hue(image / 255.0, hue * factors[3]) * 255.0
 
 
 def _resize_shorter_center_crop(image: tf.Tensor, out_hw: tuple[int, int]) -> tf.Tensor:
