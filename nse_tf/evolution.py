@@ -68,6 +68,11 @@ class EvolutionConfig:
         """(low, high) of the end-of-round window: ``window`` if set, else target +- drift."""
         return self.window if self.window is not None else (target - self.drift, target + self.drift)
 
+    def budget(self, target: float) -> float:
+        """The most the chosen architecture may cost: the penalty's target, or the top of an explicit window
+        (the paper's latency search targets the bottom of its window)."""
+        return target if self.window is None else self.window[1]
+
 
 @dataclasses.dataclass
 class ArchPoint:

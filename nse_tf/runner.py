@@ -74,13 +74,6 @@ class SearchConfig:
         return json.loads(json.dumps(out))  # as config.json reads back (tuples as lists), so resumes compare equal
 
     @property
-    def budget(self) -> float:
-        """The most the chosen architecture may cost: the penalty's target, or the top of an explicit window
-        (the paper's latency search targets the bottom of its window)."""
-        window = self.evolution.window
-        return self.penalty.target if window is None else window[1]
-
-    @property
     def latency_table_path(self) -> str:
         return self.latency_table or os.path.join(self.run_dir, LATENCY_TABLE_FILE)
 
@@ -424,7 +417,8 @@ class SearchRun:
         if not self.chief:
             return
         self.remove_checkpoints_before(state.round + 1)
-        chosen = reporting.choose_architectures(state.pareto, self.config.budget)
+        budget = self.config.evolution.budget(self.config.penalty.target)
+        chosen = reporting.choose_architectures(state.pareto, budget)
         os.makedirs(self.path("chosen"), exist_ok=True)
         for label, point in chosen.items():
             spec = NetworkSpec(self.space, Architecture(tuple(tuple(c) for c in point.cells)),

@@ -7,13 +7,13 @@ from typing import Any
 
 
 def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
-    """A config.json written before latency searches existed, in today's keys (so such runs still resume)."""
+    """A config.json written before latency searches or --window existed, in today's keys (so such runs resume)."""
     saved = dict(saved)
     saved.setdefault("cost", "macs")
     saved.setdefault("latency_table", None)
     if isinstance(saved.get("evolution"), dict):
-        saved["evolution"] = {"window": None, **saved["evolution"]}  # before --window existed
-    if isinstance(saved.get("evolution"), dict) and "mac_drift" in saved["evolution"]:
-        saved["evolution"] = dict(saved["evolution"])
-        saved["evolution"]["drift"] = saved["evolution"].pop("mac_drift")
+        evolution = {"window": None, **saved["evolution"]}  # before --window existed
+        if "mac_drift" in evolution:  # before latency searches
+            evolution["drift"] = evolution.pop("mac_drift")
+        saved["evolution"] = evolution
     return saved

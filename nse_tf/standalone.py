@@ -52,7 +52,7 @@ class SearchRunInfo:
         target = float(saved["penalty"]["target"])
         window = config.window_bounds(target)
         return cls(run_dir, MacroSpace.from_dict(saved["space"]), saved["cost"], saved["latency_table"], target,
-                   window, target if config.window is None else window[1], int(saved["data"]["heldout_examples"]),
+                   window, config.budget(target), int(saved["data"]["heldout_examples"]),
                    int(saved["data"]["seed"]), saved["data"]["dataset"])
 
     @property
