@@ -101,15 +101,27 @@ class NetworkSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "architecture") -> "NetworkSpec":
+        if not isinstance(data, dict):
+            raise ArchitectureError(f"{source}: a network file holds one JSON object, got a {type(data).__name__}")
         if data.get("format") != ARCH_FORMAT:
             raise ArchitectureError(f"{source}: not an nse_tf network file (format {data.get('format')!r}, "
                                     f"expected {ARCH_FORMAT!r})")
         if data.get("version") != ARCH_VERSION:
             raise ArchitectureError(f"{source}: unsupported version {data.get('version')!r} (this is {ARCH_VERSION})")
+        unknown = sorted(set(data) - {"format", "version", "name", "space", "cells"})
+        if unknown:  # nothing in a network file is ever interpreted beyond these (no layer configs, no code)
+            raise ArchitectureError(f"{source}: unknown field(s) {', '.join(unknown)}")
+        missing = [key for key in ("space", "cells") if key not in data]
+        if missing:
+            raise ArchitectureError(f"{source}: missing field(s) {', '.join(missing)}")
+        if not isinstance(data["space"], dict):
+            raise ArchitectureError(f"{source}: field space must be an object, got {data['space']!r}")
+        if not isinstance(data["cells"], list) or not all(isinstance(c, list) for c in data["cells"]):
+            raise ArchitectureError(f"{source}: field cells must be a list of lists of operations")
         try:
             space = MacroSpace.from_dict(data["space"])
             arch = Architecture.from_cells(data["cells"], space.get_pool())
-            return cls(space, arch, data.get("name", "network"))
+            return cls(space, arch, str(data.get("name", "network")))
         except (KeyError, TypeError, ValueError) as err:
             raise ArchitectureError(f"{source}: {err}") from None
 

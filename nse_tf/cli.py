@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Callable
 
@@ -25,8 +26,13 @@ def flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
             return flags.FLAGS(argv)
         except flags.Error as err:
             flagname = getattr(err, "flagname", None)
-            unknown = isinstance(err, flags.UnrecognizedFlagError) and flagname
-            print(f"{prog}: error: {f'--{flagname}: unknown flag' if unknown else err}", file=sys.stderr)
+            if isinstance(err, flags.UnrecognizedFlagError) and flagname:
+                message = f"--{flagname}: unknown flag"
+            else:  # absl says "flag --epochs=ten: invalid literal ...": lead with the flag, as every error does
+                bad_value = re.match(r"flag --([\w.-]+)=(.*?): (.*)", str(err), re.S)
+                message = (f"--{bad_value[1]}: {bad_value[3]} (got {bad_value[2]!r})" if bad_value
+                           else str(err))
+            print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
             sys.exit(2)
 
     return parse

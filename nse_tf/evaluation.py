@@ -71,7 +71,7 @@ def measure(source: str, tflite: str | None = None, dataset: str | None = None,
     zoo entry also whether the top-1 equals its metadata's."""
     from nse_tf import zoo
     from nse_tf.cost import count_macs, count_params
-    from nse_tf.training import evaluate_arrays, load_arrays, load_trained_run
+    from nse_tf.training import TrainError, evaluate_arrays, load_arrays, load_trained_run
 
     if source in zoo.list_models():
         entry = _trained_entry(source)
@@ -86,7 +86,10 @@ def measure(source: str, tflite: str | None = None, dataset: str | None = None,
     else:
         raise EvaluationError("model", f"{source!r} is neither a zoo entry ({', '.join(zoo.list_models())}) "
                                        "nor a training run directory")
-    data = load_arrays(dataset, data_dir)
+    try:
+        data = load_arrays(dataset, data_dir)
+    except TrainError as err:
+        raise EvaluationError("dataset", str(err)) from None
     report = {"model": source, "dataset": dataset, "examples": int(len(data.y_test)), "macs": count_macs(model),
               "params": count_params(model), "evaluated": f"tflite:{tflite}" if tflite else "keras"}
     if tflite:

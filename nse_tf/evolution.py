@@ -239,11 +239,25 @@ def sample_architectures(rng: np.random.Generator, alpha: np.ndarray, active: np
             break
     if n_main < config.num_archs:
         raise SamplingError(
-            f"round {round_index}: only {n_main} of {config.num_archs} unique architectures with cost in "
+            f"round {round_index + 1}: only {n_main} of {config.num_archs} unique architectures with cost in "
             f"({low:g}, {high:g}) {unit} after {config.max_sample_draws} draws from the learned distribution; "
-            "widen the window (--mac_drift, or --drift_ms for a latency search, or --window), move the target (--target_macs "
-            "or --target_ms), or lower --num_archs")
+            "rerun with a wider window (--mac_drift, or --drift_ms for a latency search, or --window), a lower "
+            "--num_archs or more --max_sample_draws: the round is trained, and these settings may change when it "
+            "resumes (moving the target, --target_macs or --target_ms, needs a new run)")
     return list(found.values())
+
+
+def architectures_in_window(subspaces: Sequence[Sequence[int]], op_costs: Sequence[Sequence[float]], fixed: float,
+                            may_be_empty: Sequence[bool], low: float, high: float) -> float:
+    """At most how many architectures of the sub-spaces cost strictly inside (low, high); 0 means none can,
+    which a round must know before it trains, not after."""
+    from nse_tf.uniform_sampling import UniformWindowSampler
+
+    rows = [[op_costs[c][i] for i in s] for c, s in enumerate(subspaces)]
+    try:
+        return UniformWindowSampler(rows, fixed, may_be_empty, low, high).candidates
+    except ValueError:  # the window lies below the fixed cost, or holds nothing
+        return 0.0
 
 
 def pareto_front(points: Sequence[ArchPoint]) -> list[ArchPoint]:

@@ -18,6 +18,7 @@ from typing import Any
 import keras
 
 from nse_tf.child import PREPROCESS_LAYER
+from nse_tf.image_model import ImageModel
 
 
 @keras.saving.register_keras_serializable(package="nse_tf")
@@ -63,4 +64,4 @@ def flip_average(model: Any) -> Any:
     else:
         body, stacked = model, MirrorStack(name="mirror_stack")(inputs)
     logits = MeanOfHalves(name="flip_average")(body(stacked))
-    return keras.Model(inputs, logits, name=f"{model.name}_flip_average")
+    return ImageModel(inputs, logits, name=f"{model.name}_flip_average")

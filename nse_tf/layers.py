@@ -34,7 +34,9 @@ class Namespace:
 
     @staticmethod
     def keras3() -> "Namespace":
-        return Namespace(keras.layers, keras.Input, keras.Model, keras.initializers, "keras",
+        from nse_tf.image_model import ImageModel
+
+        return Namespace(keras.layers, keras.Input, ImageModel, keras.initializers, "keras",
                          keras.layers.BatchNormalization)
 
     @staticmethod

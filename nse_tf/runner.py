@@ -32,9 +32,9 @@ import tensorflow as tf
 from nse_tf import cost_model, evolution, gates, reporting
 from nse_tf.architecture import Architecture, NetworkSpec
 from nse_tf.data.pipeline import DataConfig, DataSplits, load_splits
-from nse_tf.evolution import ArchPoint, EvolutionConfig, EvolutionState, StateError
+from nse_tf.evolution import ArchPoint, EvolutionConfig, EvolutionState, SamplingError, StateError
 from nse_tf.io_utils import atomic_write_json
-from nse_tf.saved_config import upgrade_saved_config
+from nse_tf.saved_config import END_OF_ROUND_SETTINGS, flag_for, setting_diffs, upgrade_saved_config
 from nse_tf.search import OptimConfig, PenaltyConfig, RoundConfig, RoundState, RoundTrainer, new_round_state
 from nse_tf.space import MacroSpace
 
@@ -155,17 +155,38 @@ class RoundCheckpoint:
                 os.unlink(path)
 
     def restore(self) -> RoundState | None:
-        latest = self.manager.latest_checkpoint
-        if latest is None:
-            return None
-        step = int(latest.rsplit("-", 1)[1])
+        """The newest intact checkpoint's host state (the variables restored); None for a fresh round. A
+        damaged newest checkpoint (missing or corrupt files) gives a warning and the one before it."""
+        checkpoints = list(self.manager.checkpoints)
+        damaged = []
+        for path in reversed(checkpoints):
+            try:
+                host = self._restore_one(path)
+            except (OSError, ValueError, KeyError, AssertionError, tf.errors.OpError) as err:
+                reason = " ".join(str(err).split())[:200]
+                damaged.append(f"{os.path.basename(path)} ({reason})")
+                log.warning("checkpoint %s is damaged (%s); trying the one before it", path, reason)
+                continue
+            if damaged:
+                log.warning("resuming from %s, step %d: the newer %s could not be read", path, host.step,
+                            "; ".join(damaged))
+            return host
+        if damaged:
+            raise StateError(f"{self.directory}: no intact checkpoint of this round: {'; '.join(damaged)}; "
+                             f"delete {self.directory} to restart the round from its beginning")
+        return None
+
+    def _restore_one(self, path: str) -> RoundState:
+        step = int(path.rsplit("-", 1)[1])
+        host_path = self.host_path(step)
         try:
-            with open(self.host_path(step), encoding="utf-8") as f:
+            with open(host_path, encoding="utf-8") as f:
                 host = RoundState.from_json(json.load(f))
-        except (OSError, ValueError, KeyError) as err:
-            raise StateError(f"{self.host_path(step)}: cannot read the host state of checkpoint {latest} "
-                             f"({err}); delete {self.directory} to restart this round") from None
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{host_path}: {err}") from None
+        if not os.path.exists(f"{path}.index"):
+            raise ValueError(f"{path}.index is missing")
+        self.checkpoint.restore(path).assert_existing_objects_matched()
         return host
 
 
@@ -209,20 +230,7 @@ class SearchRun:
         os.makedirs(self.config.run_dir, exist_ok=True)
         config_json = self.config.to_json()
         config_path, state_path = self.path(CONFIG_FILE), self.path(STATE_FILE)
-        if os.path.exists(config_path):
-            with open(config_path, encoding="utf-8") as f:
-                try:
-                    saved = upgrade_saved_config(json.load(f))
-                except json.JSONDecodeError as err:
-                    raise StateError(f"{config_path}: corrupted ({err})") from None
-            # run_dir is where the file lives, not a setting: a moved run directory still resumes.
-            diffs = sorted(k for k in set(saved) | set(config_json)
-                           if k != "run_dir" and saved.get(k) != config_json.get(k))
-            if diffs:
-                raise StateError(f"{config_path}: this run directory was made with other settings "
-                                 f"({', '.join(diffs)} differ); use a new --run_dir or the original flags")
-        elif self.chief:
-            atomic_write_json(config_path, config_json)
+        state = None
         if os.path.exists(state_path):
             with open(state_path, encoding="utf-8") as f:
                 try:
@@ -231,9 +239,20 @@ class SearchRun:
                     raise StateError(f"{state_path}: corrupted ({err}); it is never silently restarted: "
                                      "restore it or use a new --run_dir") from None
             state = EvolutionState.from_json(data, state_path)
+        if os.path.exists(config_path):
+            self.check_saved_config(config_path, config_json, state)
+        elif self.chief:
+            atomic_write_json(config_path, config_json)
+        if state is not None:
             if state.pool != list(self.pool.names) or len(state.subspaces) != len(self.cells):
                 raise StateError(f"{state_path}: the state's pool or cell count does not match the space")
             return state
+        outputs = sorted(name for name in os.listdir(self.config.run_dir)
+                         if name.startswith("round_") or name in ("chosen", "search_report.md"))
+        if outputs:
+            raise StateError(f"{state_path} is missing, but the run directory holds {', '.join(outputs[:3])}"
+                             f"{', ...' if len(outputs) > 3 else ''}: a search is never silently restarted over "
+                             "its outputs; restore the file or use a new --run_dir")
         if self.config.init_from:
             previous_path = os.path.join(self.config.init_from, STATE_FILE)
             try:
@@ -248,6 +267,39 @@ class SearchRun:
                                             self.config.seed)
         self.save_state(state)
         return state
+
+    def check_saved_config(self, config_path: str, config_json: dict[str, Any], state: EvolutionState | None) -> None:
+        """A resumed run must have the settings it was made with, except the end-of-round ones while its
+        current round is not yet evaluated: those change (and the change is recorded in config.json's
+        ``changes``), so a round whose evaluation failed on them is not stranded."""
+        with open(config_path, encoding="utf-8") as f:
+            try:
+                saved = upgrade_saved_config(json.load(f))
+            except json.JSONDecodeError as err:
+                raise StateError(f"{config_path}: corrupted ({err})") from None
+        changes = saved.pop("changes", [])
+        # run_dir is where the file lives, not a setting: a moved run directory still resumes.
+        diffs = [d for d in setting_diffs(saved, config_json) if d[0] != "run_dir"]
+        if not diffs:
+            return
+        changeable = state is not None and state.phase in ("train", "evaluate")
+        fixed = [d for d in diffs if not (changeable and d[0] in END_OF_ROUND_SETTINGS)]
+        if fixed:
+            shown = "; ".join(f"--{flag_for(path, self.config.cost)} was {json.dumps(old)}, now {json.dumps(new)}"
+                              for path, old, new in fixed[:4])
+            more = f" (and {len(fixed) - 4} more)" if len(fixed) > 4 else ""
+            hint = (" (end-of-round settings may change only before the round's evaluation ends)"
+                    if any(d[0] in END_OF_ROUND_SETTINGS for d in fixed) else "")
+            raise StateError(f"{config_path}: this run directory was made with other settings: {shown}{more}"
+                             f"{hint}; use a new --run_dir or the original flags")
+        for path, old, new in diffs:
+            log.warning("round %d: --%s changes from %s to %s (recorded in %s)", state.round + 1,
+                        flag_for(path, self.config.cost), json.dumps(old), json.dumps(new), config_path)
+        changes = changes + [{"round": state.round + 1, "setting": path, "flag": flag_for(path, self.config.cost),
+                              "was": old, "now": new} for path, old, new in diffs]
+        if self.chief:
+            atomic_write_json(config_path, {**config_json, "run_dir": saved.get("run_dir", config_json["run_dir"]),
+                                            "changes": changes})
 
     def save_state(self, state: EvolutionState) -> None:
         if self.chief:
@@ -281,6 +333,7 @@ class SearchRun:
             self.remove_checkpoints_before(state.round)
             train_seconds = None
             if state.phase == "train":
+                self.check_window_reachable(state)
                 train_seconds = self.train_round(state, trainer, host, ckpt, iterators)
                 if train_seconds is None:
                     return state
@@ -289,6 +342,22 @@ class SearchRun:
             self.end_of_round(state, trainer, host, round_dir, splits, train_seconds)
         self.finish(state)
         return state
+
+    def check_window_reachable(self, state: EvolutionState) -> None:
+        """Before a round trains: its sub-spaces must hold architectures inside the end-of-round window, or
+        the evaluation after hours of training could only fail."""
+        low, high = self.config.evolution.window_bounds(self.config.penalty.target)
+        model = self.cost_model
+        if evolution.architectures_in_window(state.subspaces, model.op_costs, model.fixed,
+                                             [c.may_be_empty for c in self.cells], low, high) == 0:
+            costs = [[model.op_costs[c][i] for i in s] for c, s in enumerate(state.subspaces)]
+            cheapest = model.fixed + sum(0.0 if cell.may_be_empty else min(row) for cell, row in zip(self.cells, costs))
+            dearest = model.fixed + sum(sum(row) for row in costs)
+            drift = "--mac_drift" if self.config.cost == "macs" else "--drift_ms"
+            target = "--target_macs" if self.config.cost == "macs" else "--target_ms"
+            raise SamplingError(f"round {state.round + 1}: no architecture of its sub-spaces costs within the window "
+                                f"({low:g}, {high:g}) {model.unit} (they range from {cheapest:.4g} to {dearest:.4g}): "
+                                f"widen {drift} (or --window) or move {target}")
 
     def previous_round_checkpoint(self, round_index: int) -> str:
         """The final training checkpoint of the round before ``round_index``, which a round that inherits

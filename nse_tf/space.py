@@ -10,6 +10,8 @@ Any other transition string (e.g. ``RRE``) is accepted as a layout too.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from typing import Any, Sequence
 
 from nse_tf.ops import Pool, get_pool, out_size
@@ -46,6 +48,15 @@ class CellSpec:
         return f"cell{self.index:02d}_{self.kind}"
 
 
+def _whole(field: str, value: Any) -> int:
+    """``value`` as an int if it is a whole number (28 or 28.0, not 28.5, "28" or true)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and float(value).is_integer():
+        return int(value)
+    raise ValueError(f"{field} must be a whole number, got {value!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class MacroSpace:
     """Everything but the per-cell operation choice. Fields are what flags override."""
@@ -67,17 +78,32 @@ class MacroSpace:
     std: tuple[float, ...] = (58.395, 57.12, 57.375)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "counts", tuple(int(c) for c in self.counts))
-        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
-        if self.r_strides is not None:
-            object.__setattr__(self, "r_strides", tuple(int(s) for s in self.r_strides))
+        for field in ("input_size", "input_channels", "num_classes", "stem_stride", "head_channels"):
+            object.__setattr__(self, field, _whole(field, getattr(self, field)))
+        if not isinstance(self.layout, str):
+            raise ValueError(f"layout must be a string, got {self.layout!r}")
+        for field in ("counts", "channels", "r_strides"):
+            value = getattr(self, field)
+            if value is None and field == "r_strides":
+                continue
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                raise ValueError(f"{field} must be a list of whole numbers, got {value!r}")
+            object.__setattr__(self, field, tuple(_whole(field, v) for v in value))
+        if isinstance(self.scale, bool) or not isinstance(self.scale, numbers.Real):
+            raise ValueError(f"scale must be a number, got {self.scale!r}")
         if isinstance(self.pool, str) and "," in self.pool:
             object.__setattr__(self, "pool", tuple(n.strip() for n in self.pool.split(",") if n.strip()))
         elif not isinstance(self.pool, str):
             object.__setattr__(self, "pool", tuple(self.pool))
         for field in ("mean", "std"):
             value = getattr(self, field)
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or \
+                    not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
+                raise ValueError(f"{field} must be a list of numbers, got {value!r}")
             object.__setattr__(self, field, tuple(float(v) for v in value))
+        if not all(math.isfinite(v) for v in self.mean) or not all(math.isfinite(v) and v > 0 for v in self.std):
+            raise ValueError(f"mean must be finite and std positive (pixel units, 0-255), got mean {self.mean}, "
+                             f"std {self.std}")
         self._validate()
 
     def _validate(self) -> None:
@@ -100,6 +126,10 @@ class MacroSpace:
             raise ValueError(f"scale must be positive, got {self.scale}")
         if self.input_size < 8:
             raise ValueError(f"input_size must be >= 8, got {self.input_size}")
+        if self.input_channels < 1:
+            raise ValueError(f"input_channels must be positive, got {self.input_channels}")
+        if self.head_channels < 1:
+            raise ValueError(f"head_channels must be positive, got {self.head_channels}")
         if self.num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
         if self.stem_stride not in (1, 2):
@@ -111,7 +141,22 @@ class MacroSpace:
             raise ValueError(f"activation must be 'relu' or 'swish', got {self.activation!r}")
         if len(self.mean) not in (1, self.input_channels) or len(self.std) != len(self.mean):
             raise ValueError(f"mean/std need 1 or {self.input_channels} values each, got {self.mean} / {self.std}")
-        self.get_pool()
+        self._check_groups(self.get_pool())
+
+    def _check_groups(self, pool: Pool) -> None:
+        """Grouped 1x1 convolutions need channel counts their groups divide, in every cell they may go to."""
+        grouped = [op for op in pool.ops if op.groups != (1, 1)]
+        for cell in self.cells() if grouped else ():
+            for op in grouped:
+                mid = op.mid_channels(cell.cin)
+                for conv, groups, cin, cout in (("expand", op.groups[0], cell.cin, mid),
+                                                ("project", op.groups[1], mid, cell.cout)):
+                    if cin % groups or cout % groups:
+                        raise ValueError(
+                            f"channels: cell {cell.index} ({cell.kind}, {cell.cin} -> {cell.cout} channels) cannot "
+                            f"hold operation {op.name}: its {conv} 1x1 convolution ({cin} -> {cout} channels) has "
+                            f"{groups} groups, which must divide both; use channels divisible by {groups} or a pool "
+                            "without that operation")
 
     @property
     def transitions(self) -> str:

@@ -171,3 +171,61 @@ def train_on_heldout(spec: NetworkSpec, recipe: TrainConfig, run_dir: str, heldo
     data = load_arrays("fashion_mnist") if data is None else data
     split = heldout_arrays(data, heldout_examples, heldout_seed)
     return train(spec, recipe, run_dir, split, dataset_name=split.name, verbose=0).top1
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """Which of a tool's retrainings this process runs (``--shard=i/n``), so that several processes share
+    the cores, or several machines share the list; each retraining is its own resumable run directory."""
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        try:
+            index, count = (int(part) for part in text.split("/"))
+        except ValueError:
+            raise ValueError(f"must be i/n (for example 0/2), got {text!r}") from None
+        if not 0 <= index < count:
+            raise ValueError(f"must be i/n with 0 <= i < n, got {text!r}")
+        return cls(index, count)
+
+    def takes(self, job: int) -> bool:
+        return job % self.count == self.index
+
+
+def finished_result(run_dir: str) -> dict[str, Any] | None:
+    """A finished retraining's result.json (held-out ``top1``, ``processes`` with their seconds); None while
+    it is not finished."""
+    from nse_tf.training import RESULT_NAME
+
+    try:
+        with open(os.path.join(run_dir, RESULT_NAME), encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def training_seconds(result: dict[str, Any]) -> float:
+    """Seconds over every process that trained the run (the last one's where none were recorded)."""
+    return float(sum(p["seconds"] for p in result.get("processes", ())) or result["seconds"])
+
+
+def run_share(jobs: Sequence[tuple[NetworkSpec, TrainConfig, str]], shard: Shard, heldout_examples: int,
+              heldout_seed: int, log=print) -> list[dict[str, Any] | None]:
+    """Train this shard's jobs (spec, recipe, run directory) in order; every job's result.json, None for
+    those another shard has not finished yet."""
+    from nse_tf.training import load_arrays
+
+    data = None
+    results: list[dict[str, Any] | None] = []
+    for k, (spec, recipe, run_dir) in enumerate(jobs):
+        if shard.takes(k):
+            data = load_arrays("fashion_mnist") if data is None else data
+            train_on_heldout(spec, recipe, run_dir, heldout_examples, heldout_seed, data)
+            result = finished_result(run_dir)
+            log(f"[{k + 1}/{len(jobs)}] {os.path.basename(run_dir)}: held-out top-1 {result['top1']:.4f} "
+                f"({training_seconds(result):.0f} s)")
+        results.append(finished_result(run_dir))
+    return results

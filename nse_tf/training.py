@@ -115,21 +115,39 @@ def load_arrays(dataset: str = "fashion_mnist", data_dir: str | None = None) -> 
         data = load_fashion_mnist(data_dir)
         return ImageArrays(data.x_train, data.y_train, data.x_test, data.y_test, "fashion_mnist")
     if dataset.startswith("npz:"):
-        path = dataset[4:]
-        if not os.path.exists(path):
-            raise TrainError(f"dataset file {path} does not exist")
-        with np.load(path) as f:
-            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f]
-            if missing:
-                raise TrainError(f"{path} lacks arrays {missing}")
-            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-        for key in ("x_train", "x_test"):
-            if arrays[key].ndim == 3:
-                arrays[key] = arrays[key][..., None]
-            if arrays[key].ndim != 4:
-                raise TrainError(f"{path}: {key} must be (N, H, W[, C]) images, got shape {arrays[key].shape}")
-        return ImageArrays(name=f"npz:{os.path.basename(path)}", **arrays)
+        return _load_npz(dataset[4:])
     raise TrainError(f"dataset {dataset!r} is not supported by retraining: use fashion_mnist or npz:<path>")
+
+
+def _load_npz(path: str) -> ImageArrays:
+    import zipfile
+
+    if not os.path.exists(path):
+        raise TrainError(f"dataset file {path} does not exist")
+    keys = ("x_train", "y_train", "x_test", "y_test")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in keys if k in f}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise TrainError(f"{path}: not a readable .npz file ({err})") from None
+    except (AttributeError, TypeError):  # np.load returned an array: a .npy file, not an archive
+        raise TrainError(f"{path}: not an .npz archive of x_train, y_train, x_test, y_test") from None
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise TrainError(f"{path} lacks arrays {missing}")
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim == 3:
+            x = arrays[f"x_{split}"] = x[..., None]
+        if x.ndim != 4 or min(x.shape, default=0) < 1:
+            raise TrainError(f"{path}: x_{split} must be (N, H, W[, C]) images, got shape {x.shape}")
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise TrainError(f"{path}: y_{split} must be a vector of integer labels, got {y.dtype} {y.shape}")
+        if len(x) != len(y):
+            raise TrainError(f"{path}: x_{split} has {len(x)} images but y_{split} has {len(y)} labels")
+        if y.size and y.min() < 0:
+            raise TrainError(f"{path}: y_{split} holds a negative label ({int(y.min())})")
+    return ImageArrays(name=f"npz:{os.path.basename(path)}", **arrays)
 
 
 def heldout_arrays(data: ImageArrays, heldout: int, seed: int) -> ImageArrays:
@@ -396,11 +414,18 @@ def save_checkpoint(model: Any, run_dir: str, epochs_done: int, processes: list[
     """
     name = f"checkpoint-{epochs_done}.weights.h5"
     tmp = os.path.join(run_dir, f".tmp-{name}")
-    model.save_weights(tmp, overwrite=True)
-    os.replace(tmp, os.path.join(run_dir, name))
     seeds = [np.asarray(g.state.value).tolist() for g in _seed_generators(model)]
-    atomic_write_json(os.path.join(run_dir, CHECKPOINT_STATE_NAME),
-                      {"epochs_done": epochs_done, "weights": name, "seeds": seeds, "processes": processes})
+    try:
+        model.save_weights(tmp, overwrite=True)
+        os.replace(tmp, os.path.join(run_dir, name))
+        atomic_write_json(os.path.join(run_dir, CHECKPOINT_STATE_NAME),
+                          {"epochs_done": epochs_done, "weights": name, "seeds": seeds, "processes": processes})
+    except OSError as err:  # a full disk, a lost mount: the previous checkpoint and its JSON are untouched
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        previous = f"epoch {epochs_done - 1}'s checkpoint is intact" if epochs_done > 1 else "nothing is lost"
+        raise TrainError(f"{run_dir}: cannot write the checkpoint of epoch {epochs_done} "
+                         f"({err.strerror or err}); {previous}: free the space and rerun to resume") from None
     remove_checkpoints(run_dir, keep=name)
 
 

@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from typing import Any
 
 from nse_tf.architecture import NetworkSpec
@@ -28,8 +29,20 @@ REQUIRED_KEYS = ("name", "dataset", "input_shape", "num_classes", "preprocessing
                  "command", "files")
 
 
+ENTRY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 class ZooError(ValueError):
     """An unknown entry, a missing or tampered file, or a request the entry cannot serve."""
+
+
+def check_entry_name(name: str) -> str:
+    """``name`` if it can only mean a folder directly under the zoo (letters, digits, ``_.-``, no ``..``)."""
+    if not isinstance(name, str) or not ENTRY_NAME.fullmatch(name) or ".." in name:
+        raise ZooError(f"{name!r} is not a zoo entry name: use letters, digits, '_', '.' and '-' (no path "
+                       "separators, no '..', not starting with '.' or '-')")
+    return name
 
 
 def zoo_dir() -> str:
@@ -89,18 +102,30 @@ def list_models() -> list[str]:
 
 
 def get_entry(name: str) -> ZooEntry:
-    path = os.path.join(zoo_dir(), name)
+    path = os.path.join(zoo_dir(), check_entry_name(name))
     meta_path = os.path.join(path, METADATA_NAME)
     if not os.path.exists(meta_path):
+        if os.path.isdir(os.path.join(zoo_dir(), f".previous-{name}")):
+            raise ZooError(f"zoo entry {name!r} is being replaced (or its replacement was interrupted): its previous "
+                           f"files are in .previous-{name}; rerun tools/make_zoo_entry.py for it")
         raise ZooError(f"no zoo entry {name!r}; available: {', '.join(list_models()) or '(none)'}")
     with open(meta_path, encoding="utf-8") as f:
         try:
             metadata = json.load(f)
         except json.JSONDecodeError as err:
             raise ZooError(f"{meta_path}: not valid JSON ({err})") from None
+    if not isinstance(metadata, dict):
+        raise ZooError(f"{meta_path}: holds a JSON {type(metadata).__name__}, not an object")
     missing = [k for k in REQUIRED_KEYS if k not in metadata]
     if missing:
         raise ZooError(f"{meta_path}: missing keys {missing}")
+    files = metadata["files"]
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) and SHA256.fullmatch(v)
+                                              for k, v in files.items()):
+        raise ZooError(f"{meta_path}: field files must map each file name to its sha256 (64 hex digits), "
+                       f"got {json.dumps(files)[:120]}")
+    if NETWORK_NAME not in files:
+        raise ZooError(f"{meta_path}: field files does not list {NETWORK_NAME}")
     return ZooEntry(name, path, metadata)
 
 

@@ -3,7 +3,6 @@ depthwise conv, and the same network under Keras 3 (TF), tf_keras and Keras 3 (J
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import subprocess
@@ -238,7 +237,6 @@ JAX_SPACE = get_space("small", pool=POOL, counts=(2, 0, 0, 0, 0, 0), r_strides=(
 JAX_CELLS = [[], [0, 3], [1, 5], [0, 2, 4], [0], [1, 2], [0, 3], [4]]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 def test_jax_backend_matches_tensorflow(tmp_path):
     spec = make_spec(JAX_CELLS, JAX_SPACE)
     keras.utils.set_random_seed(0)

@@ -181,18 +181,11 @@ def test_idx_and_package_import_without_tensorflow():
 
 # ---------------------------------------------------------------- pipeline.py
 
-try:  # the idx tests above must also run where TensorFlow is absent
-    import tensorflow as tf
+# TensorFlow and tensorflow-datasets are requirements: a missing one fails these tests, it never skips them.
+import tensorflow as tf  # noqa: E402
+import tensorflow_datasets as tfds  # noqa: E402
 
-    from nse_tf.data.pipeline import DataConfig, load_splits
-except ImportError:
-    tf = None
-try:
-    import tensorflow_datasets as tfds
-except ImportError:
-    tfds = None
-needs_tf = pytest.mark.skipif(tf is None, reason="tensorflow not installed")
-needs_tfds = pytest.mark.skipif(tfds is None, reason="tensorflow-datasets not installed")
+from nse_tf.data.pipeline import DataConfig, load_splits  # noqa: E402
 
 
 def first(ds):
@@ -211,7 +204,6 @@ def count(ds) -> int:
     return sum(int(y.shape[0]) for _, y in ds)
 
 
-@needs_tf
 def test_lazy_package_names():
     import nse_tf.data as data
 
@@ -233,13 +225,11 @@ def test_lazy_package_names():
         ({"dataset": "tfds:"}, "unknown dataset"),
     ],
 )
-@needs_tf
 def test_data_config_validation(kwargs, field):
     with pytest.raises(ValueError, match=field):
         DataConfig(**kwargs)
 
 
-@needs_tf
 def test_synthetic_idx_pipeline(tmp_path):
     arrays = fake_fmnist(tmp_path, n_train=40, n_test=12)
     config = DataConfig(data_dir=str(tmp_path), heldout_examples=8, batch_size=4, augment=False, seed=1)
@@ -262,14 +252,12 @@ def test_synthetic_idx_pipeline(tmp_path):
     assert {img.tobytes() for img in x} <= train_pixels
 
 
-@needs_tf
 def test_heldout_too_large(tmp_path):
     fake_fmnist(tmp_path, n_train=10)
     with pytest.raises(ValueError, match="heldout_examples=10"):
         load_splits(DataConfig(data_dir=str(tmp_path), heldout_examples=10))
 
 
-@needs_tf
 def test_augmentation_shape_range_determinism(tmp_path):
     fake_fmnist(tmp_path, n_train=40)
     cfg = DataConfig(data_dir=str(tmp_path), heldout_examples=4, batch_size=8, seed=7)
@@ -291,7 +279,6 @@ def dataclass_replace(cfg, **changes):
     return dataclasses.replace(cfg, **changes)
 
 
-@needs_tf
 def test_small_recipe_resize(tmp_path):
     fake_fmnist(tmp_path)
     s = load_splits(DataConfig(data_dir=str(tmp_path), heldout_examples=4, batch_size=4, image_size=32))
@@ -300,7 +287,6 @@ def test_small_recipe_resize(tmp_path):
     check_batch(*first(s.test), (4, 32, 32, 1), 10)
 
 
-@needs_tf
 @pytest.mark.skipif(not HAVE_REAL_FMNIST, reason="dataset-fashion-mnist not installed")
 def test_real_fashion_mnist_smoke():
     s = load_splits(DataConfig(heldout_examples=1000, batch_size=64))
@@ -314,7 +300,6 @@ def test_real_fashion_mnist_smoke():
     assert x.max() > 200  # raw pixel values, not normalised
 
 
-@needs_tfds
 def test_tfds_cifar10_mock():
     with tfds.testing.mock_data(num_examples=12):
         s = load_splits(DataConfig("tfds:cifar10", heldout_examples=4, batch_size=4))
@@ -326,7 +311,50 @@ def test_tfds_cifar10_mock():
             load_splits(DataConfig("tfds:no_such_dataset"))
 
 
-@needs_tfds
+TINY_BUILDER = '''
+import numpy as np
+import tensorflow_datasets as tfds
+
+
+class NseTinyImages(tfds.core.GeneratorBasedBuilder):
+    """Six-class 8x8 grey images, generated: a registered builder that lives in a package, like tfds's own."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(builder=self, supervised_keys=("image", "label"), features=tfds.features.FeaturesDict(
+            {"image": tfds.features.Image(shape=(8, 8, 1)), "label": tfds.features.ClassLabel(num_classes=6)}))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(30, 0), "test": self._generate_examples(12, 1)}
+
+    def _generate_examples(self, n, seed):
+        rng = np.random.default_rng(seed)
+        for i in range(n):
+            yield i, {"image": rng.integers(0, 256, (8, 8, 1), dtype=np.uint8), "label": i % 6}
+'''
+
+
+def test_a_tfds_dataset_is_prepared_through_the_real_builder_path(tmp_path):
+    """Preparing a registered dataset (what --dataset=tfds:cifar10 does first, before any download) imports
+    importlib_resources inside tensorflow-datasets, which does not depend on it: requirements.txt must."""
+    package = tmp_path / "nse_tfds_fixture"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "tiny.py").write_text(TINY_BUILDER)
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+            "import nse_tfds_fixture.tiny\n"
+            "from nse_tf.data.pipeline import DataConfig, load_splits\n"
+            "s = load_splits(DataConfig('tfds:nse_tiny_images', heldout_examples=6, batch_size=4, data_dir=sys.argv[2]))\n"
+            "x, y = next(iter(s.train))\n"
+            "print(s.input_shape, s.num_classes, s.num_train, s.num_heldout, s.num_test, tuple(x.shape))\n")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(tmp_path / "tfds")], cwd=REPO,
+                            capture_output=True, text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split("\n")[-2] == "(8, 8, 1) 6 24 6 12 (4, 8, 8, 1)"
+    assert (tmp_path / "tfds" / "nse_tiny_images" / "1.0.0").is_dir()
+
+
 def test_tfds_large_images_mock():
     with tfds.testing.mock_data(num_examples=6):
         with pytest.raises(ValueError, match="image_size must be set"):
@@ -346,7 +374,6 @@ def make_folder(root, classes=("cat", "dog"), per_class=5, size=(12, 10), channe
             tf.io.write_file(os.path.join(root, c, f"{i}.png"), tf.io.encode_png(img))
 
 
-@needs_tf
 def test_image_folder_train_test(tmp_path):
     make_folder(tmp_path / "train", per_class=5)
     make_folder(tmp_path / "test", per_class=2)
@@ -359,7 +386,6 @@ def test_image_folder_train_test(tmp_path):
     assert (count(s.train_plain), count(s.heldout), count(s.test)) == (7, 3, 4)
 
 
-@needs_tf
 def test_image_folder_flat_grey_resized(tmp_path):
     make_folder(tmp_path, classes=("a", "b", "c"), per_class=2, size=(9, 9), channels=1)
     s = load_splits(DataConfig(f"folder:{tmp_path}", heldout_examples=2, batch_size=2, image_size=16))
@@ -367,13 +393,11 @@ def test_image_folder_flat_grey_resized(tmp_path):
     check_batch(*first(s.train), (2, 16, 16, 1), 3)
 
 
-@needs_tf
 def test_image_folder_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope"):
         load_splits(DataConfig(f"folder:{tmp_path / 'nope'}"))
 
 
-@needs_tf
 def test_color_jitter_matches_torchvision_factors():
     from nse_tf.data.pipeline import color_jitter
 
@@ -395,7 +419,6 @@ def test_color_jitter_matches_torchvision_factors():
     np.testing.assert_allclose(out[..., 0], out[..., 1], atol=1e-3)
 
 
-@needs_tf
 def test_large_rgb_training_images_are_colour_jittered_and_small_ones_are_not(monkeypatch):
     from nse_tf.data import pipeline
     from nse_tf.data.pipeline import _Recipe

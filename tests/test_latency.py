@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -90,9 +91,10 @@ def test_measure_subtracts_the_invoke_overhead_and_shares_cells_of_one_shape(mon
 
 
 def test_one_operation_is_timed_with_litert(tmp_path):
-    """The real timer: a converted one-op model runs under LiteRT and takes a positive, sub-second time."""
+    """The real timer: a converted one-op model runs under LiteRT and gives a finite positive median (how fast it
+    is belongs to benchmarks/, not to a unit test)."""
     ms = latency._median_invoke_ms(latency._op_model(SPACE, SPACE.cells()[0], 1), str(tmp_path), 1, 20, 2)
-    assert 0 < ms < 1000
+    assert isinstance(ms, float) and math.isfinite(ms) and ms > 0
 
 
 @pytest.mark.slow

@@ -212,7 +212,7 @@ def test_killed_run_resumes_to_the_same_final_state(tmp_path):
 
 
 def _kill_and_resume(killed: str) -> None:
-    """Kill a search three times at chosen points, then let it finish."""
+    """Kill a search four times at chosen points, then let it finish."""
     args = [f"--run_dir={killed}", *KILLED]
     # Kill 1: mid-round, right after a checkpoint beyond step 0 appeared.
     ckpt = os.path.join(killed, "round_00", "ckpt", "ckpt-4.index")
@@ -225,6 +225,12 @@ def _kill_and_resume(killed: str) -> None:
     _kill_when(args, lambda: _phase(killed) == (1, "train"))
     assert not os.path.exists(os.path.join(killed, "round_01", "ckpt", "checkpoint"))
     assert os.path.exists(os.path.join(killed, "round_00", "ckpt", "checkpoint"))
+    # Kill 4: inside a state write, as round 2's move to its evaluation is being renamed into place.
+    inside_write = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "kill_at_replace.py"),
+                                   "evolution_state.json", "1", SEARCH, *args], capture_output=True, text=True,
+                                  env=search_env(), timeout=600)
+    assert inside_write.returncode == -9, inside_write.stderr[-3000:]
+    assert _phase(killed) == (1, "train")
     result = run_search(*args)
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -248,12 +254,88 @@ def test_corrupted_state_is_a_clear_error(tmp_path, stopped_run):
     assert state.read_text().startswith("{")  # nothing already written is replaced
 
 
+def _damage(ckpt_dir, step: int, how: str) -> str:
+    """Damage checkpoint ``step`` of a round as a crash or a bad disk would; the file at fault."""
+    index = ckpt_dir / f"ckpt-{step}.index"
+    if how == "deleted index":
+        index.unlink()
+        return index.name
+    if how == "garbage index":
+        index.write_bytes(b"\x00garbage" * 10)
+        return index.name
+    data = next(ckpt_dir.glob(f"ckpt-{step}.data-*"))
+    raw = bytearray(data.read_bytes())
+    middle = len(raw) // 2
+    raw[middle:middle + 64] = os.urandom(64)
+    data.write_bytes(bytes(raw))
+    return data.name
+
+
+@needs_data
+@pytest.mark.parametrize("how", ["deleted index", "random bytes in the data"])
+def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path, stopped_run, how):
+    """The stopped run keeps ckpt-0 and ckpt-2; with ckpt-2 damaged it resumes from ckpt-0, names the damaged
+    checkpoint, and retrains to the same step-2 state."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(stopped_run, run_dir)
+    ckpt_dir = run_dir / "round_00" / "ckpt"
+    intact_host = json.loads((ckpt_dir / "ckpt-2.host.json").read_text())
+    _damage(ckpt_dir, 2, how)
+    result = run_search(f"--run_dir={run_dir}", *TINY, "--stop_after_steps=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "checkpoint" in result.stderr and "ckpt-2 is damaged" in result.stderr, result.stderr[-3000:]
+    assert "resuming from" in result.stderr and "ckpt-0, step 0" in result.stderr
+    assert json.loads((ckpt_dir / "ckpt-2.host.json").read_text()) == intact_host
+
+
+@needs_data
+def test_no_intact_checkpoint_is_one_line_naming_the_files(tmp_path, stopped_run):
+    run_dir = tmp_path / "run"
+    shutil.copytree(stopped_run, run_dir)
+    ckpt_dir = run_dir / "round_00" / "ckpt"
+    _damage(ckpt_dir, 2, "garbage index")
+    _damage(ckpt_dir, 0, "random bytes in the data")
+    line = error_line(run_search(f"--run_dir={run_dir}", *TINY, "--stop_after_steps=2"))
+    assert "no intact checkpoint" in line and "ckpt-2" in line and "ckpt-0" in line
+    assert f"delete {ckpt_dir} to restart the round" in line
+
+
+@needs_data
+def test_a_missing_state_beside_outputs_is_an_error_not_a_restart(tmp_path, stopped_run):
+    run_dir = tmp_path / "run"
+    shutil.copytree(stopped_run, run_dir)
+    (run_dir / "evolution_state.json").unlink()
+    line = error_line(run_search(f"--run_dir={run_dir}", *TINY))
+    assert "evolution_state.json is missing" in line and "round_00" in line
+    assert not (run_dir / "evolution_state.json").exists()
+
+
+@needs_data
+def test_a_round_whose_evaluation_failed_resumes_with_new_end_of_round_settings(tmp_path):
+    """Sampling fails only after the round is trained: the end-of-round settings may change on resume (and
+    the change is recorded), so the trained round is not stranded; settings that training reads stay fixed."""
+    run_dir = tmp_path / "run"
+    line = error_line(run_search(f"--run_dir={run_dir}", *TINY, "--max_sample_draws=1"))
+    assert "round 1: only" in line and "may change when it resumes" in line and "--num_archs" in line
+    assert _phase(str(run_dir)) == (0, "evaluate")
+    line = error_line(run_search(f"--run_dir={run_dir}", *TINY, "--weight_lr=0.05"))
+    assert "--weight_lr was 0.4, now 0.05" in line
+    result = run_search(f"--run_dir={run_dir}", *TINY, "--stop_after_steps=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "--max_sample_draws changes from 1 to 200000" in result.stderr
+    assert _phase(str(run_dir)) == (1, "train")
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["changes"] == [{"round": 1, "setting": "evolution.max_sample_draws", "flag": "max_sample_draws",
+                                 "was": 1, "now": 200000}]
+    assert saved["evolution"]["max_sample_draws"] == 200000
+
+
 @needs_data
 def test_resume_with_other_flags_is_refused(tmp_path, stopped_run):
     run_dir = tmp_path / "run"
     shutil.copytree(stopped_run, run_dir)
     line = error_line(run_search(f"--run_dir={run_dir}", *TINY, "--weight_lr=0.05"))
-    assert "config.json" in line and "optim" in line
+    assert "config.json" in line and "--weight_lr was 0.4, now 0.05" in line
 
 
 # train_*: tools/train.py's; ranking_* and random_search_*: the stand-alone tools' (tests/test_standalone.py)

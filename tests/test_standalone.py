@@ -63,6 +63,17 @@ def test_draw_unique_gives_distinct_architectures():
     assert len({tuple(map(tuple, a)) for a in archs}) == 50
 
 
+def test_shards_split_the_jobs_between_them():
+    from nse_tf.standalone import Shard
+
+    shards = [Shard.parse(f"{i}/3") for i in range(3)]
+    assert [[j for j in range(7) if s.takes(j)] for s in shards] == [[0, 3, 6], [1, 4], [2, 5]]
+    assert Shard.parse("0/1") == Shard()
+    for bad in ("3/3", "-1/2", "1", "a/b", "1/0"):
+        with pytest.raises(ValueError, match="i/n"):
+            Shard.parse(bad)
+
+
 def test_rank_correlations_match_known_values():
     # no ties: 8 concordant, 2 discordant pairs of 10 -> 0.6; ranks' Pearson -> 0.8. Ties: 4 net concordant
     # pairs, 5 untied pairs in each variable -> tau-b 4 / sqrt(5 * 5)
@@ -133,6 +144,8 @@ def run_tool(name, *args):
     ("ranking.py", ["--num_archs=50"], "--num_archs"),
     ("ranking.py", ["--round=3"], "--round"),
     ("random_search.py", ["--search_run=/nonexistent", "--out_dir=x"], "--search_run"),
+    ("random_search.py", ["--shard=2/2"], "--shard"),
+    ("ranking.py", ["--shard=half"], "--shard"),
 ])
 def test_tool_flag_errors_are_one_line(tmp_path, tool, args, flag):
     run = fake_search_run(tmp_path / "search")
@@ -160,9 +173,14 @@ def test_ranking_and_random_search_end_to_end(tmp_path):
     for row in ranking["architectures"]:
         saved = json.loads((tmp_path / "ranking" / row["run"] / "train_config.json").read_text())
         assert saved["dataset"] == "fashion_mnist:heldout=2000,seed=0"
-    result = run_tool("random_search.py", f"--search_run={run}", "--num_archs=2", "--epochs=1",
-                      f"--out_dir={tmp_path / 'random'}")
-    assert result.returncode == 0, result.stderr[-3000:]
+    # two shards share the candidates: the first to finish writes nothing, the last writes the pick
+    for shard in ("0/2", "1/2"):
+        result = run_tool("random_search.py", f"--search_run={run}", "--num_archs=2", "--epochs=1",
+                          f"--out_dir={tmp_path / 'random'}", f"--shard={shard}", "--threads=1")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert (tmp_path / "random" / "random_search.json").exists() == (shard == "1/2"), result.stdout
+    assert "still training" in run_tool("random_search.py", f"--search_run={run}", "--num_archs=3", "--epochs=1",
+                                         f"--out_dir={tmp_path / 'random'}", "--shard=1/3").stdout
     control = json.loads((tmp_path / "random" / "random_search.json").read_text())
     low, high = control["window"]
     assert len(control["candidates"]) == 2 and all(low < c["cost"] < high for c in control["candidates"])

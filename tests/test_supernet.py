@@ -152,7 +152,8 @@ def latency_like_model() -> CostModel:
     return CostModel("latency", rng.uniform(0.05, 0.6, (len(SPACE.cells()), len(SPACE.get_pool()))).tolist(), 0.2)
 
 
-def test_trainer_gate_step_gradient_ce_plus_penalty():
+@pytest.mark.parametrize("side", ["cost above the target", "cost below the target"])
+def test_trainer_gate_step_gradient_ce_plus_penalty(side):
     """The trainer's gate loss (mean CE + a (E - target)^b) has the gradient of section 5, with the costs of
     its cost model (here a latency table's made-up milliseconds; MACs are one more such table).
 
@@ -160,8 +161,9 @@ def test_trainer_gate_step_gradient_ce_plus_penalty():
     The target lies below the tiny net's cost and ``a`` is large, so the penalty part is of the
     same size as the CE part.
     """
-    penalty = search.PenaltyConfig(target=0.01, a=0.3, b=2.0)
     model = latency_like_model()
+    dearest = model.fixed + sum(sum(row) for row in model.op_costs)  # no path costs more
+    penalty = search.PenaltyConfig(target=0.01 if side == "cost above the target" else dearest + 1.0, a=0.3, b=2.0)
     trainer = search.RoundTrainer(SPACE, SUBSPACES, search.OptimConfig(), penalty,
                                   search.RoundConfig(steps=10, steps_per_epoch=5, batch_size=BATCH),
                                   cost_model=model)
@@ -182,18 +184,84 @@ def test_trainer_gate_step_gradient_ce_plus_penalty():
     cost_s = np.sum(np.where(s, trainer.op_costs, 0.0), axis=1)
     cost_u = np.sum(np.where(u, trainer.op_costs, 0.0), axis=1)
     expected = trainer.fixed_cost + np.sum(cost_s * ps + cost_u * (1.0 - ps))
-    pen_grad = (penalty.a * penalty.b * (expected - penalty.target) ** (penalty.b - 1)
+    assert (expected > penalty.target) == (side == "cost above the target")
+    gap = expected - penalty.target  # d|gap|^b/dgap = b sign(gap) |gap|^(b-1): it pushes up from below the target
+    pen_grad = (penalty.a * penalty.b * np.sign(gap) * abs(gap) ** (penalty.b - 1)
                 * (cost_s - cost_u)[:, None] * dps)
     assert np.abs(pen_grad).max() > 0.1 * np.abs(ce_grad).max()
 
     loss, got_expected = trainer.gate_step(images, labels, tf.constant(s), tf.constant(u), tf.constant(choice),
                                            tf.constant(active))
     assert float(got_expected) == pytest.approx(expected, rel=1e-5)
-    assert float(loss) > penalty.a * (expected - penalty.target) ** 2
+    assert float(loss) > penalty.a * abs(expected - penalty.target) ** penalty.b
     grad = alpha0 - net.alpha.numpy()
     np.testing.assert_allclose(grad, ce_grad + pen_grad, rtol=2e-3, atol=2e-6)
     # penalty alone (CE part removed): what is left is a (E - target)^b differentiated through ps, pu
     np.testing.assert_allclose(grad - ce_grad, pen_grad, rtol=5e-3, atol=5e-6)
+
+
+@pytest.mark.parametrize("protected", [False, True])
+def test_self_simplification_inside_the_step(protected):
+    """An op whose logit falls below --prune_threshold leaves at the end of the step and is never sampled again,
+    by weight or gate steps; unless it is in the previous optimized subset (--preserve_prev), which protects it."""
+    trainer = search.RoundTrainer(SPACE, SUBSPACES, search.OptimConfig(), search.PenaltyConfig(target=1.0, a=0.0),
+                                  search.RoundConfig(steps=8, steps_per_epoch=8, batch_size=BATCH, gate_every=1,
+                                                     prune_threshold=-1.0))
+    alpha = np.zeros(trainer.net.alpha.shape, np.float32)
+    alpha[0, 1] = -8.0  # cell 0's mb_k3_t3: far below the threshold, and the gate steps cannot lift it
+    trainer.net.alpha.assign(alpha)
+    state = search.new_round_state(trainer, [[3], []] if protected else [[], []], seed=0)
+    masks = []
+    weight_step, gate_step = trainer.weight_step, trainer.gate_step
+
+    def record_weight(images, labels, m):
+        masks.append(m.numpy())
+        return weight_step(images, labels, m)
+
+    def record_gate(images, labels, s, u, choice, active):
+        masks.extend([s.numpy(), u.numpy()])
+        return gate_step(images, labels, s, u, choice, active)
+
+    trainer.weight_step, trainer.gate_step = record_weight, record_gate
+    counts = []
+    for step in range(8):
+        before = len(masks)
+        trainer.step(state, batch(step), lambda: batch(100 + step))
+        counts.append(sum(bool(m[0, 1]) for m in masks[before:]))
+    assert bool(state.active[0, 1]) == protected
+    assert state.active[0, [0, 2]].all() and state.active[1, :2].all()  # the others are above the threshold
+    if not protected:
+        assert counts[1:] == [0] * 7
+    else:
+        assert sum(counts) > 0
+
+
+def test_weight_decay_reaches_conv_and_dense_kernels_only():
+    """The search's rule (search.is_decayed) and the retraining optimiser decay exactly the convolution,
+    depthwise and dense kernels: never BN scales and offsets, biases or the normalisation statistics."""
+    from nse_tf.child import build_child
+    from nse_tf.training import TrainConfig, build_optimizer
+    from tests.helpers import TINY
+
+    def kernels(layers) -> set[str]:
+        kinds = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+        return {layer.kernel.path for layer in layers if isinstance(layer, kinds)}
+
+    net = Supernet(SPACE, SUBSPACES)
+    net.build_all()
+    variables = net.weight_variables
+    decayed = {v.path for v in variables if search.is_decayed(v)}
+    assert decayed == kernels(net._flatten_layers()) and len(decayed) < len(variables)
+
+    model = build_child(TINY, dropout=0.1)
+    optimizer = build_optimizer(TrainConfig(epochs=1, lr=0.5, warmup_epochs=0, weight_decay=0.1, ema_momentum=None,
+                                            momentum=0.0), steps_per_epoch=10)
+    before = {v.path: keras.ops.convert_to_numpy(v) for v in model.trainable_variables}
+    optimizer.apply_gradients([(keras.ops.zeros_like(v), v) for v in model.trainable_variables])
+    moved = {v.path for v in model.trainable_variables if not np.array_equal(keras.ops.convert_to_numpy(v), before[v.path])}
+    assert moved == kernels(model._flatten_layers()) and moved
+    assert all(np.allclose(keras.ops.convert_to_numpy(v), before[v.path] * (1 - 0.5 * 0.1)) for v in model.trainable_variables
+               if v.path in moved)
 
 
 # ---------------------------------------------------------------- (c) branches and combination

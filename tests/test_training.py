@@ -4,7 +4,6 @@ run that resumes to the same weights, refusal to mix runs, flag errors, and the 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import os
 import shutil
@@ -178,6 +177,63 @@ def test_resume_after_an_epoch_matches_uninterrupted(tmp_path, uninterrupted, sm
     assert abs(resumed.top1 - full_result.top1) <= 1 / 128
 
 
+def test_a_full_disk_during_a_checkpoint_write_is_a_clear_error_and_loses_nothing(tmp_path, uninterrupted,
+                                                                                  small_data, monkeypatch):
+    import errno
+
+    full_dir, full_result = uninterrupted
+    run_dir = str(tmp_path / "full-disk")
+    original_save = keras.Model.save_weights
+
+    def save_until_the_disk_fills(self, filepath, *args, **kwargs):
+        if "checkpoint-2" in str(filepath):
+            with open(filepath, "wb") as f:
+                f.write(b"\x89HDF\r\n")  # a partial file, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original_save(self, filepath, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save_weights", save_until_the_disk_fills)
+    with pytest.raises(TrainError, match=r"cannot write the checkpoint of epoch 2 \(No space left on device\); "
+                                         r"epoch 1's checkpoint is intact: free the space and rerun to resume"):
+        train(TINY, RECIPE, run_dir, small_data, verbose=0)
+    monkeypatch.setattr(keras.Model, "save_weights", original_save)
+    assert sorted(os.listdir(run_dir)) == sorted(["checkpoint-1.weights.h5", CHECKPOINT_STATE_NAME, "history.csv",
+                                                  "network.json", "train_config.json", "tb"])
+    with open(os.path.join(run_dir, CHECKPOINT_STATE_NAME)) as f:
+        assert json.load(f)["epochs_done"] == 1
+    resumed = train(TINY, RECIPE, run_dir, small_data, verbose=0)  # space freed: the rerun resumes
+    assert [p["epochs"] for p in resumed.processes][-1] == [2, 2]
+    for a, b in zip(weights_of(os.path.join(full_dir, WEIGHTS_NAME)), weights_of(os.path.join(run_dir, WEIGHTS_NAME))):
+        np.testing.assert_allclose(a, b, atol=2e-5)
+
+
+def test_train_killed_while_writing_a_checkpoint_resumes_to_the_same_weights(tmp_path, uninterrupted, small_data):
+    """SIGKILL at the moment epoch 2's checkpoint state is renamed into place (its weights file already is):
+    the rerun resumes from epoch 1 and ends with the uninterrupted run's weights."""
+    full_dir, _ = uninterrupted
+    data_path = tmp_path / "data.npz"
+    np.savez(data_path, x_train=small_data.x_train, y_train=small_data.y_train, x_test=small_data.x_test,
+             y_test=small_data.y_test)
+    TINY.save(tmp_path / "tiny.json")
+    r = RECIPE
+    args = [f"--arch={tmp_path / 'tiny.json'}", f"--run_dir={tmp_path / 'run'}", f"--dataset=npz:{data_path}",
+            f"--epochs={r.epochs}", f"--batch_size={r.batch_size}", f"--lr={r.lr}", f"--warmup_epochs={r.warmup_epochs}",
+            f"--ema_momentum={r.ema_momentum}", f"--dropout={r.dropout}", f"--erase_probability={r.erase_probability}",
+            f"--seed={r.seed}", "--verbose=0"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    killed = subprocess.run([sys.executable, os.path.join(REPO, "tests", "kill_at_replace.py"), CHECKPOINT_STATE_NAME,
+                             "2", os.path.join(REPO, "tools", "train.py"), *args], capture_output=True, text=True,
+                            env=env, timeout=600, cwd=REPO)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    with open(tmp_path / "run" / CHECKPOINT_STATE_NAME) as f:
+        assert json.load(f)["epochs_done"] == 1
+    result = run_cli(*args, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming" in result.stdout + result.stderr
+    for a, b in zip(weights_of(os.path.join(full_dir, WEIGHTS_NAME)), weights_of(str(tmp_path / "run" / WEIGHTS_NAME))):
+        np.testing.assert_allclose(a, b, atol=2e-5)
+
+
 def test_finished_run_is_not_retrained_and_runs_do_not_mix(uninterrupted, small_data):
     run_dir, result = uninterrupted
     mtime = os.path.getmtime(os.path.join(run_dir, WEIGHTS_NAME))
@@ -231,7 +287,6 @@ def test_cpu_threads_size_tensorflows_pools():
     assert result.stdout.split() == ["1", "1"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 def test_jax_backend_trains_and_its_weights_load_under_tensorflow(tmp_path, small_data):
     """``KERAS_BACKEND=jax tools/train.py`` runs without TensorFlow code; TF reproduces its accuracy."""
     data_path = tmp_path / "data.npz"

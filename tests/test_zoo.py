@@ -201,6 +201,61 @@ def test_make_zoo_entry_flag_errors(tmp_path):
     assert not os.path.exists(tmp_path / "x")
 
 
+def test_make_zoo_entry_never_replaces_an_entry_without_overwrite(trained_zoo, tmp_path):
+    copy = tmp_path / "zoo"
+    shutil.copytree(trained_zoo, copy)
+    before = {p.name: p.read_bytes() for p in (copy / "tiny-fmnist").iterdir()}
+    result = run_tool("make_zoo_entry.py", "--name=tiny-fmnist", "--arch=NSENet-27", f"--zoo_dir={copy}")
+    assert result.returncode == 2 and "make_zoo_entry.py: error: --name: zoo entry tiny-fmnist already exists" \
+        in result.stderr and "--overwrite" in result.stderr, result.stderr[-2000:]
+    assert {p.name: p.read_bytes() for p in (copy / "tiny-fmnist").iterdir()} == before
+    result = run_tool("make_zoo_entry.py", "--name=tiny-fmnist", "--arch=NSENet-27", "--overwrite", f"--zoo_dir={copy}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    meta = json.loads((copy / "tiny-fmnist" / zoo.METADATA_NAME).read_text())
+    assert meta["weights"] is False and "--overwrite" not in meta["command"]
+    assert sorted(p.name for p in copy.iterdir()) == ["tiny-fmnist"]  # no staging or previous folder left
+
+
+def test_a_zoo_write_killed_while_replacing_an_entry_loses_nothing(tmp_path):
+    """SIGKILL just before the new entry is renamed into place, with the old one moved aside: the old files are
+    kept, the entry says why it is missing, and the same command run again finishes the job."""
+    zoo_dir = tmp_path / "zoo"
+    args = ["--name=x", "--arch=NSENet-27", "--description=first", f"--zoo_dir={zoo_dir}"]
+    assert run_tool("make_zoo_entry.py", *args).returncode == 0
+    first = (zoo_dir / "x" / zoo.METADATA_NAME).read_text()
+    second = ["--name=x", "--arch=NSENet-27", "--description=second", "--overwrite", f"--zoo_dir={zoo_dir}"]
+    killed = subprocess.run([sys.executable, os.path.join(REPO, "tests", "kill_at_replace.py"), f"{zoo_dir}/x", "1",
+                             os.path.join(REPO, "tools", "make_zoo_entry.py"), *second], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert not (zoo_dir / "x").exists() and (zoo_dir / ".previous-x" / zoo.METADATA_NAME).read_text() == first
+    os.environ[zoo.ZOO_ENV] = str(zoo_dir)
+    try:
+        with pytest.raises(zoo.ZooError, match="previous files are in .previous-x; rerun"):
+            zoo.get_entry("x")
+    finally:
+        del os.environ[zoo.ZOO_ENV]
+    # without --overwrite the old entry comes back and stays
+    result = run_tool("make_zoo_entry.py", *second[:-2], f"--zoo_dir={zoo_dir}")
+    assert result.returncode == 2 and "already exists" in result.stderr
+    assert (zoo_dir / "x" / zoo.METADATA_NAME).read_text() == first
+    assert run_tool("make_zoo_entry.py", *second).returncode == 0
+    assert json.loads((zoo_dir / "x" / zoo.METADATA_NAME).read_text())["description"] == "second"
+    assert sorted(p.name for p in zoo_dir.iterdir()) == ["x"]
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "..", ".hidden", "-x", "a..b", "x y", ""])
+def test_zoo_entry_names_cannot_leave_the_zoo(tmp_path, name):
+    zoo_dir = tmp_path / "zoo"
+    zoo_dir.mkdir()
+    result = run_tool("make_zoo_entry.py", f"--name={name}", "--arch=NSENet-27", f"--zoo_dir={zoo_dir}")
+    assert result.returncode == 2 and "make_zoo_entry.py: error: --name:" in result.stderr, result.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == [zoo_dir] and list(zoo_dir.iterdir()) == []
+    if name:
+        with pytest.raises(zoo.ZooError, match="not a zoo entry name"):
+            zoo.get_entry(name)
+
+
 def test_readme_zoo_table_is_the_metadata():
     sys.path.insert(0, os.path.join(REPO, "tools"))
     try:
@@ -249,3 +304,70 @@ def test_top1_of_tied_logits_is_argmax_as_in_the_export_check():
     logits = np.round(rng.normal(size=(2000, 10)), 0).astype(np.float32)  # many ties
     labels = rng.integers(0, 10, 2000)
     assert top_k_accuracies(logits, labels)["top1"] == float(np.mean(logits.argmax(1) == labels))
+
+
+@pytest.mark.parametrize("entry", ["mobilenetv2-style-fmnist", "mobilenetv2-style-fmnist-e60-flip"])
+def test_a_wrongly_shaped_input_is_refused_and_the_model_stays_usable(entry):
+    model = zoo.load(entry)
+    images = load_arrays("fashion_mnist").x_test[:3].astype(np.float32)
+    expected = np.asarray(model(images))
+    for bad in (images[0], images[..., 0], np.repeat(images, 3, axis=-1)):
+        for call in (model.predict, model, model.predict_on_batch, lambda x: model.evaluate(x, np.zeros(len(x)))):
+            with pytest.raises(ValueError, match=r"takes a batch of 28x28x1 images, shape \(batch, 28, 28, 1\)"):
+                call(bad)
+    with pytest.raises(ValueError, match=r"add a batch axis, image\[None\]"):
+        model.predict(images[0])
+    np.testing.assert_allclose(model.predict(images, verbose=0), expected, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(model(images[:1])), expected[:1], atol=1e-5)
+
+
+BASELINE = "mobilenetv2-style-fmnist"
+
+
+def test_loading_an_entry_executes_no_code_from_its_files(tmp_path, monkeypatch):
+    """zoo.load builds the network from its JSON and reads weights as arrays: no pickle, no Keras model
+    deserialisation, no Lambda layer; a network.json that carries a layer-config payload is refused."""
+    import pickle
+
+    import keras
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("zoo.load must not deserialise code")
+
+    for module, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (keras.models, "load_model"),
+                         (keras.saving, "load_model"), (keras.models, "model_from_json"),
+                         (keras.layers.Lambda, "__init__")):
+        monkeypatch.setattr(module, name, forbidden)
+    model = zoo.load(BASELINE)
+    images = load_arrays("fashion_mnist").x_test[:2].astype(np.float32)
+    assert np.asarray(model(images)).shape == (2, 10)
+    assert not any(isinstance(layer, keras.layers.Lambda) for layer in model._flatten_layers())
+
+    copy = tmp_path / "zoo"
+    shutil.copytree(os.path.join(REPO, "zoo", BASELINE), copy / BASELINE, ignore=shutil.ignore_patterns("*.tflite"))
+    network_path = copy / BASELINE / zoo.NETWORK_NAME
+    network = json.loads(network_path.read_text())
+    network["keras_config"] = {"class_name": "Lambda", "config": {"function": "os.system('touch pwned')"}}
+    network_path.write_text(json.dumps(network))
+    meta_path = copy / BASELINE / zoo.METADATA_NAME
+    meta = json.loads(meta_path.read_text())
+    meta["files"][zoo.NETWORK_NAME] = zoo.sha256_file(network_path)  # a consistent, hostile entry
+    meta_path.write_text(json.dumps(meta))
+    monkeypatch.setenv(zoo.ZOO_ENV, str(copy))
+    with pytest.raises(ValueError, match="unknown field.*keras_config"):
+        zoo.load(BASELINE)
+
+
+@pytest.mark.parametrize("variant", ["float32", "int8"])
+def test_a_tampered_tflite_file_is_refused(tmp_path, monkeypatch, variant):
+    copy = tmp_path / "zoo"
+    shutil.copytree(os.path.join(REPO, "zoo", BASELINE), copy / BASELINE)
+    path = copy / BASELINE / f"{variant}.tflite"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    monkeypatch.setenv(zoo.ZOO_ENV, str(copy))
+    with pytest.raises(zoo.ZooError, match=f"{variant}.tflite: sha256 .* refusing"):
+        zoo.tflite_path(BASELINE, variant)
+    other = "int8" if variant == "float32" else "float32"
+    assert zoo.tflite_path(BASELINE, other).endswith(f"{other}.tflite")  # the intact file still serves

@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         print(f"evaluate.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
-    from nse_tf.data.idx import DataNotFoundError
+    from nse_tf.data.idx import DataFileError, DataNotFoundError
     from nse_tf.evaluation import EvaluationError, measure
     from nse_tf.training import TrainError
     from nse_tf.zoo import ZooError
@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
             report = quick_report(F.model) if F.quick else measure(F.model, F.tflite, F.dataset, F.data_dir)
         except EvaluationError as err:
             raise FlagError(err.flag, str(err)) from None
-        except DataNotFoundError as err:
+        except (DataNotFoundError, DataFileError) as err:
             raise FlagError("data_dir", str(err)) from None
         except TrainError as err:
             raise FlagError("dataset" if "dataset" in str(err) else "model", str(err)) from None

@@ -139,11 +139,11 @@ def export_data(spec: Any, num_calibration: int, num_verify: int, data_dir: str 
     import numpy as np
 
     if is_fashion_mnist(spec):
-        from nse_tf.data import DataNotFoundError, load_fashion_mnist
+        from nse_tf.data import DataFileError, DataNotFoundError, load_fashion_mnist
 
         try:
             data = load_fashion_mnist(data_dir)
-        except DataNotFoundError as err:
+        except (DataNotFoundError, DataFileError) as err:
             raise FlagError("data_dir", str(err)) from None
         rng = np.random.default_rng(seed)
         pick = np.sort(rng.choice(len(data.x_train), size=min(num_calibration, len(data.x_train)), replace=False))

@@ -36,12 +36,13 @@ flags.DEFINE_integer("latency_runs", 200, "Timed LiteRT invocations (one image, 
 flags.DEFINE_bool("flip_average", False, "The trained network run on each image and its mirror, logits "
                   "averaged (twice the MACs, same weights): metadata, exports and top-1 are the two-pass model's.")
 flags.DEFINE_string("zoo_dir", None, "Zoo folder (default: nse_tf.zoo.zoo_dir()).")
+flags.DEFINE_bool("overwrite", False, "Replace an existing entry of that name (its files are deleted).")
 
 
 def entry_command() -> str:
     """The training command (if any) and this very invocation, so the entry can be rebuilt verbatim."""
     own = "python tools/make_zoo_entry.py " + shlex.join(
-        a for a in sys.argv[1:] if not a.startswith(("--zoo_dir", "--command")))
+        a for a in sys.argv[1:] if not a.startswith(("--zoo_dir", "--command", "--overwrite", "--nooverwrite")))
     return f"{F.command} && {own}" if F.command else own
 
 
@@ -122,11 +123,21 @@ def main(argv: list[str]) -> int:
     try:
         if not F.name:
             raise FlagError("name", "is required")
+        try:
+            zoo.check_entry_name(F.name)
+        except zoo.ZooError as err:
+            raise FlagError("name", str(err)) from None
         if bool(F.train_dir) == bool(F.arch):
             raise FlagError("train_dir", "give exactly one of --train_dir (trained) or --arch (architecture only)")
         if F.flip_average and not F.train_dir:
             raise FlagError("flip_average", "needs --train_dir: it averages a trained network's two passes")
         root = F.zoo_dir or zoo.zoo_dir()
+        final, previous = os.path.join(root, F.name), os.path.join(root, f".previous-{F.name}")
+        if os.path.isdir(previous) and not os.path.exists(final):  # a write killed while replacing the entry
+            os.replace(previous, final)
+        if os.path.exists(final) and not F.overwrite:
+            raise FlagError("name", f"zoo entry {F.name} already exists in {root}; pass --overwrite to replace it "
+                                    "(its weights and .tflite files are deleted)")
         stage = os.path.join(root, f".staging-{F.name}")
         shutil.rmtree(stage, ignore_errors=True)
         os.makedirs(stage)
@@ -163,7 +174,6 @@ def main(argv: list[str]) -> int:
                     "command": entry_command(), **fields}
         metadata["files"] = {name: zoo.sha256_file(os.path.join(stage, name)) for name in sorted(os.listdir(stage))}
         atomic_write_json(os.path.join(stage, zoo.METADATA_NAME), metadata)
-        final, previous = os.path.join(root, F.name), os.path.join(root, f".previous-{F.name}")
         shutil.rmtree(previous, ignore_errors=True)
         if os.path.exists(final):
             os.replace(final, previous)

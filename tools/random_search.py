@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -31,6 +30,8 @@ flags.DEFINE_integer("seed", 0, "Seed of the draws and of the retrainings.")
 flags.DEFINE_integer("epochs", 3, "Epochs of the short stand-alone recipe.")
 flags.DEFINE_integer("threads", 0, "TensorFlow CPU threads (0: TensorFlow's default).")
 flags.DEFINE_string("out_dir", None, "Output directory (required).")
+flags.DEFINE_string("shard", "0/1", "i/n: train only candidates i, i + n, ... (n processes or machines share the "
+                    "list); whichever finishes the last candidate writes the pick.")
 
 
 def main(argv: list[str]) -> int:
@@ -49,25 +50,33 @@ def main(argv: list[str]) -> int:
             raise FlagError("epochs", f"must be positive, got {F.epochs}")
         from nse_tf import standalone
 
+        try:
+            shard = standalone.Shard.parse(F.shard)
+        except ValueError as err:
+            raise FlagError("shard", str(err)) from None
+
         info, rounds = standalone.open_for_tool(F.search_run, F.threads)
-        result = search(info, rounds[-1] if rounds else 0)
+        result = search(info, rounds[-1] if rounds else 0, shard)
     except FlagError as err:
         print(f"random_search.py: error: {err}", file=sys.stderr)
         return 2
+    if result is None:
+        print(f"shard {F.shard}: its candidates are trained; others are still training (the last to finish "
+              f"writes {F.out_dir}/random_search.json)")
+        return 0
     best = result["best"]
     print(f"best of {len(result['candidates'])}: held-out top-1 {best['standalone_top1']:.4f} at "
           f"{best['cost']:.4g} {result['cost_unit']} -> {F.out_dir}/chosen/best.json")
     return 0
 
 
-def search(info, round_index: int) -> dict:
+def search(info, round_index: int, shard) -> dict | None:
     import dataclasses
 
     import numpy as np
 
     from nse_tf import cost_model, standalone
     from nse_tf.io_utils import atomic_write_json
-    from nse_tf.training import load_arrays
     from nse_tf.uniform_sampling import UniformWindowSampler
 
     model = info.cost_model()
@@ -79,18 +88,16 @@ def search(info, round_index: int) -> dict:
     recipe = dataclasses.replace(standalone.SHORT_RECIPE, epochs=F.epochs, seed=F.seed)
     macs = cost_model.macs_model(info.space)
     pool = info.space.get_pool().names
-    data = load_arrays("fashion_mnist")
     seed = info.heldout_seed(round_index)
-    rows = []
-    for i, arch in enumerate(architectures):
-        started = time.time()
-        spec = info.spec(arch, f"random-{i:02d}")
-        top1 = standalone.train_on_heldout(spec, recipe, os.path.join(F.out_dir, f"arch_{i:02d}"),
-                                           info.heldout_examples, seed, data)
-        rows.append({"index": i, "cells": [[pool[j] for j in c] for c in arch], "cost": model.architecture_cost(arch),
-                     "macs": int(round(macs.architecture_cost(arch) * 1e6)), "standalone_top1": top1})
-        print(f"[{i + 1}/{len(architectures)}] held-out top-1 {top1:.4f} at {rows[-1]['cost']:.4g} {model.unit} "
-              f"({time.time() - started:.0f} s)", flush=True)
+    jobs = [(info.spec(arch, f"random-{i:02d}"), recipe, os.path.join(F.out_dir, f"arch_{i:02d}"))
+            for i, arch in enumerate(architectures)]
+    done = standalone.run_share(jobs, shard, info.heldout_examples, seed, log=lambda line: print(line, flush=True))
+    if any(result is None for result in done):
+        return None
+    rows = [{"index": i, "cells": [[pool[j] for j in c] for c in arch], "cost": model.architecture_cost(arch),
+             "macs": int(round(macs.architecture_cost(arch) * 1e6)), "standalone_top1": result["top1"],
+             "seconds": standalone.training_seconds(result)}
+            for i, (arch, result) in enumerate(zip(architectures, done))]
     best = max(rows, key=lambda r: r["standalone_top1"])
     info.spec(architectures[best["index"]], "random-search-best").save(os.path.join(F.out_dir, "chosen", "best.json"))
     result = {"search_run": info.run_dir, "window": list(info.selection_window), "cost_unit": model.unit,
@@ -98,7 +105,9 @@ def search(info, round_index: int) -> dict:
               "heldout": {"examples": info.heldout_examples, "seed": seed},
               # the sampler's binned count: an upper bound of the architectures in the window
               "architectures_in_window_at_most": sampler.candidates, "recipe": recipe.to_dict(), "candidates": rows,
-              "best": best, "command": " ".join(["python", "tools/random_search.py", *sys.argv[1:]])}
+              "best": best, "seconds": sum(r["seconds"] for r in rows),
+              "command": " ".join(["python", "tools/random_search.py",
+                                   *(a for a in sys.argv[1:] if not a.startswith(("--shard", "--threads")))])}
     atomic_write_json(os.path.join(F.out_dir, "random_search.json"), result)
     return result
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -34,6 +33,8 @@ flags.DEFINE_integer("seed", 0, "Seed of the retrainings.")
 flags.DEFINE_integer("second_seed", 1, "Seed of the repeated retrainings.")
 flags.DEFINE_integer("threads", 0, "TensorFlow CPU threads (0: TensorFlow's default).")
 flags.DEFINE_string("out_dir", None, "Output directory (default: <search_run>/ranking).")
+flags.DEFINE_string("shard", "0/1", "i/n: run only retrainings i, i + n, ... (n processes or machines share the "
+                    "list); whichever finishes the last one writes ranking.json.")
 
 
 def run_name(index: int, seed: int) -> str:
@@ -60,6 +61,10 @@ def main(argv: list[str]) -> int:
             raise FlagError("second_seed", "must differ from --seed")
         from nse_tf import standalone
 
+        try:
+            shard = standalone.Shard.parse(F.shard)
+        except ValueError as err:
+            raise FlagError("shard", str(err)) from None
         info, rounds = standalone.open_for_tool(F.search_run, F.threads)
         if not rounds:
             raise FlagError("search_run", f"{F.search_run} has no finished round (round_XX/pareto.json)")
@@ -73,48 +78,49 @@ def main(argv: list[str]) -> int:
                                          f"architectures, fewer than {F.num_archs}")
         out_dir = F.out_dir or os.path.join(F.search_run, "ranking")
         recipe = dataclasses.replace(standalone.SHORT_RECIPE, epochs=F.epochs, seed=F.seed)
-        result = rank(info, round_index, standalone.spread_over_accuracy(points, F.num_archs), recipe, out_dir)
+        result = rank(info, round_index, standalone.spread_over_accuracy(points, F.num_archs), recipe, out_dir,
+                      shard)
     except FlagError as err:
         print(f"ranking.py: error: {err}", file=sys.stderr)
         return 2
+    if result is None:
+        print(f"shard {F.shard}: its retrainings are done; others are still training (the last to finish "
+              f"writes {out_dir}/ranking.json)")
+        return 0
     print(f"Kendall tau {result['kendall_tau']:.3f}, Spearman {result['spearman']:.3f} over {result['n']} "
           f"architectures; seed spread (mean |difference|) {result['seed_spread']['mean_abs_difference']:.4f} "
           f"-> {out_dir}/ranking.json")
     return 0
 
 
-def rank(info, round_index: int, picks, recipe, out_dir: str) -> dict:
+def rank(info, round_index: int, picks, recipe, out_dir: str, shard) -> dict | None:
     import dataclasses
 
     import numpy as np
 
     from nse_tf import cost_model, standalone
     from nse_tf.io_utils import atomic_write_json
-    from nse_tf.training import load_arrays
 
-    data = load_arrays("fashion_mnist")
     seed = info.heldout_seed(round_index)
     macs = cost_model.macs_model(info.space)
     pool = info.space.get_pool().names
-    rows = []
-    for i, point in enumerate(picks):
-        started = time.time()
-        spec = info.spec(point.cells, f"ranking-round{round_index + 1}-{i:02d}")
-        top1 = standalone.train_on_heldout(spec, recipe, os.path.join(out_dir, run_name(i, recipe.seed)),
-                                           info.heldout_examples, seed, data)
-        rows.append({"index": i, "cells": [[pool[j] for j in c] for c in point.cells], "cost": point.cost,
-                     "macs": int(round(macs.architecture_cost(point.cells) * 1e6)),
-                     "shared_top1": point.accuracy, "standalone_top1": top1, "run": run_name(i, recipe.seed)})
-        print(f"[{i + 1}/{len(picks)}] shared {point.accuracy:.4f} stand-alone {top1:.4f} "
-              f"({time.time() - started:.0f} s)", flush=True)
     # The repeated seeds: evenly spread over the picks, so they cover the accuracy range.
     repeat = sorted({int(round(x)) for x in np.linspace(0, len(picks) - 1, F.seed_archs + 2)[1:-1]})
     second = dataclasses.replace(recipe, seed=F.second_seed)
+    runs = [(i, recipe) for i in range(len(picks))] + [(i, second) for i in repeat]
+    jobs = [(info.spec(picks[i].cells, f"ranking-round{round_index + 1}-{i:02d}"), r,
+             os.path.join(out_dir, run_name(i, r.seed))) for i, r in runs]
+    done = standalone.run_share(jobs, shard, info.heldout_examples, seed, log=lambda line: print(line, flush=True))
+    if any(result is None for result in done):
+        return None
+    rows = [{"index": i, "cells": [[pool[j] for j in c] for c in point.cells], "cost": point.cost,
+             "macs": int(round(macs.architecture_cost(point.cells) * 1e6)), "shared_top1": point.accuracy,
+             "standalone_top1": done[i]["top1"], "run": run_name(i, recipe.seed),
+             "seconds": standalone.training_seconds(done[i])}
+            for i, point in enumerate(picks)]
     spread = []
-    for i in repeat:
-        spec = info.spec(picks[i].cells, f"ranking-round{round_index + 1}-{i:02d}")
-        top1 = standalone.train_on_heldout(spec, second, os.path.join(out_dir, run_name(i, second.seed)),
-                                           info.heldout_examples, seed, data)
+    for k, i in enumerate(repeat):
+        top1 = done[len(picks) + k]["top1"]
         spread.append({"index": i, "top1": {str(recipe.seed): rows[i]["standalone_top1"], str(second.seed): top1},
                        "abs_difference": abs(top1 - rows[i]["standalone_top1"])})
     shared = [r["shared_top1"] for r in rows]
@@ -128,7 +134,9 @@ def rank(info, round_index: int, picks, recipe, out_dir: str) -> dict:
         "seed_spread": {"seeds": [recipe.seed, second.seed], "archs": spread,
                         "mean_abs_difference": float(np.mean([s["abs_difference"] for s in spread])) if spread
                         else None},
-        "architectures": rows, "command": " ".join(["python", "tools/ranking.py", *sys.argv[1:]])}
+        "architectures": rows, "seconds": sum(standalone.training_seconds(r) for r in done),
+        "command": " ".join(["python", "tools/ranking.py",
+                             *(a for a in sys.argv[1:] if not a.startswith(("--shard", "--threads")))])}
     atomic_write_json(os.path.join(out_dir, "ranking.json"), result)
     write_scatter(os.path.join(out_dir, "ranking.png"), result)
     return result

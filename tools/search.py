@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -80,6 +81,8 @@ flags.DEFINE_float("extra_margin_ms", None, "Width of the extras' window below i
                    "default 10% of --target_ms).")
 flags.DEFINE_list("window", None, "End-of-round window low,high in the cost unit, instead of the target +- the "
                   "drift (the paper's latency search: target 66, window 66,78; extras below low by the margin).")
+flags.DEFINE_integer("max_sample_draws", 200_000, "Draws from the learned gates to find --num_archs unique "
+                     "architectures in the window (and --num_extra below it) at the end of a round.")
 flags.DEFINE_integer("bn_batches", 50, "BN recalibration batches before each evaluation.")
 flags.DEFINE_boolean("inherit_weights", False, "Keep weights of ops that stay between rounds (ours).")
 flags.DEFINE_boolean("preserve_prev", True, "Protect the previous optimized subset from pruning.")
@@ -128,17 +131,27 @@ def build_config():  # -> SearchConfig (imports deferred until TF is configured)
         "channels": _ints(F.channels, "channels"), "scale": F.scale, "input_size": F.input_size,
         "num_classes": F.num_classes, "stem_stride": F.stem_stride, "r_strides": _ints(F.r_strides, "r_strides"),
         "head_channels": F.head_channels}.items() if v is not None}
+    if F.pool is not None:
+        from nse_tf.ops import get_pool
+
+        try:
+            get_pool(F.pool)
+        except ValueError as err:
+            raise FlagError("pool", str(err)) from None
     try:
         space = get_space(F.space, **overrides)
     except ValueError as err:
-        flag = next((k for k in overrides if str(err).startswith(k) or f" {k}" in str(err)), "space")
+        flag = next((k for k in overrides if str(err).startswith(k)), None) or next(
+            (k for k in overrides if f" {k}" in str(err)), "space")
         raise FlagError(flag, str(err)) from None
 
     def make(cls, flag_of: dict[str, str], **kwargs):
         try:
             return cls(**kwargs)
         except ValueError as err:
-            field = next((k for k in kwargs if str(err).startswith(k)), None)
+            # the field the message starts with, else the first one it names as a word
+            field = next((k for k in kwargs if str(err).startswith(k)), None) or next(
+                (k for k in kwargs if re.search(rf"\b{k}\b", str(err))), None)
             raise FlagError(flag_of.get(field, field or "flagfile"), str(err)) from None
 
     data = make(DataConfig, {}, dataset=F.dataset, data_dir=F.data_dir, image_size=F.image_size,
@@ -161,7 +174,8 @@ def build_config():  # -> SearchConfig (imports deferred until TF is configured)
                      window=window,
                      ops_per_cell=F.ops_per_cell, max_rounds=F.max_rounds,
                      num_archs=F.num_archs, num_extra=F.num_extra, drift=drift,
-                     extra_margin=extra_margin, bn_batches=F.bn_batches, inherit_weights=F.inherit_weights,
+                     extra_margin=extra_margin, bn_batches=F.bn_batches, max_sample_draws=F.max_sample_draws,
+                     inherit_weights=F.inherit_weights,
                      preserve_prev=F.preserve_prev)
     for flag in ("epochs_per_round", "gate_every", "checkpoint_every", "summary_every"):
         if getattr(F, flag) <= 0:
@@ -202,7 +216,7 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         print(f"search.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
-    from nse_tf.data.idx import DataNotFoundError
+    from nse_tf.data.idx import DataFileError, DataNotFoundError
     from nse_tf.evolution import SamplingError, StateError
     from nse_tf.memory import keep_freed_memory
 
@@ -225,6 +239,10 @@ def main(argv: list[str]) -> int:
         return 2
     except DataNotFoundError as err:
         print(f"search.py: error: --data_dir: {err}", file=sys.stderr)
+        return 2
+    except DataFileError as err:  # a file of the dataset: --data_dir's for Fashion-MNIST, else --dataset's
+        print(f"search.py: error: --{'data_dir' if F.dataset == 'fashion_mnist' else 'dataset'}: {err}",
+              file=sys.stderr)
         return 2
     except (StateError, SamplingError) as err:
         print(f"search.py: error: {err}", file=sys.stderr)

@@ -72,7 +72,7 @@ def main(argv: list[str]) -> int:
         return 2
     from nse_tf import resolve_spec
     from nse_tf.architecture import ArchitectureError
-    from nse_tf.data.idx import DataNotFoundError
+    from nse_tf.data.idx import DataFileError, DataNotFoundError
     from nse_tf.memory import keep_freed_memory
     from nse_tf.training import TrainError, load_arrays, set_cpu_threads, train
 
@@ -88,12 +88,12 @@ def main(argv: list[str]) -> int:
         except TrainError as err:
             raise FlagError("threads", str(err)) from None
         try:
-            spec = resolve_spec(F.arch, **({"scale": F.scale} if F.scale else {}))
+            spec = resolve_spec(F.arch, **({"scale": F.scale} if F.scale is not None else {}))
         except (ValueError, ArchitectureError) as err:
-            raise FlagError("arch" if not F.scale or "scale" not in str(err) else "scale", str(err)) from None
+            raise FlagError("arch" if F.scale is None or "scale" not in str(err) else "scale", str(err)) from None
         try:
             data = load_arrays(F.dataset, F.data_dir)
-        except DataNotFoundError as err:
+        except (DataNotFoundError, DataFileError) as err:
             raise FlagError("data_dir", str(err)) from None
         except TrainError as err:
             raise FlagError("dataset", str(err)) from None

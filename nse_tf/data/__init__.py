@@ -14,6 +14,7 @@ from typing import Any
 from nse_tf.data.idx import (
     DEFAULT_FASHION_MNIST_DIR,
     FASHION_MNIST_CLASS_NAMES,
+    DataFileError,
     DataNotFoundError,
     FashionMnistArrays,
     heldout_split,
@@ -28,6 +29,7 @@ _LAZY_PIPELINE_NAMES = ("DataConfig", "DataSplits", "load_splits", "SMALL_IMAGE_
 __all__ = [
     "DEFAULT_FASHION_MNIST_DIR",
     "FASHION_MNIST_CLASS_NAMES",
+    "DataFileError",
     "DataNotFoundError",
     "FashionMnistArrays",
     "heldout_split",

@@ -62,6 +62,10 @@ class DataNotFoundError(FileNotFoundError):
     """A dataset file is missing; the message says how to get it."""
 
 
+class DataFileError(ValueError):
+    """A dataset file is there but unusable (corrupt, truncated, wrong shape or type); the message names it."""
+
+
 @dataclasses.dataclass(frozen=True)
 class FashionMnistArrays:
     """The whole dataset in memory (about 55 MB), as numpy arrays.
@@ -83,34 +87,37 @@ class FashionMnistArrays:
 
 def _open_bytes(path: str) -> bytes:
     """Reads a file, gunzipping when it is gzip (by magic, not by name)."""
-    with open(path, "rb") as f:
-        raw = f.read()
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise DataFileError(f"{path}: cannot read it ({e.strerror})") from e
     if raw[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(raw)
         except (OSError, EOFError) as e:  # truncated or corrupt gzip stream
-            raise ValueError(f"{path}: corrupt or truncated gzip data ({e})") from e
+            raise DataFileError(f"{path}: corrupt or truncated gzip data ({e})") from e
     return raw
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     """Parses IDX bytes into a numpy array in native byte order.
 
-    Raises ValueError naming ``name`` on a bad magic number, an unknown dtype
+    Raises DataFileError naming ``name`` on a bad magic number, an unknown dtype
     code, or a size that disagrees with the header.
     """
     if len(data) < 4:
-        raise ValueError(f"{name}: too short for an IDX header ({len(data)} bytes)")
+        raise DataFileError(f"{name}: too short for an IDX header ({len(data)} bytes)")
     zero0, zero1, code, ndim = data[0], data[1], data[2], data[3]
     if zero0 != 0 or zero1 != 0 or code not in _IDX_DTYPES or ndim == 0:
-        raise ValueError(
+        raise DataFileError(
             f"{name}: bad IDX magic number 0x{data[:4].hex()} "
             "(expected 0x0000 followed by a dtype code in "
             f"{sorted(hex(c) for c in _IDX_DTYPES)} and ndim >= 1)"
         )
     header_len = 4 + 4 * ndim
     if len(data) < header_len:
-        raise ValueError(
+        raise DataFileError(
             f"{name}: truncated IDX header ({len(data)} bytes, need {header_len})"
         )
     shape = struct.unpack(f">{ndim}I", data[4:header_len])
@@ -119,7 +126,7 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     body = len(data) - header_len
     if body != expected:
         kind = "truncated" if body < expected else "has trailing data"
-        raise ValueError(
+        raise DataFileError(
             f"{name}: IDX file {kind}: header says shape {tuple(shape)} "
             f"({expected} bytes of {dtype}), found {body} bytes"
         )
@@ -167,20 +174,20 @@ def load_fashion_mnist(data_dir: str | None = None) -> FashionMnistArrays:
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         xp, yp = paths[f"x_{split}"], paths[f"y_{split}"]
         if x.ndim != 3 or x.dtype != np.uint8:
-            raise ValueError(
+            raise DataFileError(
                 f"{xp}: expected uint8 images of rank 3 (N, rows, cols), "
                 f"got {x.dtype} with shape {x.shape}"
             )
         if y.ndim != 1 or y.dtype != np.uint8:
-            raise ValueError(
+            raise DataFileError(
                 f"{yp}: expected uint8 labels of rank 1, got {y.dtype} with shape {y.shape}"
             )
         if x.shape[0] != y.shape[0]:
-            raise ValueError(
+            raise DataFileError(
                 f"{xp} has {x.shape[0]} images but {yp} has {y.shape[0]} labels"
             )
         if y.size and int(y.max()) >= len(FASHION_MNIST_CLASS_NAMES):
-            raise ValueError(
+            raise DataFileError(
                 f"{yp}: label {int(y.max())} out of range "
                 f"[0, {len(FASHION_MNIST_CLASS_NAMES)})"
             )

@@ -282,6 +282,23 @@ def _list_class_folder(root: str) -> dict[str, list[str]]:
     return classes
 
 
+# The first bytes of the formats tf.io.decode_image reads: a file without them would fail inside the
+# input pipeline, mid-training, with no file name.
+_IMAGE_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"GIF87a": "GIF", b"GIF89a": "GIF",
+                b"BM": "BMP"}
+
+
+def _check_image_header(path: str) -> None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as err:
+        raise idx.DataFileError(f"image {path!r}: cannot read it ({err.strerror})") from None
+    if not any(head.startswith(magic) for magic in _IMAGE_MAGIC):
+        raise idx.DataFileError(f"image {path!r} is not a JPEG, PNG, GIF or BMP file (it starts with {head[:8]!r}): "
+                         "remove or replace it")
+
+
 def _folder_source(config: DataConfig, root: str) -> _RawSource:
     """Images in <root>/<class>/..., or <root>/train/<class>/... + <root>/test/<class>/...
 
@@ -325,6 +342,8 @@ def _folder_source(config: DataConfig, root: str) -> _RawSource:
         raise ValueError(f"image folder {train_root!r} has no images ({', '.join(_IMAGE_EXTENSIONS)})")
     test_paths, test_labels = flatten(_list_class_folder(test_root), test_root) if test_root else ([], [])
     _check_heldout(config, len(train_paths))
+    for path in train_paths + test_paths:
+        _check_image_header(path)
     train_idx, heldout_idx = idx.heldout_split(len(train_paths), config.heldout_examples, config.seed)
 
     first = tf.io.decode_image(tf.io.read_file(train_paths[0]), expand_animations=False)
