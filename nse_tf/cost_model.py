@@ -51,13 +51,14 @@ def latency_model(table: latency.LatencyTable, space: MacroSpace) -> CostModel:
 
 
 def build(space: MacroSpace, metric: str, latency_table: str | None = None,
-          progress: Callable[[int, int], None] | None = None) -> CostModel:
-    """The cost model of ``metric``; for latency, the table at ``latency_table`` (measured first if absent,
-    single-threaded as phone benchmarks usually run)."""
+          progress: Callable[[int, int], None] | None = None, latency_format: str = "float32") -> CostModel:
+    """The cost model of ``metric``; for latency, the table at ``latency_table`` of the ``latency_format``
+    TFLite form (measured first if absent, single-threaded as phone benchmarks usually run)."""
     if metric == "macs":
         return macs_model(space)
     if metric == "latency":
         if not latency_table:
             raise ValueError("a latency search needs the path of its latency table")
-        return latency_model(latency.load_or_measure(latency_table, space, progress=progress), space)
+        return latency_model(latency.load_or_measure(latency_table, space, progress=progress,
+                                                     tflite_format=latency_format), space)
     raise ValueError(f"unknown cost metric {metric!r}; expected one of {', '.join(METRICS)}")

@@ -39,6 +39,12 @@ class EvolutionConfig:
     drift: float = 10.0
     extra_margin: float = 10.0
     bn_batches: int = 50
+    # How each evaluated architecture's BN statistics are re-estimated from those bn_batches x batch_size
+    # training images: "ema" runs them batch by batch at the layers' momentum (the method's procedure);
+    # "exact" averages the statistics of all of them, in forward passes of at most bn_batch_size images.
+    bn_mode: str = "ema"
+    bn_batch_size: int = 512
+    eval_batch_size: int | None = None  # held-out images per inference batch (None: the search's batch size)
     max_sample_draws: int = 200_000
     inherit_weights: bool = False
     preserve_prev: bool = True
@@ -51,7 +57,11 @@ class EvolutionConfig:
             raise ValueError(f"ops_per_cell (K) must be >= 2, got {self.ops_per_cell}")
         if self.max_rounds is not None and self.max_rounds < 1:
             raise ValueError(f"max_rounds must be >= 1, got {self.max_rounds}")
-        for name in ("num_archs", "bn_batches", "max_sample_draws"):
+        if self.bn_mode not in ("ema", "exact"):
+            raise ValueError(f"bn_mode must be 'ema' or 'exact', got {self.bn_mode!r}")
+        if self.eval_batch_size is not None and self.eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        for name in ("num_archs", "bn_batches", "bn_batch_size", "max_sample_draws"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("num_extra", "extra_margin"):

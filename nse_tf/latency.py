@@ -3,10 +3,13 @@
 The released latency search charges an architecture the table entry of every operation it uses, one
 element-wise add per residual branch (N cell) and per extra branch of an R/E cell, and a fixed part for
 stem and head. We measure every entry here with LiteRT on this CPU: each distinct (cell shape, operation)
-becomes its own one-operation float32 ``.tflite`` (batch 1, XNNPACK, ``num_threads`` threads, BN folded as in
+becomes its own one-operation ``.tflite`` (batch 1, XNNPACK, ``num_threads`` threads, BN folded as in
 exported models), timed by its median invoke minus the median invoke of a one-element model, so the
-interpreter's per-call overhead is charged once (in the fixed part), not once per operation. A table
-measured on a phone in the same JSON format can replace the file.
+interpreter's per-call overhead is charged once (in the fixed part), not once per operation. The table is
+of one TFLite form (``tflite_format``): ``float32``, or ``int8`` as phones run the zoo's int8 files (full
+integer quantization; int8 tensors between operations, the stem taking uint8 pixels and the head giving
+float logits, like the exported files). A table measured on a phone in the same JSON format can replace
+the file.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from nse_tf.space import CellSpec, MacroSpace
 
 TABLE_FORMAT = "nse_tf.latency_table"
 TABLE_VERSION = 1
+TFLITE_FORMATS = ("float32", "int8")
 
 
 class LatencyTableError(ValueError):
@@ -42,6 +46,7 @@ class LatencyTable:
     device: str
     num_threads: int
     runs: int
+    tflite_format: str = "float32"
 
     def to_json(self) -> dict[str, Any]:
         return {"format": TABLE_FORMAT, "version": TABLE_VERSION, **dataclasses.asdict(self)}
@@ -55,9 +60,13 @@ class LatencyTable:
         try:
             table = cls(space=dict(data["space"]), op_ms=[[float(v) for v in row] for row in data["op_ms"]],
                         add_ms=[float(v) for v in data["add_ms"]], fixed_ms=float(data["fixed_ms"]),
-                        device=str(data["device"]), num_threads=int(data["num_threads"]), runs=int(data["runs"]))
+                        device=str(data["device"]), num_threads=int(data["num_threads"]), runs=int(data["runs"]),
+                        tflite_format=str(data.get("tflite_format", "float32")))  # tables before int8: float32
         except (KeyError, TypeError, ValueError) as err:
             raise LatencyTableError(f"{source}: corrupted latency table ({type(err).__name__}: {err})") from None
+        if table.tflite_format not in TFLITE_FORMATS:
+            raise LatencyTableError(f"{source}: tflite_format {table.tflite_format!r} is not one of "
+                                    f"{', '.join(TFLITE_FORMATS)}")
         values = [v for row in table.op_ms for v in row] + table.add_ms + [table.fixed_ms]
         if any(not v >= 0 for v in values):  # also catches NaN
             raise LatencyTableError(f"{source}: latencies must be finite and >= 0")
@@ -78,7 +87,8 @@ class LatencyTable:
                 raise LatencyTableError(f"{source}: {cell.name} has {len(row)} operations, the pool {len(pool)}")
 
 
-def load(path: str, space: MacroSpace) -> LatencyTable:
+def load(path: str, space: MacroSpace, tflite_format: str | None = None) -> LatencyTable:
+    """The table at ``path``, checked against the space (and the TFLite form, when given)."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -88,6 +98,9 @@ def load(path: str, space: MacroSpace) -> LatencyTable:
         raise LatencyTableError(f"{path}: not JSON ({err})") from None
     table = LatencyTable.from_json(data, path)
     table.check_matches(space, path)
+    if tflite_format is not None and table.tflite_format != tflite_format:
+        raise LatencyTableError(f"{path}: measured for {table.tflite_format} TFLite files, not {tflite_format} "
+                                "(--latency_format); pass a table of that form, or a new path to measure one")
     return table
 
 
@@ -112,14 +125,39 @@ def _quiet() -> Iterator[None]:
             absl_logging.set_verbosity(verbosity)
 
 
-def _median_invoke_ms(model: Any, workdir: str, num_threads: int, runs: int, warmup: int) -> float:
+def _converter(model: Any, tflite_format: str, pixels_in: bool = False, logits_out: bool = False) -> Any:
+    """The TFLite converter of one measured piece; for int8, calibrated on random inputs (pixels for the stem,
+    unit-scale activations elsewhere: the timing does not depend on the scales)."""
+    import numpy as np
     import tensorflow as tf
 
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if tflite_format == "int8":
+        rng = np.random.default_rng(0)
+        shapes = [tuple(int(d) for d in x.shape) for x in model.inputs]
+
+        def representative() -> Iterator[list[Any]]:
+            for _ in range(8):
+                yield [(rng.uniform(0, 255, shape) if pixels_in else rng.normal(size=shape)).astype(np.float32)
+                       for shape in shapes]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8 if pixels_in else tf.int8
+        converter.inference_output_type = tf.float32 if logits_out else tf.int8
+    elif tflite_format != "float32":
+        raise ValueError(f"tflite_format must be one of {', '.join(TFLITE_FORMATS)}, got {tflite_format!r}")
+    return converter
+
+
+def _median_invoke_ms(model: Any, workdir: str, num_threads: int, runs: int, warmup: int,
+                      tflite_format: str = "float32", pixels_in: bool = False, logits_out: bool = False) -> float:
     from nse_tf.export import tflite_latency_ms
 
     path = os.path.join(workdir, "probe.tflite")
     with _quiet():
-        flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+        flatbuffer = _converter(model, tflite_format, pixels_in, logits_out).convert()
     with open(path, "wb") as f:
         f.write(flatbuffer)
     return tflite_latency_ms(path, runs=runs, warmup=warmup, num_threads=num_threads)["median_ms"]
@@ -183,12 +221,14 @@ def _cell_key(cell: CellSpec) -> tuple:
 
 
 def measure(space: MacroSpace, num_threads: int = 1, runs: int = 100, warmup: int = 10,
-            progress: Callable[[int, int], None] | None = None) -> LatencyTable:
+            progress: Callable[[int, int], None] | None = None, tflite_format: str = "float32") -> LatencyTable:
     """Measure the whole table; cells of the same shape share their measurements."""
     import keras
 
     if num_threads < 1 or runs < 1:
         raise ValueError(f"need num_threads >= 1 and runs >= 1, got {num_threads} and {runs}")
+    if tflite_format not in TFLITE_FORMATS:
+        raise ValueError(f"tflite_format must be one of {', '.join(TFLITE_FORMATS)}, got {tflite_format!r}")
     cells, n_ops = space.cells(), len(space.get_pool())
     shapes: dict[tuple, CellSpec] = {}
     for cell in cells:
@@ -203,8 +243,8 @@ def measure(space: MacroSpace, num_threads: int = 1, runs: int = 100, warmup: in
 
     by_shape: dict[tuple, tuple[list[float], float]] = {}
     with tempfile.TemporaryDirectory(prefix="nse-latency-") as workdir:
-        def timed(model: Any) -> float:
-            ms = _median_invoke_ms(model, workdir, num_threads, runs, warmup)
+        def timed(model: Any, **io: bool) -> float:
+            ms = _median_invoke_ms(model, workdir, num_threads, runs, warmup, tflite_format, **io)
             keras.backend.clear_session(free_memory=False)
             tick()
             return ms
@@ -214,19 +254,21 @@ def measure(space: MacroSpace, num_threads: int = 1, runs: int = 100, warmup: in
             ops = [max(0.0, timed(_op_model(space, cell, i)) - overhead) for i in range(n_ops)]
             hw = (out_size(cell.input_hw[0], cell.stride), out_size(cell.input_hw[1], cell.stride))
             by_shape[key] = ops, max(0.0, timed(_add_model(hw, cell.cout)) - overhead)
-        stem, head = (timed(m) for m in _fixed_models(space))
+        stem_model, head_model = _fixed_models(space)
+        stem, head = timed(stem_model, pixels_in=True), timed(head_model, logits_out=True)
     return LatencyTable(space=space.to_dict(), op_ms=[by_shape[_cell_key(c)][0] for c in cells],
                         add_ms=[by_shape[_cell_key(c)][1] for c in cells], fixed_ms=stem + head - overhead,
-                        device=f"{_cpu_name()} ({os.cpu_count()} cores), LiteRT float32, XNNPACK, batch 1",
-                        num_threads=num_threads, runs=runs)
+                        device=f"{_cpu_name()} ({os.cpu_count()} cores), LiteRT {tflite_format}, XNNPACK, batch 1",
+                        num_threads=num_threads, runs=runs, tflite_format=tflite_format)
 
 
 def load_or_measure(path: str, space: MacroSpace, num_threads: int = 1,
-                    progress: Callable[[int, int], None] | None = None) -> LatencyTable:
+                    progress: Callable[[int, int], None] | None = None,
+                    tflite_format: str = "float32") -> LatencyTable:
     """The table at ``path``; measured and written there (atomically) first when the file does not exist."""
     if os.path.exists(path):
-        return load(path, space)
-    table = measure(space, num_threads=num_threads, progress=progress)
+        return load(path, space, tflite_format)
+    table = measure(space, num_threads=num_threads, progress=progress, tflite_format=tflite_format)
     save(table, path)
     return table
 

@@ -112,8 +112,8 @@ def write_report(path: str, config: Any, state: EvolutionState, chosen: dict[str
         "; accuracy is top-1 on the held-out split (carved from the training data) "
         "with shared supernet weights after BN recalibration, not the accuracy of a retrained model.", "",
         "| round | sub-space size (min/mean/max) | ops left at end | evaluated | median top-1 of evaluated | "
-        f"front size | best top-1 in window | its {unit} | train s | eval s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"front size | best top-1 in window | its {unit} | train s | eval s | eval s per architecture |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for h in state.history:
         sizes = h["subspace_sizes"]
@@ -122,7 +122,7 @@ def write_report(path: str, config: Any, state: EvolutionState, chosen: dict[str
                      f"{h['evaluated']} | {format_median(h.get('median_accuracy'))} | {h['front_size']} | "
                      f"{h['best_accuracy']:.4f} | "
                      f"{format_cost(h.get('best_cost', h.get('best_macs')), unit)} | "
-                     f"{train} | {h['eval_seconds']:.0f} |")
+                     f"{train} | {h['eval_seconds']:.0f} | {h['eval_seconds'] / max(h['evaluated'], 1):.2f} |")
     best = chosen["best"]
     lines += ["", f"## Chosen architecture (`chosen/best.json`): {format_cost(best.cost, unit)} {unit}, held-out top-1 "
               f"{best.accuracy:.4f}", ""]

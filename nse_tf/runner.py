@@ -56,6 +56,7 @@ class SearchConfig:
     evolution: EvolutionConfig = EvolutionConfig()
     cost: str = "macs"
     latency_table: str | None = None  # None: run_dir/latency_table.json
+    latency_format: str = "float32"  # the TFLite form the table times: float32 or int8
     epochs_per_round: float = 100.0
     steps_per_round: int | None = None
     gate_every: int = 2
@@ -90,7 +91,7 @@ class SearchConfig:
             if done == 1 or done == total or done % 20 == 0:
                 log.info("latency table %s: %d/%d models measured", self.latency_table_path, done, total)
 
-        return cost_model.build(self.space, self.cost, self.latency_table_path, progress)
+        return cost_model.build(self.space, self.cost, self.latency_table_path, progress, self.latency_format)
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -146,8 +147,13 @@ class RoundCheckpoint:
     def save(self, state: RoundState) -> None:
         if not self.writable:
             return
-        atomic_write_json(self.host_path(state.step), state.to_json())
-        self.manager.save(checkpoint_number=state.step)
+        try:
+            atomic_write_json(self.host_path(state.step), state.to_json())
+            self.manager.save(checkpoint_number=state.step)
+        except (OSError, tf.errors.OpError) as err:  # a full disk: the checkpoints before stay as they were
+            message = getattr(err, "strerror", None) or getattr(err, "message", None) or str(err)
+            raise StateError(f"{self.directory}: cannot write the checkpoint of step {state.step} ({message}); "
+                             "the previous checkpoint is intact: free the space and rerun to resume") from None
         keep = {self.host_path(int(p.rsplit("-", 1)[1])) for p in self.manager.checkpoints}
         for name in os.listdir(self.directory):
             path = os.path.join(self.directory, name)
@@ -322,6 +328,13 @@ class SearchRun:
             iterators = {"train_data": iter(splits.train), "heldout_data": iter(splits.heldout_repeat)}
             ckpt = RoundCheckpoint(os.path.join(round_dir, "ckpt"), trainer, iterators, self.chief)
             host = ckpt.restore()
+            if host is not None and state.phase == "evaluate" and host.step < self.steps_per_round:
+                # the round's final checkpoint was damaged and an earlier one restored: train the rest
+                # again (seeded, so the same weights) rather than evaluate an under-trained supernet
+                log.warning("round %d: the restored checkpoint is at step %d of %d; training the rest again "
+                            "before the evaluation", state.round + 1, host.step, self.steps_per_round)
+                state.phase = "train"
+                self.save_state(state)
             if host is None:
                 inherited = 0
                 if self.config.evolution.inherit_weights and state.round > 0:
@@ -357,7 +370,8 @@ class SearchRun:
             target = "--target_macs" if self.config.cost == "macs" else "--target_ms"
             raise SamplingError(f"round {state.round + 1}: no architecture of its sub-spaces costs within the window "
                                 f"({low:g}, {high:g}) {model.unit} (they range from {cheapest:.4g} to {dearest:.4g}): "
-                                f"widen {drift} (or --window) or move {target}")
+                                f"widen {drift} (or --window; they may change when the round resumes), or move "
+                                f"{target} in a new run")
 
     def previous_round_checkpoint(self, round_index: int) -> str:
         """The final training checkpoint of the round before ``round_index``, which a round that inherits
@@ -448,11 +462,13 @@ class SearchRun:
         points = sampled + previous
         # A fresh dataset object: the same augmented batches whether or not this process trained the round.
         recal = list(self.round_splits(state.round).train.take(cfg.bn_batches).map(lambda x, y: x))
+        heldout = splits.heldout if cfg.eval_batch_size is None else splits.heldout.unbatch().batch(cfg.eval_batch_size)
         progbar = keras.utils.Progbar(len(points), verbose=1 if self.chief else 0)
         log.info("round %d: evaluating %d architectures (%d extra, %d from the previous front)", state.round + 1,
                  len(points), sum(p.extra for p in sampled), len(previous))
         for i, point in enumerate(points):
-            point.accuracy = trainer.evaluate(trainer.masks_for(point.cells), recal, splits.heldout)
+            point.accuracy = trainer.evaluate(trainer.masks_for(point.cells), recal, heldout, cfg.bn_mode,
+                                              cfg.bn_batch_size)
             progbar.update(i + 1)
         in_window = [p for p in sampled if not p.extra]
         best = max(in_window, key=lambda p: p.accuracy)

@@ -11,8 +11,11 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     saved = dict(saved)
     saved.setdefault("cost", "macs")
     saved.setdefault("latency_table", None)
+    saved.setdefault("latency_format", "float32")  # before int8 tables
     if isinstance(saved.get("evolution"), dict):
-        evolution = {"window": None, **saved["evolution"]}  # before --window existed
+        # before --window, then before the evaluation options existed
+        evolution = {"window": None, "bn_mode": "ema", "bn_batch_size": 512, "eval_batch_size": None,
+                     **saved["evolution"]}
         if "mac_drift" in evolution:  # before latency searches
             evolution["drift"] = evolution.pop("mac_drift")
         saved["evolution"] = evolution
@@ -22,7 +25,9 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
 # What only the end of a round reads (sampling, the window, the extras): a round whose evaluation failed on
 # them (no architecture in too narrow a window) resumes with new values instead of being stranded.
 END_OF_ROUND_SETTINGS = frozenset({"evolution.num_archs", "evolution.num_extra", "evolution.drift",
-                                   "evolution.extra_margin", "evolution.window", "evolution.max_sample_draws"})
+                                   "evolution.extra_margin", "evolution.window", "evolution.max_sample_draws",
+                                   "evolution.bn_batches", "evolution.bn_mode", "evolution.bn_batch_size",
+                                   "evolution.eval_batch_size"})
 
 # config.json paths whose flag has another name (every other leaf is its own flag's name).
 _FLAGS = {"penalty.a": "penalty_a", "penalty.b": "penalty_b", "data.seed": "seed"}

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from nse_tf import gates
+from nse_tf.batch_norm import average_statistics, batch_norm_layers
 from nse_tf.cost_model import CostModel, macs_model
 from nse_tf.optimizers import FusedSGD
 from nse_tf.schedules import WarmupCosine
@@ -256,14 +257,24 @@ class RoundTrainer:
         hits = tf.equal(tf.argmax(logits, -1, output_type=tf.int32), tf.cast(labels, tf.int32))
         return tf.reduce_sum(tf.cast(hits, tf.int32))
 
-    def evaluate(self, masks: np.ndarray, recalibration: Sequence[tf.Tensor], heldout: Any) -> float:
-        """Top-1 of one path with shared weights: BN statistics first re-estimated by forward passes in
-        training mode over ``recalibration`` batches (moving averages, not reset), then held-out accuracy
-        with BN in inference mode."""
+    def evaluate(self, masks: np.ndarray, recalibration: Sequence[tf.Tensor], heldout: Any,
+                 bn_mode: str = "ema", bn_batch_size: int = 512) -> float:
+        """Top-1 of one path with shared weights: BN statistics first re-estimated from the ``recalibration``
+        batches (``ema``: forward passes in training mode, moving averages not reset, the method's procedure;
+        ``exact``: the mean of their statistics, in equal passes of at most ``bn_batch_size`` images, nothing
+        of the previous path's left), then held-out accuracy with BN in inference mode."""
         mask_tensor = tf.constant(masks)
         with self.strategy.scope():
-            for images in recalibration:
-                self._recalibrate_step(images, mask_tensor)
+            if bn_mode == "exact":  # eager passes: average_statistics sets the momentum before each
+                images = tf.concat(list(recalibration), 0)
+                passes = -(-int(images.shape[0]) // bn_batch_size)
+                size = int(images.shape[0]) // passes
+                average_statistics(batch_norm_layers(self.net),
+                                   lambda batch: self.net.forward_sampled(batch, mask_tensor, training=True),
+                                   (images[i * size:(i + 1) * size] for i in range(passes)))
+            else:
+                for images in recalibration:
+                    self._recalibrate_step(images, mask_tensor)
             correct = total = 0
             for images, labels in heldout:
                 correct += int(self._correct(images, labels, mask_tensor))

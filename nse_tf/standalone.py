@@ -40,6 +40,7 @@ class SearchRunInfo:
     heldout_examples: int
     data_seed: int
     dataset: str
+    latency_format: str = "float32"
 
     @classmethod
     def load(cls, run_dir: str) -> "SearchRunInfo":
@@ -53,7 +54,7 @@ class SearchRunInfo:
         window = config.window_bounds(target)
         return cls(run_dir, MacroSpace.from_dict(saved["space"]), saved["cost"], saved["latency_table"], target,
                    window, config.budget(target), int(saved["data"]["heldout_examples"]),
-                   int(saved["data"]["seed"]), saved["data"]["dataset"])
+                   int(saved["data"]["seed"]), saved["data"]["dataset"], saved["latency_format"])
 
     @property
     def selection_window(self) -> tuple[float, float]:
@@ -68,7 +69,7 @@ class SearchRunInfo:
         from nse_tf import cost_model
 
         table = self.latency_table or os.path.join(self.run_dir, "latency_table.json")
-        return cost_model.build(self.space, self.cost, table)
+        return cost_model.build(self.space, self.cost, table, latency_format=self.latency_format)
 
     def spec(self, cells: Sequence[Sequence[int]], name: str) -> NetworkSpec:
         return NetworkSpec(self.space, Architecture(tuple(tuple(sorted(c)) for c in cells)), name)
@@ -216,11 +217,14 @@ def run_share(jobs: Sequence[tuple[NetworkSpec, TrainConfig, str]], shard: Shard
               heldout_seed: int, log=print) -> list[dict[str, Any] | None]:
     """Train this shard's jobs (spec, recipe, run directory) in order; every job's result.json, None for
     those another shard has not finished yet."""
-    from nse_tf.training import load_arrays
+    from nse_tf.training import check_run_dir, heldout_name, load_arrays
 
     data = None
     results: list[dict[str, Any] | None] = []
     for k, (spec, recipe, run_dir) in enumerate(jobs):
+        if not shard.takes(k) and os.path.exists(os.path.join(run_dir, "result.json")):
+            # another shard's finished run: it must be this job's (network, recipe, split), not a leftover
+            check_run_dir(run_dir, spec, recipe, heldout_name("fashion_mnist", heldout_examples, heldout_seed))
         if shard.takes(k):
             data = load_arrays("fashion_mnist") if data is None else data
             train_on_heldout(spec, recipe, run_dir, heldout_examples, heldout_seed, data)

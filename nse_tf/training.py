@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from nse_tf.architecture import NetworkSpec
+from nse_tf.batch_norm import average_statistics, batch_norm_layers
 from nse_tf.io_utils import atomic_write_json
 
 TRAIN_FORMAT = "nse_tf.train_config"
@@ -164,7 +165,12 @@ def heldout_arrays(data: ImageArrays, heldout: int, seed: int) -> ImageArrays:
     if heldout == 0:
         raise TrainError("heldout_examples must be positive to evaluate on a held-out split")
     return ImageArrays(data.x_train[train_idx], data.y_train[train_idx], data.x_train[heldout_idx],
-                       data.y_train[heldout_idx], f"{data.name}:heldout={heldout},seed={seed}")
+                       data.y_train[heldout_idx], heldout_name(data.name, heldout, seed))
+
+
+def heldout_name(dataset: str, heldout: int, seed: int) -> str:
+    """The dataset name a held-out retraining records (and a rerun must match)."""
+    return f"{dataset}:heldout={heldout},seed={seed}"
 
 
 def augment_batch(images: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> np.ndarray:
@@ -342,12 +348,6 @@ def epoch_checkpoint_callback(run_dir: str, processes: list[dict[str, Any]]) -> 
     return EpochCheckpoint()
 
 
-def batch_norm_layers(model: Any) -> list[Any]:
-    import keras
-
-    return [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
-
-
 def recalibration_images(images: np.ndarray, config: TrainConfig) -> np.ndarray:
     """The fixed, unaugmented training images over which BN statistics are re-estimated."""
     count = min(len(images), BN_RECALIBRATION_BATCHES * config.batch_size)
@@ -364,18 +364,13 @@ def recalibrate_batch_norm(model: Any, images: np.ndarray, batch_size: int) -> N
     and 86.7% with recalibrated ones (raw weights: 88.4%). The dropout RNG states are left as they were,
     so recalibrating does not change the rest of a run.
     """
-    layers = batch_norm_layers(model)
-    momenta = [layer.momentum for layer in layers]
     generators = _seed_generators(model)
     states = [np.asarray(g.state.value) for g in generators]
     try:
-        for i, start in enumerate(range(0, len(images) - batch_size + 1, batch_size)):
-            for layer in layers:
-                layer.momentum = i / (i + 1.0)  # moving = mean of the batches seen so far
-            model(images[start:start + batch_size], training=True)
+        average_statistics(batch_norm_layers(model), lambda batch: model(batch, training=True),
+                           (images[start:start + batch_size]
+                            for start in range(0, len(images) - batch_size + 1, batch_size)))
     finally:
-        for layer, momentum in zip(layers, momenta):
-            layer.momentum = momentum
         for generator, state in zip(generators, states):
             generator.state.assign(state)
 

@@ -27,7 +27,7 @@ class UniformWindowSampler:
         self.op_costs = [np.asarray(row, float) for row in op_costs]
         self.fixed, self.low, self.high = float(fixed), float(low), float(high)
         self.may_be_empty = list(may_be_empty)
-        if any(row.min() < 0 for row in self.op_costs):
+        if any(row.size and row.min() < 0 for row in self.op_costs):  # a cell's row may be empty (an N cell)
             raise ValueError("operation costs must be >= 0")
         budget = self.high - self.fixed  # what the operations may add
         if budget <= 0:

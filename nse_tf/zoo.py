@@ -98,7 +98,9 @@ def list_models() -> list[str]:
     root = zoo_dir()
     if not os.path.isdir(root):
         return []
-    return sorted(d for d in os.listdir(root) if os.path.exists(os.path.join(root, d, METADATA_NAME)))
+    # ENTRY_NAME leaves out the .staging-/.previous- folders of a write in progress (or interrupted)
+    return sorted(d for d in os.listdir(root) if ENTRY_NAME.fullmatch(d) and ".." not in d
+                  and os.path.exists(os.path.join(root, d, METADATA_NAME)))
 
 
 def get_entry(name: str) -> ZooEntry:

@@ -71,3 +71,28 @@ def test_longer_recipe_differs_only_in_epochs():
         base = flagfile_values(os.path.join(repo, "configs", f"train_{model}.flags"))
         assert values == {"flagfile": f"configs/train_{model}.flags", "epochs": "60",
                           "run_dir": base["run_dir"].replace("runs/train/", "runs/train/e60-")}
+
+
+def test_the_comparison_retrains_every_method_with_one_recipe():
+    """configs/comparison/<method>_s<seed>.flags: the same recipe file, seeds 0 and 1, one run directory each,
+    and the baseline is what make_baseline gives for NSE's pick (the MACs matched)."""
+    import os
+
+    from nse_tf import resolve_spec
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    folder = os.path.join(repo, "configs", "comparison")
+    runs = {}
+    for method in ("nse", "random", "baseline"):
+        for seed in (0, 1):
+            values = flagfile_values(os.path.join(folder, f"{method}_s{seed}.flags"))
+            assert set(values) == {"flagfile", "arch", "seed", "run_dir"}, values
+            assert values["flagfile"] == "configs/comparison/recipe.flags" and values["seed"] == str(seed)
+            runs[method, seed] = values
+    assert len({v["run_dir"] for v in runs.values()}) == 6
+    assert flagfile_values(os.path.join(folder, "recipe.flags")) == {"flagfile": "configs/train_fashion_mnist.flags",
+                                                                      "epochs": "15"}
+    pick = resolve_spec(os.path.join(repo, runs["nse", 0]["arch"]))
+    baseline = resolve_spec(os.path.join(repo, runs["baseline", 0]["arch"]))
+    assert baseline == mobilenet_v2_style(pick.space, network_cost(pick).macs, name=baseline.name)
+    assert network_cost(baseline).macs <= network_cost(pick).macs

@@ -589,3 +589,13 @@ def test_end_round_falls_back_when_extras_knock_out_every_point():
     front = end_round(state, sampled, [], config, {})
     assert [p.cost for p in front] == [10.0, 11.0]
     assert state.protected == [sorted(state.protected[0]), sorted(state.protected[1])] and state.protected[0]
+
+
+def test_an_empty_n_cell_sub_space_still_reaches_the_window():
+    """After refills a cell's sub-space may be empty (an N cell then skips): the reachability check must
+    count the other cells' architectures, not fail on the empty row."""
+    from nse_tf.evolution import architectures_in_window
+
+    op_costs = [[1.0, 2.0, 3.0], [0.5, 1.5, 2.5]]
+    assert architectures_in_window([[], [0, 2]], op_costs, 1.0, [True, False], 1.4, 1.6) > 0  # 1 + 0.5
+    assert architectures_in_window([[], [0, 2]], op_costs, 1.0, [True, False], 10.0, 11.0) == 0

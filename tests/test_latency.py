@@ -74,7 +74,7 @@ def test_measure_subtracts_the_invoke_overhead_and_shares_cells_of_one_shape(mon
     space = SPACE.replace(counts=(2, 0))
     calls = []
 
-    def fake_invoke_ms(model, workdir, num_threads, runs, warmup):
+    def fake_invoke_ms(model, workdir, num_threads, runs, warmup, tflite_format, pixels_in=False, logits_out=False):
         calls.append(model)
         return 0.05 + 0.001 * model.count_params()
 
@@ -88,6 +88,36 @@ def test_measure_subtracts_the_invoke_overhead_and_shares_cells_of_one_shape(mon
     assert table.fixed_ms == pytest.approx(0.05 + 0.001 * (calls[-2].count_params() + calls[-1].count_params()
                                                            - overhead_params))
     table.check_matches(space, "measured")
+
+
+def test_an_int8_table_times_int8_files_and_is_kept_apart_from_float32(tmp_path, monkeypatch):
+    """--latency_format=int8: every piece is converted with full integer quantization (int8 between pieces,
+    uint8 pixels into the stem, float logits out of the head), and a table of one form never prices the other."""
+    import tensorflow as tf
+
+    seen = []
+
+    def convert_and_record(model, workdir, num_threads, runs, warmup, tflite_format, pixels_in=False,
+                           logits_out=False):
+        interpreter = tf.lite.Interpreter(model_content=latency._converter(model, tflite_format, pixels_in,
+                                                                           logits_out).convert())
+        seen.append((interpreter.get_input_details()[0]["dtype"], interpreter.get_output_details()[0]["dtype"]))
+        return 0.05 + 0.001 * model.count_params()
+
+    monkeypatch.setattr(latency, "_median_invoke_ms", convert_and_record)
+    table = latency.measure(SPACE, runs=3, tflite_format="int8")
+    assert table.tflite_format == "int8" and "LiteRT int8" in table.device
+    assert seen[-2] == (np.uint8, np.int8) and seen[-1] == (np.int8, np.float32)  # stem, head
+    assert set(seen[:-2]) == {(np.int8, np.int8)}
+    path = str(tmp_path / "int8.json")
+    latency.save(table, path)
+    assert latency.load(path, SPACE, "int8").op_ms == table.op_ms
+    with pytest.raises(latency.LatencyTableError, match="measured for int8 TFLite files, not float32"):
+        latency.load_or_measure(path, SPACE, tflite_format="float32")
+    legacy = table.to_json()
+    del legacy["tflite_format"]  # tables measured before int8 tables existed
+    (tmp_path / "old.json").write_text(json.dumps(legacy))
+    assert latency.load(str(tmp_path / "old.json"), SPACE).tflite_format == "float32"
 
 
 def test_one_operation_is_timed_with_litert(tmp_path):

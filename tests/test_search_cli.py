@@ -99,7 +99,7 @@ def stub_latency_timer(monkeypatch):
     from nse_tf import latency
 
     monkeypatch.setattr(latency, "_median_invoke_ms",
-                        lambda model, *args: 0.02 + 1e-5 * model.count_params())
+                        lambda model, *args, **kwargs: 0.02 + 1e-5 * model.count_params())
 
 
 @pytest.mark.parametrize("args, flag", [
@@ -134,6 +134,15 @@ def test_latency_table_of_another_space_is_refused(tmp_path, capsys, stub_latenc
                                "--channels=8,8,8,8,8,8,16", capsys=capsys)
     assert code == 2 and "--latency_table" in err and "measured for another space (channels differ)" in err, err
     assert table.read_text() == before
+    code, err = run_in_process(f"--run_dir={tmp_path / 'c'}", *TINY_LATENCY, f"--latency_table={table}",
+                               "--latency_format=int8", capsys=capsys)
+    assert code == 2 and "search.py: error: --latency_table:" in err and "not int8 (--latency_format)" in err, err
+    assert table.read_text() == before
+
+
+def test_latency_format_belongs_to_latency_searches(tmp_path, capsys):
+    code, err = run_in_process(f"--run_dir={tmp_path / 'run'}", *TINY, "--latency_format=int8", capsys=capsys)
+    assert code == 2 and "search.py: error: --latency_format: applies to --cost=latency only" in err, err
 
 
 def test_a_started_latency_search_never_measures_a_new_table(tmp_path, capsys, stub_latency_timer):
@@ -320,10 +329,16 @@ def test_a_round_whose_evaluation_failed_resumes_with_new_end_of_round_settings(
     assert _phase(str(run_dir)) == (0, "evaluate")
     line = error_line(run_search(f"--run_dir={run_dir}", *TINY, "--weight_lr=0.05"))
     assert "--weight_lr was 0.4, now 0.05" in line
-    result = run_search(f"--run_dir={run_dir}", *TINY, "--stop_after_steps=1")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "--max_sample_draws changes from 1 to 200000" in result.stderr
-    assert _phase(str(run_dir)) == (1, "train")
+    damaged = tmp_path / "damaged"  # the same, with the round's final checkpoint damaged
+    shutil.copytree(run_dir, damaged)
+    _damage(damaged / "round_00" / "ckpt", 8, "random bytes in the data")
+    for directory, stop in ((run_dir, ["--stop_after_steps=1"]), (damaged, [])):
+        result = run_search(f"--run_dir={directory}", *TINY, *stop)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "--max_sample_draws changes from 1 to 200000" in result.stderr
+    assert _phase(str(run_dir)) == (1, "train") and _phase(str(damaged))[1] == "done"
+    assert "at step 6 of 8; training the rest again" in result.stderr  # not an evaluation of step 6's weights
+    assert (damaged / "round_00" / "pareto.json").read_text() == (run_dir / "round_00" / "pareto.json").read_text()
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["changes"] == [{"round": 1, "setting": "evolution.max_sample_draws", "flag": "max_sample_draws",
                                  "was": 1, "now": 200000}]

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from nse_tf import gates, search
+from nse_tf.batch_norm import batch_norm_layers
 from nse_tf.cost_model import CostModel
 from nse_tf.space import MacroSpace
 from nse_tf.supernet import Supernet
@@ -353,3 +354,76 @@ def test_one_trace_serves_every_path(monkeypatch):
     trainer.weight_step(*train, tf.constant(np.array([[False, False, False], [True, False, False]])))
     trainer.weight_step(*train, tf.constant(trainer.net.all_on()))
     assert trainer.tracing_counts() == (1, 1)
+
+
+def test_exact_batch_norm_statistics_forget_the_previous_path():
+    """bn_mode="exact": every BN layer on the path ends with the mean of the recalibration images' statistics,
+    whatever the previous path left there (the method's batch-by-batch EMA keeps a share of it); the layers'
+    momenta are restored, and the held-out accuracy does not depend on the inference batch size."""
+    trainer = search.RoundTrainer(SPACE, SUBSPACES, search.OptimConfig(), search.PenaltyConfig(target=1.0, a=0.0),
+                                  search.RoundConfig(steps=4, steps_per_epoch=4, batch_size=BATCH))
+    randomise(trainer.net, 3)
+    recal = [batch(s)[0] for s in range(4)]
+    images, labels = batch(9)
+    heldout = [(images, labels)]
+    path_a = np.array([[True, True, False], [True, False, False]])
+    path_b = np.array([[False, True, True], [False, True, False]])
+
+    on_path = [layer for c, cell in enumerate(trainer.net.cells_) for j, branch in enumerate(cell.branches)
+               if path_b[c, j] for layer in branch.all_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    on_path += [layer for layer in batch_norm_layers(trainer.net) if layer.name.startswith("stem")]
+    assert len(on_path) > 2
+
+    def path_statistics():
+        return [keras.ops.convert_to_numpy(v).copy() for layer in on_path
+                for v in (layer.moving_mean, layer.moving_variance)]
+
+    results = {}
+    for mode in ("exact", "ema"):
+        for before in (path_a, np.ones_like(path_a)):
+            trainer.evaluate(before, recal, heldout, bn_mode=mode, bn_batch_size=BATCH)
+            accuracy = trainer.evaluate(path_b, recal, heldout, bn_mode=mode, bn_batch_size=2 * BATCH)
+            results[mode, before.sum()] = (accuracy, path_statistics())
+    exact = [results["exact", n][1] for n in (path_a.sum(), path_a.size)]
+    for a, b in zip(*exact):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    ema = [results["ema", n][1] for n in (path_a.sum(), path_a.size)]
+    assert any(not np.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(*ema))
+    assert {layer.momentum for layer in batch_norm_layers(trainer.net)} == {0.9}
+    # the mean over equal passes: two passes over two batches give the mean of each batch's statistics
+    single = []
+    for part in (recal[0], recal[1]):
+        trainer.evaluate(path_b, [part], heldout, bn_mode="exact", bn_batch_size=BATCH)
+        single.append(path_statistics())
+    trainer.evaluate(path_a, recal, heldout, bn_mode="ema")
+    trainer.evaluate(path_b, recal[:2], heldout, bn_mode="exact", bn_batch_size=BATCH)
+    assert any(not np.allclose(a, b) for a, b in zip(*single))  # the two batches differ
+    for a, b, both in zip(*single, path_statistics()):
+        np.testing.assert_allclose(both, (a + b) / 2, rtol=1e-5, atol=1e-6)
+    small = [(images[i:i + 2], labels[i:i + 2]) for i in range(0, BATCH, 2)]
+    assert trainer.evaluate(path_b, recal, small, bn_mode="exact") == trainer.evaluate(path_b, recal, heldout,
+                                                                                       bn_mode="exact")
+
+
+def test_a_full_disk_during_a_round_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+    import errno
+
+    from nse_tf.evolution import StateError
+    from nse_tf.runner import RoundCheckpoint
+
+    trainer = search.RoundTrainer(SPACE, SUBSPACES, search.OptimConfig(), search.PenaltyConfig(target=1.0, a=0.0),
+                                  search.RoundConfig(steps=4, steps_per_epoch=4, batch_size=BATCH))
+    ckpt = RoundCheckpoint(str(tmp_path / "ckpt"), trainer, {}, writable=True)
+    state = search.new_round_state(trainer, [[], []], seed=0)
+    ckpt.save(state)
+    state.step = 2
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt.manager, "save", disk_full)
+    with pytest.raises(StateError, match=r"cannot write the checkpoint of step 2 \(No space left on device\); the "
+                                         r"previous checkpoint is intact"):
+        ckpt.save(state)
+    monkeypatch.undo()
+    assert RoundCheckpoint(str(tmp_path / "ckpt"), trainer, {}, writable=True).restore().step == 0

@@ -371,3 +371,23 @@ def test_a_tampered_tflite_file_is_refused(tmp_path, monkeypatch, variant):
         zoo.tflite_path(BASELINE, variant)
     other = "int8" if variant == "float32" else "float32"
     assert zoo.tflite_path(BASELINE, other).endswith(f"{other}.tflite")  # the intact file still serves
+
+
+def test_zoo_table_retime_times_every_file_together_and_refuses_a_busy_machine(tmp_path):
+    copy = tmp_path / "zoo"
+    shutil.copytree(os.path.join(REPO, "zoo"), copy)
+    timed = [name for name in zoo.list_models() if zoo.metadata(name).get("tflite")]
+    busy = run_tool("zoo_table.py", "--retime", "--max_load=-1", zoo_dir=str(copy))
+    assert busy.returncode == 2 and busy.stderr.startswith("zoo_table.py: error: --max_load: other processes keep")
+    assert (copy / timed[0] / zoo.METADATA_NAME).read_text() == \
+        open(os.path.join(REPO, "zoo", timed[0], zoo.METADATA_NAME)).read()
+    result = run_tool("zoo_table.py", "--retime", "--rounds=2", "--runs=3", "--max_load=1000", zoo_dir=str(copy))
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in timed:
+        meta = json.loads((copy / name / zoo.METADATA_NAME).read_text())
+        for variant in ("float32", "int8"):
+            latency = meta["tflite"][variant]["litert_latency_ms"]
+            assert latency["rounds"] == 2 and latency["runs"] == 3 and len(latency["round_medians_ms"]) == 2
+            assert latency["median_ms"] > 0 and f"all {2 * len(timed)} files" in latency["with"]
+    assert f"{timed[0]} |" in result.stdout  # the table printed from the new figures
+    assert run_tool("zoo_table.py", "--retime", "--runs=x", zoo_dir=str(copy)).returncode == 2

@@ -12,6 +12,20 @@
 Timings are medians over ``--repeats`` interleaved rounds (child, weight, gate, child, ...), so machine
 noise hits all of them alike. Targets are printed beside the figures; the exit status is 0 regardless.
 With ``--json`` the last line of stdout is ``{"step_ratio": ..., "gate_ratio": ..., "traces": ...}``.
+
+    python tools/benchmark.py evaluation [--json] [--train_steps=1200] [--archs=24] [--eval_batch_size=500]
+        [--bn_batch_size=640] [--bn_images=640] [--heldout_images=1500] [--blocks=3] [--seed=0]
+
+``evaluation`` trains the quick space's supernet (configs/fashion_mnist_quick.flags: 9 cells, mac27, K = 4) on
+Fashion-MNIST for ``--train_steps`` steps, then evaluates the same uniformly sampled architectures with
+today's end-of-round procedure (BN re-estimated by EMA over 20 batches of 64, 2000 held-out images in
+batches of 64) and with the shortcut (``--bn_mode=exact``: the statistics of the first ``--bn_images`` of those
+1280 images in passes of ``--bn_batch_size``; the first ``--heldout_images`` held-out images,
+``--eval_batch_size`` per batch), in alternating whole blocks. It prints
+seconds per architecture of both and Kendall tau between their accuracies; with ``--json`` the last line
+is ``{"seconds_per_arch": <shortcut>, "archs": n, "heldout_examples": m, "today_seconds_per_arch": ...,
+"kendall_tau_vs_today": ..., "today_repeat_tau": ...}`` (today's procedure against itself one block later,
+the noise floor of tau).
 """
 
 from __future__ import annotations
@@ -38,6 +52,17 @@ COUNTS = flags.DEFINE_string("counts", "1,1,1,1,1,1", "N cells per stage (empty:
 CHANNELS = flags.DEFINE_string("channels", "8,16,24,32,48,64,128", "Stem + R/E channels (empty: the space's own).")
 OPS_PER_CELL = flags.DEFINE_integer("ops_per_cell", 5, "Ops of the pool drawn at random into each cell's sub-space.")
 SEED = flags.DEFINE_integer("seed", 0, "Seed of the sub-spaces, the sampled paths and the synthetic data.")
+
+TRAIN_STEPS = flags.DEFINE_integer("train_steps", 1200, "evaluation: weight steps of the supernet before evaluating.")
+ARCHS = flags.DEFINE_integer("archs", 24, "evaluation: uniformly sampled architectures evaluated.")
+EVAL_BATCH_SIZE = flags.DEFINE_integer("eval_batch_size", 500, "evaluation: the shortcut's held-out batch size.")
+BN_BATCH_SIZE = flags.DEFINE_integer("bn_batch_size", 640, "evaluation: the shortcut's images per BN statistics pass.")
+BN_IMAGES = flags.DEFINE_integer("bn_images", 640, "evaluation: the shortcut's BN statistics images (the first of "
+                                 "today's 1280; exact statistics keep nothing of the previous path, so fewer serve).")
+HELDOUT_IMAGES = flags.DEFINE_integer("heldout_images", 1500, "evaluation: the shortcut's held-out images (the first "
+                                      "of today's 2000).")
+BLOCKS = flags.DEFINE_integer("blocks", 3, "evaluation: alternating blocks per procedure (each evaluates every "
+                              "architecture; seconds are the blocks' median).")
 
 TARGETS = {"step_ratio": 1.15, "gate_ratio": 1.8}
 
@@ -111,6 +136,12 @@ def timed(fn: Callable[..., Any], *args: Any) -> float:
     return time.perf_counter() - start
 
 
+def require_positive(*holders: Any) -> None:
+    for flag in holders:
+        if flag.value < 1:
+            raise app.UsageError(f"--{flag.name} must be >= 1, got {flag.value}")
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -125,10 +156,7 @@ def run_supernet() -> dict[str, Any]:
     from nse_tf.layers import Namespace
     from nse_tf.search import OptimConfig, PenaltyConfig, RoundConfig, RoundTrainer, new_round_state
 
-    for name, flag in (("steps", STEPS), ("batch_size", BATCH_SIZE), ("repeats", REPEATS),
-                       ("ops_per_cell", OPS_PER_CELL)):
-        if flag.value < 1:
-            raise app.UsageError(f"--{name} must be >= 1, got {flag.value}")
+    require_positive(STEPS, BATCH_SIZE, REPEATS, OPS_PER_CELL)
     if WARMUP.value < 1:
         raise app.UsageError(f"--warmup must be >= 1 (the first call traces), got {WARMUP.value}")
 
@@ -248,7 +276,88 @@ def _child_macs(model: Any) -> int:
     return count_macs(model)
 
 
-BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {"supernet": run_supernet}
+QUICK = {"space": "small", "pool": "mac27", "counts": (0, 1, 1, 1, 0, 0), "channels": (8, 16, 24, 32, 48, 64, 128),
+         "ops_per_cell": 4, "batch_size": 64, "heldout_examples": 2000, "bn_batches": 20}  # fashion_mnist_quick.flags
+
+
+def run_evaluation() -> dict[str, Any]:
+    """The end-of-round evaluation of the quick space's supernet on Fashion-MNIST: today's procedure (the
+    quick flags: 20 batches of 64 re-estimating BN by EMA, then 2000 held-out images in batches of 64) against
+    the shortcut (exact statistics of --bn_images of those images, --heldout_images held-out images in batches
+    of --eval_batch_size), on the same architectures of a supernet trained --train_steps steps."""
+    import numpy as np
+    import tensorflow as tf
+
+    from nse_tf import gates
+    from nse_tf.data.pipeline import DataConfig, load_splits
+    from nse_tf.search import OptimConfig, PenaltyConfig, RoundConfig, RoundTrainer, new_round_state
+    from nse_tf.space import get_space
+    from nse_tf.standalone import kendall_tau
+
+    require_positive(TRAIN_STEPS, ARCHS, EVAL_BATCH_SIZE, BN_BATCH_SIZE, BN_IMAGES, HELDOUT_IMAGES, BLOCKS)
+    if ARCHS.value < 2:
+        raise app.UsageError(f"--archs must be >= 2 for a rank correlation, got {ARCHS.value}")
+    t_all = time.perf_counter()
+    rng = np.random.default_rng(SEED.value)
+    space = get_space(QUICK["space"], pool=QUICK["pool"], counts=QUICK["counts"], channels=QUICK["channels"])
+    subspaces = random_subspaces(space, QUICK["ops_per_cell"], rng)
+    splits = load_splits(DataConfig("fashion_mnist", heldout_examples=QUICK["heldout_examples"],
+                                    batch_size=QUICK["batch_size"], seed=SEED.value))
+    steps = TRAIN_STEPS.value
+    trainer = RoundTrainer(space, subspaces, OptimConfig(weight_lr=0.1, warmup_lr=0.02, warmup_epochs=0.03),
+                           PenaltyConfig(target=6.0, a=0.0),
+                           RoundConfig(steps, splits.steps_per_epoch, QUICK["batch_size"]))
+    host = new_round_state(trainer, [[] for _ in subspaces], SEED.value)
+    train_it, heldout_it = iter(splits.train), iter(splits.heldout_repeat)
+    t_train = time.perf_counter()
+    while host.step < steps:
+        trainer.step(host, next(train_it), lambda: next(heldout_it))
+    train_seconds = time.perf_counter() - t_train
+    archs = [gates.sample_uniform(rng, host.active, trainer.net.slots) for _ in range(ARCHS.value)]
+    recal = list(splits.train.take(QUICK["bn_batches"]).map(lambda x, y: x))
+    recal_short = [tf.concat(recal, 0)[:BN_IMAGES.value]]
+    heldout_today = splits.heldout
+    heldout_big = splits.heldout.unbatch().take(HELDOUT_IMAGES.value).batch(EVAL_BATCH_SIZE.value).cache()
+
+    def today(masks):
+        return trainer.evaluate(masks, recal, heldout_today)
+
+    def shortcut(masks):
+        return trainer.evaluate(masks, recal_short, heldout_big, "exact", BN_BATCH_SIZE.value)
+
+    today(archs[0]), shortcut(archs[0])  # traces, untimed
+    seconds: dict[str, list[float]] = {"today": [], "shortcut": []}
+    accuracies: dict[str, list[list[float]]] = {"today": [], "shortcut": []}
+    for _ in range(BLOCKS.value):  # whole blocks in the search's order, alternating, so load hits both alike
+        for name, procedure in (("today", today), ("shortcut", shortcut)):
+            start = time.perf_counter()
+            accuracies[name].append([procedure(m) for m in archs])
+            seconds[name].append((time.perf_counter() - start) / len(archs))
+    today_acc, short_acc = accuracies["today"][0], accuracies["shortcut"][0]
+    per_arch = {k: statistics.median(v) for k, v in seconds.items()}
+    tau = kendall_tau(today_acc, short_acc)
+    repeat_tau = kendall_tau(accuracies["today"][0], accuracies["today"][-1]) if BLOCKS.value > 1 else None
+    print(f"evaluation of the quick space's supernet after {steps} steps ({train_seconds:.0f} s of training), "
+          f"{len(archs)} uniformly sampled architectures, {splits.num_heldout} held-out images, "
+          f"{BLOCKS.value} alternating blocks per procedure:")
+    print(f"  today    {per_arch['today']:.3f} s per architecture (EMA over {QUICK['bn_batches']} batches of "
+          f"{QUICK['batch_size']}, held-out batches of {QUICK['batch_size']}), median top-1 "
+          f"{statistics.median(today_acc):.4f}")
+    print(f"  shortcut {per_arch['shortcut']:.3f} s per architecture (exact statistics of the first "
+          f"{min(BN_IMAGES.value, 1280)} of those images in passes of {BN_BATCH_SIZE.value}, the first "
+          f"{min(HELDOUT_IMAGES.value, splits.num_heldout)} held-out images in batches of {EVAL_BATCH_SIZE.value}), "
+          f"median top-1 {statistics.median(short_acc):.4f}")
+    print(f"  speed-up {per_arch['today'] / per_arch['shortcut']:.2f}x; Kendall tau shortcut vs today {tau:.3f}"
+          + (f" (today vs itself a block later: {repeat_tau:.3f})" if repeat_tau is not None else "")
+          + f"; target <= 1.5 s per architecture: {verdict(per_arch['shortcut'] <= 1.5)}")
+    print(f"  total {time.perf_counter() - t_all:.0f} s")
+    return {"seconds_per_arch": round(per_arch["shortcut"], 4), "archs": len(archs),
+            "heldout_examples": min(HELDOUT_IMAGES.value, int(splits.num_heldout)), "today_seconds_per_arch": round(per_arch["today"], 4),
+            "kendall_tau_vs_today": round(tau, 4),
+            "today_repeat_tau": None if repeat_tau is None else round(repeat_tau, 4)}
+
+
+BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {"supernet": run_supernet, "evaluation": run_evaluation}
 
 
 def main(argv: list[str]) -> None:

@@ -30,6 +30,7 @@ flags.DEFINE_string("search_run", None, "The search run the NSE rows come from (
 flags.DEFINE_integer("rounds", 5, "Interleaved timing rounds over all files.")
 flags.DEFINE_integer("runs", 200, "Invokes per file and round.")
 flags.DEFINE_string("out_dir", "results/comparison", "Where comparison.json and comparison.md go.")
+flags.DEFINE_float("max_load", 0.3, "Refuse to time while other processes keep more cores than this busy.")
 
 
 def parse_rows(values: list[str]) -> list[tuple[str, str, int]]:
@@ -54,17 +55,6 @@ def parse_rows(values: list[str]) -> list[tuple[str, str, int]]:
     return rows
 
 
-def time_files(paths: list[str], rounds: int, runs: int) -> dict[str, float]:
-    """Median invoke time of each file: interleaved rounds, so load changes hit every file alike."""
-    from nse_tf.export import tflite_latency_ms
-
-    per_round: dict[str, list[float]] = {p: [] for p in paths}
-    for _ in range(rounds):
-        for path in paths:
-            per_round[path].append(tflite_latency_ms(path, runs=runs)["median_ms"])
-    return {p: statistics.median(v) for p, v in per_round.items()}
-
-
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         print(f"compare.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
@@ -77,10 +67,16 @@ def main(argv: list[str]) -> int:
         print(f"compare.py: error: {err}", file=sys.stderr)
         return 2
     from nse_tf import zoo
+    from nse_tf.export import BusyMachineError, interleaved_latency_ms, require_quiet_machine
     from nse_tf.io_utils import atomic_write_json, atomic_write_text
 
+    try:
+        require_quiet_machine(F.max_load)
+    except BusyMachineError as err:
+        print(f"compare.py: error: --max_load: {err}", file=sys.stderr)
+        return 2
     files = [zoo.tflite_path(name, variant) for _, name, _ in rows for variant in ("float32", "int8")]
-    times = time_files(files, F.rounds, F.runs)
+    times = {path: t["median_ms"] for path, t in interleaved_latency_ms(files, F.rounds, F.runs).items()}
     out = []
     for method, name, seed in rows:
         meta = zoo.metadata(name)

@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags  # noqa: E402
 
 from nse_tf.cli import FlagError, flags_parser  # noqa: E402
+from nse_tf.training import TrainError  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_string("search_run", None, "The search run whose space, cost model and window to draw from.")
@@ -59,6 +60,9 @@ def main(argv: list[str]) -> int:
         result = search(info, rounds[-1] if rounds else 0, shard)
     except FlagError as err:
         print(f"random_search.py: error: {err}", file=sys.stderr)
+        return 2
+    except TrainError as err:  # a run directory under --out_dir holds another network, recipe or split
+        print(f"random_search.py: error: --out_dir: {err}", file=sys.stderr)
         return 2
     if result is None:
         print(f"shard {F.shard}: its candidates are trained; others are still training (the last to finish "

@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags  # noqa: E402
 
 from nse_tf.cli import FlagError, flags_parser  # noqa: E402
+from nse_tf.training import TrainError  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_string("search_run", None, "A search run directory (config.json, round_XX/pareto.json).")
@@ -82,6 +83,9 @@ def main(argv: list[str]) -> int:
                       shard)
     except FlagError as err:
         print(f"ranking.py: error: {err}", file=sys.stderr)
+        return 2
+    except TrainError as err:  # a run directory under --out_dir holds another network, recipe or split
+        print(f"ranking.py: error: --out_dir: {err}", file=sys.stderr)
         return 2
     if result is None:
         print(f"shard {F.shard}: its retrainings are done; others are still training (the last to finish "

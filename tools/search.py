@@ -64,6 +64,8 @@ flags.DEFINE_float("target_macs", 300.0, "Resource target in M MACs (multiply-ac
 flags.DEFINE_float("target_ms", None, "Resource target in ms of the latency table, with --cost=latency.")
 flags.DEFINE_string("latency_table", None, "Latency lookup table (JSON) of --cost=latency; measured with LiteRT on "
                     "this CPU and written there when absent (default: <run_dir>/latency_table.json).")
+flags.DEFINE_enum("latency_format", "float32", ["float32", "int8"],
+                  "The TFLite form the latency table times (--cost=latency): float32, or int8 as phones run it.")
 flags.DEFINE_float("penalty_a", 1e-5, "Penalty a * |E[cost] - target|^b: a (per M MACs, or per ms).")
 flags.DEFINE_float("penalty_b", 2.0, "Penalty exponent b.")
 flags.DEFINE_integer("checkpoint_every", 200, "Checkpoint every this many steps.")
@@ -84,6 +86,12 @@ flags.DEFINE_list("window", None, "End-of-round window low,high in the cost unit
 flags.DEFINE_integer("max_sample_draws", 200_000, "Draws from the learned gates to find --num_archs unique "
                      "architectures in the window (and --num_extra below it) at the end of a round.")
 flags.DEFINE_integer("bn_batches", 50, "BN recalibration batches before each evaluation.")
+flags.DEFINE_enum("bn_mode", "ema", ["ema", "exact"], "How the BN statistics of an evaluated path are re-estimated "
+                  "from those batches: ema (batch by batch at BN momentum, the method's) or exact (their mean and "
+                  "variance over all the images, in passes of --bn_batch_size).")
+flags.DEFINE_integer("bn_batch_size", 512, "Images per forward pass of --bn_mode=exact.")
+flags.DEFINE_integer("eval_batch_size", None, "Held-out images per inference batch of the end-of-round evaluation "
+                     "(default: --batch_size).")
 flags.DEFINE_boolean("inherit_weights", False, "Keep weights of ops that stay between rounds (ours).")
 flags.DEFINE_boolean("preserve_prev", True, "Protect the previous optimized subset from pruning.")
 
@@ -107,6 +115,8 @@ def cost_flags() -> tuple[str, float, float, float]:
             raise FlagError(flag, f"does not apply to --cost={F.cost}; use "
                                   f"--{unit_flags[F.cost][other.index(flag)]}")
     if F.cost == "macs":
+        if F["latency_format"].present:
+            raise FlagError("latency_format", "applies to --cost=latency only (the TFLite form its table times)")
         return "target_macs", F.target_macs, F.mac_drift, F.extra_margin
     if F.target_ms is None:
         raise FlagError("target_ms", "is required with --cost=latency")
@@ -174,7 +184,9 @@ def build_config():  # -> SearchConfig (imports deferred until TF is configured)
                      window=window,
                      ops_per_cell=F.ops_per_cell, max_rounds=F.max_rounds,
                      num_archs=F.num_archs, num_extra=F.num_extra, drift=drift,
-                     extra_margin=extra_margin, bn_batches=F.bn_batches, max_sample_draws=F.max_sample_draws,
+                     extra_margin=extra_margin, bn_batches=F.bn_batches, bn_mode=F.bn_mode,
+                     bn_batch_size=F.bn_batch_size, eval_batch_size=F.eval_batch_size,
+                     max_sample_draws=F.max_sample_draws,
                      inherit_weights=F.inherit_weights,
                      preserve_prev=F.preserve_prev)
     for flag in ("epochs_per_round", "gate_every", "checkpoint_every", "summary_every"):
@@ -183,7 +195,7 @@ def build_config():  # -> SearchConfig (imports deferred until TF is configured)
     if F.steps_per_round is not None and F.steps_per_round <= 0:
         raise FlagError("steps_per_round", f"must be positive, got {F.steps_per_round}")
     config = SearchConfig(run_dir=F.run_dir, space=space, data=data, optim=optim, penalty=penalty, evolution=evolution,
-                          cost=F.cost, latency_table=F.latency_table,
+                          cost=F.cost, latency_table=F.latency_table, latency_format=F.latency_format,
                           epochs_per_round=F.epochs_per_round, steps_per_round=F.steps_per_round,
                           gate_every=F.gate_every, prune_threshold=F.prune_threshold,
                           checkpoint_every=F.checkpoint_every, summary_every=F.summary_every, seed=F.seed,

@@ -2,6 +2,12 @@
 
 The README's table is this script's output verbatim (a test checks it), so its numbers are the
 measured ones in zoo/*/metadata.json.
+
+``python tools/zoo_table.py --retime [--rounds=5] [--runs=200] [--max_load=0.3]`` re-times the float32 and
+int8 files of every entry back to back in this one process (interleaved rounds, 1 thread, XNNPACK) and
+writes the medians into each entry's metadata (``tflite.<variant>.litert_latency_ms``), so every figure
+of the table's latency column was taken in the same conditions. It refuses to run while other processes
+keep more than ``--max_load`` cores busy (``nse_tf.export.other_cpu_load``): times taken beside them mislead.
 """
 
 from __future__ import annotations
@@ -54,9 +60,72 @@ def write_readme(readme: str = README) -> None:
     atomic_write_text(readme, f"{head}{START}\n{zoo_table()}\n{END}{rest.split(END, 1)[1]}")
 
 
-if __name__ == "__main__":
-    if sys.argv[1:] == ["--write_readme"]:
+def retime(rounds: int, runs: int, max_load: float) -> list[str]:
+    """Re-time every entry's .tflite files together; the names of the entries whose metadata changed."""
+    import datetime
+    import json
+
+    from nse_tf import zoo
+    from nse_tf.export import interleaved_latency_ms, require_quiet_machine
+    from nse_tf.io_utils import atomic_write_json
+
+    require_quiet_machine(max_load)
+    variants = {name: [v for v in zoo.TFLITE_VARIANTS if v in (zoo.metadata(name).get("tflite") or {})]
+                for name in zoo.list_models()}
+    entries = [name for name, present in variants.items() if present]
+    files = {(name, variant): zoo.tflite_path(name, variant) for name in entries for variant in variants[name]}
+    times = interleaved_latency_ms(list(files.values()), rounds, runs)
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    for name in entries:
+        entry = zoo.get_entry(name)
+        meta_path = os.path.join(entry.path, zoo.METADATA_NAME)
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+        for variant in variants[name]:
+            meta["tflite"][variant]["litert_latency_ms"] = {
+                **times[files[name, variant]], "retimed": when,
+                "with": f"tools/zoo_table.py --retime: all {len(files)} files of the zoo back to back"}
+        atomic_write_json(meta_path, meta)
+    return entries
+
+
+def main(argv: list[str]) -> int:
+    options = {"rounds": 5, "runs": 200, "max_load": 0.3}
+    write, do_retime = False, False
+    for arg in argv:
+        key, _, value = arg.removeprefix("--").partition("=")
+        if arg == "--write_readme":
+            write = True
+        elif arg == "--retime":
+            do_retime = True
+        elif key in options and value:
+            try:
+                options[key] = type(options[key])(value)
+            except ValueError:
+                print(f"zoo_table.py: error: --{key}: expected a number, got {value!r}", file=sys.stderr)
+                return 2
+        else:
+            print(f"zoo_table.py: error: {arg}: unknown argument (usage: python tools/zoo_table.py [--write_readme] "
+                  "[--retime [--rounds=N] [--runs=N] [--max_load=X]])", file=sys.stderr)
+            return 2
+    if do_retime:
+        from nse_tf.export import BusyMachineError
+
+        if options["rounds"] < 1 or options["runs"] < 1:
+            print("zoo_table.py: error: --rounds and --runs must be positive", file=sys.stderr)
+            return 2
+        try:
+            retimed = retime(int(options["rounds"]), int(options["runs"]), float(options["max_load"]))
+        except BusyMachineError as err:
+            print(f"zoo_table.py: error: --max_load: {err}", file=sys.stderr)
+            return 2
+        print(f"re-timed {len(retimed)} entries: {', '.join(retimed)}"
+              + ("" if write else " (README.md's table changes with --write_readme)"), file=sys.stderr)
+    if write:
         write_readme()
-    elif sys.argv[1:]:
-        sys.exit("usage: python tools/zoo_table.py [--write_readme]")
     print(zoo_table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
