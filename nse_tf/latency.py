@@ -220,46 +220,97 @@ def _cell_key(cell: CellSpec) -> tuple:
     return cell.input_hw, cell.cin, cell.cout, cell.stride
 
 
+@dataclasses.dataclass(frozen=True)
+class TablePiece:
+    """One timed model of a table: the invoke overhead, one operation or one add of a distinct cell shape, the
+    stem or the head. ``name`` is its file stem wherever the pieces are written (the phone kit)."""
+
+    name: str
+    kind: str  # overhead | op | add | stem | head
+    shape: int | None = None  # index into table_shapes(space)
+    op: int | None = None  # pool index
+    pixels_in: bool = False
+    logits_out: bool = False
+
+
+def table_shapes(space: MacroSpace) -> list[CellSpec]:
+    """One cell per distinct (input size, channels in and out, stride): cells of one shape share entries."""
+    shapes: dict[tuple, CellSpec] = {}
+    for cell in space.cells():
+        shapes.setdefault(_cell_key(cell), cell)
+    return list(shapes.values())
+
+
+def table_pieces(space: MacroSpace) -> list[TablePiece]:
+    """Every model a table times, in measuring order: overhead; each shape's operations, then its add; stem, head."""
+    pieces = [TablePiece("overhead", "overhead")]
+    for s, _ in enumerate(table_shapes(space)):
+        pieces += [TablePiece(f"shape{s:02d}_op{i:02d}", "op", s, i) for i in range(len(space.get_pool()))]
+        pieces.append(TablePiece(f"shape{s:02d}_add", "add", s))
+    return pieces + [TablePiece("stem", "stem", pixels_in=True), TablePiece("head", "head", logits_out=True)]
+
+
+def build_piece(space: MacroSpace, piece: TablePiece) -> Any:
+    """The Keras model of one piece (batch 1)."""
+    if piece.kind == "overhead":
+        return _add_model((1, 1), 1)
+    if piece.kind in ("stem", "head"):
+        return _fixed_models(space)[piece.kind == "head"]
+    cell = table_shapes(space)[piece.shape]
+    if piece.kind == "op":
+        return _op_model(space, cell, piece.op)
+    return _add_model((out_size(cell.input_hw[0], cell.stride), out_size(cell.input_hw[1], cell.stride)), cell.cout)
+
+
+def convert_piece(model: Any, piece: TablePiece, tflite_format: str) -> bytes:
+    """The piece's .tflite, in the table's form (see ``_converter``)."""
+    with _quiet():
+        return _converter(model, tflite_format, piece.pixels_in, piece.logits_out).convert()
+
+
+def assemble(space: MacroSpace, times_ms: dict[str, float], device: str, num_threads: int, runs: int,
+             tflite_format: str) -> LatencyTable:
+    """The table from each piece's median invoke time: operations and adds net of the invoke overhead, which
+    the fixed part (stem + head) pays once."""
+    missing = [p.name for p in table_pieces(space) if p.name not in times_ms]
+    if missing:
+        raise LatencyTableError(f"no time for {len(missing)} pieces ({', '.join(missing[:3])}, ...)")
+    overhead = times_ms["overhead"]
+    net = {name: max(0.0, ms - overhead) for name, ms in times_ms.items()}
+    n_ops = len(space.get_pool())
+    index = {_cell_key(cell): s for s, cell in enumerate(table_shapes(space))}
+    cells = space.cells()
+    shape_of = [index[_cell_key(cell)] for cell in cells]
+    return LatencyTable(space=space.to_dict(),
+                        op_ms=[[net[f"shape{s:02d}_op{i:02d}"] for i in range(n_ops)] for s in shape_of],
+                        add_ms=[net[f"shape{s:02d}_add"] for s in shape_of],
+                        fixed_ms=times_ms["stem"] + times_ms["head"] - overhead, device=device,
+                        num_threads=num_threads, runs=runs, tflite_format=tflite_format)
+
+
+def host_device(tflite_format: str) -> str:
+    return f"{_cpu_name()} ({os.cpu_count()} cores), LiteRT {tflite_format}, XNNPACK, batch 1"
+
+
 def measure(space: MacroSpace, num_threads: int = 1, runs: int = 100, warmup: int = 10,
             progress: Callable[[int, int], None] | None = None, tflite_format: str = "float32") -> LatencyTable:
-    """Measure the whole table; cells of the same shape share their measurements."""
+    """Measure the whole table on this CPU; cells of the same shape share their measurements."""
     import keras
 
     if num_threads < 1 or runs < 1:
         raise ValueError(f"need num_threads >= 1 and runs >= 1, got {num_threads} and {runs}")
     if tflite_format not in TFLITE_FORMATS:
         raise ValueError(f"tflite_format must be one of {', '.join(TFLITE_FORMATS)}, got {tflite_format!r}")
-    cells, n_ops = space.cells(), len(space.get_pool())
-    shapes: dict[tuple, CellSpec] = {}
-    for cell in cells:
-        shapes.setdefault(_cell_key(cell), cell)
-    total, done = len(shapes) * (n_ops + 1) + 3, 0
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
-
-    by_shape: dict[tuple, tuple[list[float], float]] = {}
+    pieces = table_pieces(space)
+    times: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="nse-latency-") as workdir:
-        def timed(model: Any, **io: bool) -> float:
-            ms = _median_invoke_ms(model, workdir, num_threads, runs, warmup, tflite_format, **io)
+        for done, piece in enumerate(pieces, 1):
+            times[piece.name] = _median_invoke_ms(build_piece(space, piece), workdir, num_threads, runs, warmup,
+                                                  tflite_format, piece.pixels_in, piece.logits_out)
             keras.backend.clear_session(free_memory=False)
-            tick()
-            return ms
-
-        overhead = timed(_add_model((1, 1), 1))
-        for key, cell in shapes.items():
-            ops = [max(0.0, timed(_op_model(space, cell, i)) - overhead) for i in range(n_ops)]
-            hw = (out_size(cell.input_hw[0], cell.stride), out_size(cell.input_hw[1], cell.stride))
-            by_shape[key] = ops, max(0.0, timed(_add_model(hw, cell.cout)) - overhead)
-        stem_model, head_model = _fixed_models(space)
-        stem, head = timed(stem_model, pixels_in=True), timed(head_model, logits_out=True)
-    return LatencyTable(space=space.to_dict(), op_ms=[by_shape[_cell_key(c)][0] for c in cells],
-                        add_ms=[by_shape[_cell_key(c)][1] for c in cells], fixed_ms=stem + head - overhead,
-                        device=f"{_cpu_name()} ({os.cpu_count()} cores), LiteRT {tflite_format}, XNNPACK, batch 1",
-                        num_threads=num_threads, runs=runs, tflite_format=tflite_format)
+            if progress is not None:
+                progress(done, len(pieces))
+    return assemble(space, times, host_device(tflite_format), num_threads, runs, tflite_format)
 
 
 def load_or_measure(path: str, space: MacroSpace, num_threads: int = 1,

@@ -215,21 +215,24 @@ def training_seconds(result: dict[str, Any]) -> float:
 
 def run_share(jobs: Sequence[tuple[NetworkSpec, TrainConfig, str]], shard: Shard, heldout_examples: int,
               heldout_seed: int, log=print) -> list[dict[str, Any] | None]:
-    """Train this shard's jobs (spec, recipe, run directory) in order; every job's result.json, None for
-    those another shard has not finished yet."""
+    """Train this shard's jobs (spec, recipe, run directory) in order; then every job's result.json, None for
+    those another shard has not finished yet. The results are read after this shard's own work, so that the
+    shard finishing last sees every other shard's runs, however their ends interleave."""
     from nse_tf.training import check_run_dir, heldout_name, load_arrays
 
     data = None
-    results: list[dict[str, Any] | None] = []
+    split = heldout_name("fashion_mnist", heldout_examples, heldout_seed)
     for k, (spec, recipe, run_dir) in enumerate(jobs):
-        if not shard.takes(k) and os.path.exists(os.path.join(run_dir, "result.json")):
-            # another shard's finished run: it must be this job's (network, recipe, split), not a leftover
-            check_run_dir(run_dir, spec, recipe, heldout_name("fashion_mnist", heldout_examples, heldout_seed))
         if shard.takes(k):
             data = load_arrays("fashion_mnist") if data is None else data
             train_on_heldout(spec, recipe, run_dir, heldout_examples, heldout_seed, data)
             result = finished_result(run_dir)
             log(f"[{k + 1}/{len(jobs)}] {os.path.basename(run_dir)}: held-out top-1 {result['top1']:.4f} "
                 f"({training_seconds(result):.0f} s)")
+    results: list[dict[str, Any] | None] = []
+    for k, (spec, recipe, run_dir) in enumerate(jobs):
+        if not shard.takes(k) and os.path.exists(os.path.join(run_dir, "result.json")):
+            # another shard's finished run: it must be this job's (network, recipe, split), not a leftover
+            check_run_dir(run_dir, spec, recipe, split)
         results.append(finished_result(run_dir))
     return results

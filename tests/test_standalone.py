@@ -74,6 +74,36 @@ def test_shards_split_the_jobs_between_them():
             Shard.parse(bad)
 
 
+def test_the_shard_finishing_last_sees_runs_another_shard_finished_while_it_trained(tmp_path, monkeypatch):
+    """Shard 1 of 2 reaches job 2 (shard 0's) before shard 0 has finished it; shard 0 finishes it while shard 1
+    trains job 3. Shard 1 finishes last, so it must return all four results (this race once left the ranking
+    without its ranking.json)."""
+    from nse_tf import standalone, training
+
+    def result_of(run_dir):
+        os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, "result.json"), "w") as f:
+            json.dump({"top1": 0.5, "processes": [{"seconds": 1.0}]}, f)
+
+    dirs = [str(tmp_path / f"job{k}") for k in range(4)]
+    result_of(dirs[0])  # shard 0's first job: finished before shard 1 starts
+
+    def train(spec, recipe, run_dir, *args):
+        result_of(run_dir)
+        if run_dir == dirs[3]:
+            result_of(dirs[2])  # shard 0 ends job 2 meanwhile
+
+    monkeypatch.setattr(standalone, "train_on_heldout", train)
+    monkeypatch.setattr(training, "load_arrays", lambda name: None)
+    monkeypatch.setattr(training, "check_run_dir", lambda *args: None)
+    jobs = [(None, None, d) for d in dirs]
+    results = standalone.run_share(jobs, standalone.Shard(1, 2), 100, 0, log=lambda line: None)
+    assert all(r is not None for r in results)
+    other = standalone.run_share(jobs[:3] + [(None, None, str(tmp_path / "unfinished"))], standalone.Shard(0, 2),
+                                 100, 0, log=lambda line: None)
+    assert other[3] is None
+
+
 def test_rank_correlations_match_known_values():
     # no ties: 8 concordant, 2 discordant pairs of 10 -> 0.6; ranks' Pearson -> 0.8. Ties: 4 net concordant
     # pairs, 5 untied pairs in each variable -> tau-b 4 / sqrt(5 * 5)
