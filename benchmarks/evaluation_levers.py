@@ -24,10 +24,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-import search as search_cli  # noqa: E402  (the search's flags: the run is rebuilt from its own flagfile)
+from nse_tf.cli import search as search_cli  # noqa: E402  (the search's flags: the run is rebuilt from its own flagfile)
 from absl import app, flags  # noqa: E402
 
 F = flags.FLAGS
@@ -42,10 +40,11 @@ def main(argv: list[str]) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from nse_tf.evolution import ArchPoint
-    from nse_tf.runner import RoundCheckpoint, SearchRun
-    from nse_tf.search import RoundState
-    from nse_tf.standalone import kendall_tau
+    from nse_tf.search.checkpoints import RoundCheckpoint
+    from nse_tf.search.evolution import ArchPoint
+    from nse_tf.search.round_trainer import RoundState
+    from nse_tf.search.run import SearchRun
+    from nse_tf.utils.metrics import kendall_tau
 
     config = search_cli.build_config()
     run = SearchRun(config)

@@ -23,7 +23,6 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 from absl import app, flags  # noqa: E402
 
@@ -36,13 +35,17 @@ CHILD = flags.DEFINE_enum("child", None, ["default", "keep"], "Internal: measure
 
 
 def measure_here(keep: bool) -> dict[str, float]:
-    from nse_tf.memory import keep_freed_memory
+    from nse_tf.utils.memory import keep_freed_memory
 
     if keep and not keep_freed_memory():
         raise SystemExit("keep_freed_memory() is not supported here (not glibc)")
     from nse_tf import resolve_spec
-    from nse_tf.child import build_child
-    from nse_tf.training import TrainConfig, compile_model, load_arrays, make_training_dataset, set_cpu_threads
+    from nse_tf.data.arrays import load_arrays
+    from nse_tf.nets.child import build_child
+    from nse_tf.train.augment import make_training_dataset
+    from nse_tf.train.config import TrainConfig
+    from nse_tf.train.device import set_cpu_threads
+    from nse_tf.train.optimizers import compile_model
 
     set_cpu_threads(THREADS.value)
     config = TrainConfig(batch_size=BATCH_SIZE.value)

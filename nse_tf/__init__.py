@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from nse_tf.architecture import Architecture, ArchitectureError, NetworkSpec
-from nse_tf.ops import POOLS, Cost, OpSpec, Pool, get_pool
-from nse_tf.published import published_names, published_spec
-from nse_tf.space import SPACES, CellSpec, MacroSpace, get_space, make_divisible
+from nse_tf.space.architecture import Architecture, ArchitectureError, NetworkSpec
+from nse_tf.space.macro import SPACES, CellSpec, MacroSpace, get_space, make_divisible
+from nse_tf.space.ops import POOLS, Cost, OpSpec, Pool, get_pool
+from nse_tf.space.published import published_names, published_spec
 
 __version__ = "0.1.0"
 
@@ -16,13 +16,13 @@ __version__ = "0.1.0"
 def resolve_spec(arch_or_name: "str | os.PathLike | NetworkSpec", **space_overrides: Any) -> NetworkSpec:
     """A published or zoo name, a network JSON, a search run directory (its ``chosen/best.json``), a
     training run directory (its ``network.json``), or a NetworkSpec, with space fields overridden."""
-    from nse_tf import zoo
+    from nse_tf.zoo import registry as zoo
 
     if isinstance(arch_or_name, NetworkSpec):
         spec = arch_or_name
     elif str(arch_or_name) in published_names():
         spec = published_spec(str(arch_or_name))
-    elif str(arch_or_name) in zoo.list_models():
+    elif zoo.is_entry(str(arch_or_name)):
         spec = zoo.get_entry(str(arch_or_name)).network_spec()
     elif os.path.isdir(os.fspath(arch_or_name)):
         chosen = os.path.join(os.fspath(arch_or_name), "chosen", "best.json")
@@ -43,27 +43,70 @@ def resolve_spec(arch_or_name: "str | os.PathLike | NetworkSpec", **space_overri
 def build_model(arch_or_name: "str | os.PathLike | NetworkSpec", include_preprocessing: bool = True,
                 **space_overrides: Any) -> Any:
     """Build a child network as a Keras model, e.g. ``build_model("NSENet-27")`` (224x224, 1000 classes)."""
-    from nse_tf.child import build_child
+    from nse_tf.nets.child import build_child
 
     return build_child(resolve_spec(arch_or_name, **space_overrides), include_preprocessing=include_preprocessing)
 
 
+def create_model(name: "str | os.PathLike | NetworkSpec", pretrained: bool = False, num_classes: int | None = None,
+                 input_shape: tuple[int, int, int] | None = None) -> Any:
+    """A Keras 3 model that takes raw 0-255 pixels and returns logits, timm-style: ``name`` is a zoo entry
+    (``mobilenetv2-style-fmnist``, with a tag ``mobilenetv2-style-fmnist.e60``, or an old alias), a published
+    architecture (``NSENet-27``), a network JSON, a search or training run directory, or a NetworkSpec.
+    ``pretrained`` loads a zoo entry's trained weights (and its flip averaging, where its config says so);
+    ``num_classes`` / ``input_shape`` rebuild the network for another task (see ``nse_tf.zoo.load``)."""
+    from nse_tf.nets.child import build_child
+    from nse_tf.zoo import registry
+
+    if isinstance(name, str) and registry.is_entry(name):
+        return registry.load(name, weights="pretrained" if pretrained else None, num_classes=num_classes,
+                             input_shape=input_shape)
+    if pretrained:
+        raise registry.ZooError(f"{name!r} is not a zoo entry, so it has no pretrained weights; entries with weights: "
+                                f"{', '.join(list_models(pretrained=True)) or 'none'}")
+    overrides: dict[str, Any] = {}
+    if num_classes is not None:
+        overrides["num_classes"] = int(num_classes)
+    if input_shape is not None:
+        h, w, c = (int(v) for v in input_shape)
+        if h != w:
+            raise ValueError(f"input_shape must be square, got {tuple(input_shape)}")
+        overrides.update(input_size=h, input_channels=c)
+    return build_child(resolve_spec(name, **overrides))
+
+
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """Names ``create_model`` takes, matching the shell-style ``pattern``: the zoo's entries and the published
+    architectures; with ``pretrained``, only entries with trained weights."""
+    import fnmatch
+
+    from nse_tf.zoo import registry
+
+    names = set(registry.list_models())
+    if pretrained:
+        names = {n for n in names if registry.get_entry(n).has_weights}
+    else:
+        names |= set(published_names())
+    return sorted(n for n in names if fnmatch.fnmatchcase(n, pattern))
+
+
 def count_macs(model: Any) -> int:
     """Multiply-accumulates of one forward pass of a built Keras model (conv and dense layers)."""
-    from nse_tf.cost import count_macs as _count
+    from nse_tf.nets.counting import count_macs as _count
 
     return _count(model)
 
 
 def count_params(model: Any) -> int:
     """Trainable parameters of a built Keras model."""
-    from nse_tf.cost import count_params as _count
+    from nse_tf.nets.counting import count_params as _count
 
     return _count(model)
 
 
 __all__ = [
     "Architecture", "ArchitectureError", "CellSpec", "Cost", "MacroSpace", "NetworkSpec", "OpSpec", "POOLS", "Pool",
-    "SPACES", "build_model", "count_macs", "count_params", "get_pool", "get_space", "make_divisible",
+    "SPACES", "build_model", "count_macs", "count_params", "create_model", "get_pool", "get_space", "list_models",
+    "make_divisible",
     "published_names", "published_spec", "resolve_spec",
 ]

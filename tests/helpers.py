@@ -7,8 +7,8 @@ import math
 import keras
 import numpy as np
 
-from nse_tf.architecture import Architecture, NetworkSpec
-from nse_tf.space import get_space
+from nse_tf.space.architecture import Architecture, NetworkSpec
+from nse_tf.space.macro import get_space
 
 TINY_SPACE = get_space("small", pool=("mb_k3_t1", "mb_k3_t3"), counts=(0, 0, 0, 0, 0, 0),
                        channels=(8, 8, 8, 16, 16, 16, 16), head_channels=32)

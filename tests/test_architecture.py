@@ -1,4 +1,4 @@
-"""Tests for nse_tf.architecture: NetworkSpec JSON round trip and validation messages."""
+"""Tests for nse_tf.space.architecture: NetworkSpec JSON round trip and validation messages."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from nse_tf.architecture import ARCH_FORMAT, ARCH_VERSION, Architecture, ArchitectureError, NetworkSpec
-from nse_tf.published import published_names, published_spec
-from nse_tf.space import MacroSpace, get_space
+from nse_tf.space.architecture import ARCH_FORMAT, ARCH_VERSION, Architecture, ArchitectureError, NetworkSpec
+from nse_tf.space.macro import MacroSpace, get_space
+from nse_tf.space.published import published_names, published_spec
 
 CUSTOM_POOL = ("mb_k3_t3_d2", "mb_k5_t3_g12", "rec_k5_t2", "normal_k3_t1", "dual_k3_t1", "mb_k3_t1")
 

@@ -16,13 +16,13 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from nse_tf import zoo
-from nse_tf.architecture import ArchitectureError, NetworkSpec
 from nse_tf.data import idx
-from nse_tf.evolution import EvolutionConfig
-from nse_tf.space import MacroSpace, get_space
-from nse_tf.standalone import Shard
-from nse_tf.training import TrainError, load_arrays
+from nse_tf.data.arrays import DatasetError, load_arrays
+from nse_tf.search.evolution import EvolutionConfig
+from nse_tf.search.standalone import Shard
+from nse_tf.space.architecture import ArchitectureError, NetworkSpec
+from nse_tf.space.macro import MacroSpace, get_space
+from nse_tf.zoo import registry as zoo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO = os.path.join(REPO, "zoo")
@@ -218,6 +218,7 @@ CLI_ROWS = [
     row("evaluate.py", ["--model=not-json"], "--model", contains="not valid JSON", zoo=True),
     row("evaluate.py", [f"--model={TRAINED}", "--quick", "--tflite=int8"], "--tflite", contains="--quick"),
     row("evaluate.py", [f"--model={TRAINED}", "--tflite=int4"], "--tflite"),
+    row("evaluate.py", ["--model=nse-fmnist-6m", "--tflite=int8_qat"], "--tflite", contains="has no int8_qat file"),
     row("evaluate.py", [f"--model={TRAINED}", "--data_dir={idx_truncated}"], "--data_dir", contains="truncated"),
     row("evaluate.py", [f"--model={TRAINED}", "--dataset=npz:{npz_lengths}"], "--dataset", contains="7 labels"),
     row("evaluate.py", ["--model={not_a_run}"], "--model"),
@@ -325,7 +326,7 @@ API_ROWS = [
     api("IDX truncated", lambda b: idx.read_idx(os.path.join(b["idx_truncated"], "train-images-idx3-ubyte.gz")),
         idx.DataFileError, "train-images-idx3-ubyte.gz: IDX file truncated"),
     api("IDX missing", lambda b: idx.load_fashion_mnist(b["idx_missing"]), idx.DataNotFoundError, "not found"),
-    api("npz lengths", lambda b: load_arrays(f"npz:{b['npz_lengths']}"), TrainError, "7 labels"),
+    api("npz lengths", lambda b: load_arrays(f"npz:{b['npz_lengths']}"), DatasetError, "7 labels"),
     api("held-out too big", lambda b: idx.heldout_split(10, 10, 0), ValueError, "heldout"),
     api("shard", lambda b: Shard.parse("3/2"), ValueError, "i/n"),
     api("zoo: files a list", lambda b: zoo_entry(b, "files-list"), zoo.ZooError, "field files must map"),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nse_tf.baselines import MOBILENET_V2_OP, mobilenet_v2_style
-from nse_tf.cost import network_cost
-from nse_tf.space import get_space
+from nse_tf.space.analytic import network_cost
+from nse_tf.space.baselines import MOBILENET_V2_OP, mobilenet_v2_style
+from nse_tf.space.macro import get_space
 
 SPACE = get_space("small", counts=(0, 1, 1, 1, 0, 0), channels=(8, 16, 24, 32, 48, 64, 128))
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import nse_tf
-from nse_tf.architecture import Architecture, NetworkSpec
-from nse_tf.child import build_child
-from nse_tf.cost import cell_cost, cell_op_costs, fixed_cost, network_cost
-from nse_tf.published import PUBLISHED_COST, published_names, published_spec
-from nse_tf.space import get_space
+from nse_tf.nets.child import build_child
+from nse_tf.space.analytic import cell_cost, cell_op_costs, fixed_cost, network_cost
+from nse_tf.space.architecture import Architecture, NetworkSpec
+from nse_tf.space.macro import get_space
+from nse_tf.space.published import PUBLISHED_COST, published_names, published_spec
 
 # ---------------------------------------------------------------- helpers
 

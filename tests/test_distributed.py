@@ -44,8 +44,9 @@ MIRRORED = COMMON + textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
     import keras
-    from nse_tf import gates, search
-    from nse_tf.space import MacroSpace
+    from nse_tf.search import gates
+    from nse_tf.search import round_trainer as search
+    from nse_tf.space.macro import MacroSpace
 
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert mirrored.num_replicas_in_sync == 2
@@ -101,8 +102,8 @@ WORKER = COMMON + textwrap.dedent("""
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
 
     import keras
-    from nse_tf import search
-    from nse_tf.space import MacroSpace
+    from nse_tf.search import round_trainer as search
+    from nse_tf.space.macro import MacroSpace
 
     keras.utils.set_random_seed(0)
     assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
@@ -144,6 +145,7 @@ def run_children(commands: list[tuple[list[str], dict[str, str]]]) -> list[subpr
     return results
 
 
+@pytest.mark.slow  # end to end; CI's 15 minutes (run with -m slow)
 def test_mirrored_two_replicas_match_one_device(tmp_path):
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED)

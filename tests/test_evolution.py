@@ -1,4 +1,4 @@
-"""Tests for nse_tf.evolution (method section 6): rounds, sub-spaces and pending queues, end-of-round
+"""Tests for nse_tf.search.evolution (method section 6): rounds, sub-spaces and pending queues, end-of-round
 sampling, Pareto front, optimized subsets, refill, continuation into a larger pool, the JSON state.
 
 Pure numpy host logic: nothing here imports TensorFlow.
@@ -13,12 +13,25 @@ import re
 import numpy as np
 import pytest
 
-from nse_tf import evolution
-from nse_tf.evolution import (ArchPoint, EvolutionConfig, EvolutionState, SamplingError, StateError,
-                              architecture_cost, continuation_state, end_round, initial_state, num_rounds,
-                              optimized_subsets, pareto_front, refill, sample_architectures)
-from nse_tf.gates import CellSlots
-from nse_tf.ops import POOLS
+from nse_tf.cost.model import architecture_cost
+from nse_tf.search import evolution
+from nse_tf.search.evolution import (
+    ArchPoint,
+    EvolutionConfig,
+    EvolutionState,
+    SamplingError,
+    StateError,
+    continuation_state,
+    end_round,
+    initial_state,
+    num_rounds,
+    optimized_subsets,
+    pareto_front,
+    refill,
+    sample_architectures,
+)
+from nse_tf.search.gates import CellSlots
+from nse_tf.space.ops import POOLS
 
 MAC27, MAC72, MB19 = list(POOLS["mac27"]), list(POOLS["mac72"]), list(POOLS["mb19"])
 
@@ -573,13 +586,13 @@ def test_no_tensorflow_imported():
     import subprocess
     import sys
 
-    code = "import sys, nse_tf.evolution; assert 'tensorflow' not in sys.modules, 'tensorflow was imported'"
+    code = "import sys, nse_tf.search.evolution; assert 'tensorflow' not in sys.modules, 'tensorflow was imported'"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
 
 
 def test_end_round_falls_back_when_extras_knock_out_every_point():
-    from nse_tf.evolution import ArchPoint, EvolutionConfig, end_round, initial_state
+    from nse_tf.search.evolution import ArchPoint, EvolutionConfig, end_round, initial_state
 
     config = EvolutionConfig(ops_per_cell=2)
     state = initial_state([f"mb_k{k}_t1" for k in (3, 5, 7)], 2, config, seed=0)
@@ -594,7 +607,7 @@ def test_end_round_falls_back_when_extras_knock_out_every_point():
 def test_an_empty_n_cell_sub_space_still_reaches_the_window():
     """After refills a cell's sub-space may be empty (an N cell then skips): the reachability check must
     count the other cells' architectures, not fail on the empty row."""
-    from nse_tf.evolution import architectures_in_window
+    from nse_tf.search.evolution import architectures_in_window
 
     op_costs = [[1.0, 2.0, 3.0], [0.5, 1.5, 2.5]]
     assert architectures_in_window([[], [0, 2]], op_costs, 1.0, [True, False], 1.4, 1.6) > 0  # 1 + 0.5

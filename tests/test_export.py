@@ -20,11 +20,11 @@ import keras
 import numpy as np
 import pytest
 
-from nse_tf import export as ex
-from nse_tf.architecture import Architecture, NetworkSpec
-from nse_tf.child import build_child
-from nse_tf.layers import StridedDilatedDepthwiseConv2D
-from nse_tf.space import get_space
+from nse_tf.export import convert, exporter, runtimes, timing
+from nse_tf.nets.child import build_child
+from nse_tf.nets.layers import StridedDilatedDepthwiseConv2D
+from nse_tf.space.architecture import Architecture, NetworkSpec
+from nse_tf.space.macro import get_space
 from tests.helpers import randomise_weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,7 +46,7 @@ def tiny_spec(space=SPACE, name="tiny-net") -> NetworkSpec:
     return NetworkSpec(space, Architecture.from_cells(CELLS, space.get_pool()), name)
 
 
-def max_rel_diff(result: ex.ExportResult, reference: np.ndarray) -> float:
+def max_rel_diff(result: exporter.ExportResult, reference: np.ndarray) -> float:
     return result.max_abs_diff / max(1.0, float(np.abs(reference).max()))
 
 
@@ -71,7 +71,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def reference(model, data):
-    return ex.keras_logits(model, data[1])
+    return runtimes.keras_logits(model, data[1])
 
 
 def _export(model, data, out_dir, formats, scratch_root):
@@ -81,7 +81,7 @@ def _export(model, data, out_dir, formats, scratch_root):
     os.makedirs(scratch_root, exist_ok=True)
     saved, tempfile.tempdir = tempfile.tempdir, os.fspath(scratch_root)
     try:
-        results = ex.export_model(model, out_dir, formats, calibration, images, labels, name="tiny")
+        results = exporter.export_model(model, out_dir, formats, calibration, images, labels, name="tiny")
     finally:
         tempfile.tempdir = saved
     leftovers = [n for n in os.listdir(scratch_root) if n.startswith("nse-export-")]  # not autograph's files
@@ -100,19 +100,19 @@ def fast_export(model, data, tmp_path_factory):
 
 def test_unknown_format_names_it_and_lists_the_valid_ones(tmp_path, model):
     with pytest.raises(ValueError) as err:
-        ex.export_model(model, tmp_path / "out", ["float32", "int4"])
+        exporter.export_model(model, tmp_path / "out", ["float32", "int4"])
     assert "'int4'" in str(err.value)
-    for fmt in ex.FORMATS:
+    for fmt in convert.FORMATS:
         assert fmt in str(err.value)
     assert not os.path.exists(tmp_path / "out")  # refused before anything is written
-    assert ex.check_formats(["onnx", " float32", "onnx"]) == ("onnx", "float32")
+    assert convert.check_formats(["onnx", " float32", "onnx"]) == ("onnx", "float32")
     with pytest.raises(ValueError, match="no export format"):
-        ex.check_formats([])
+        convert.check_formats([])
 
 
 def test_int8_needs_calibration_images(tmp_path, model):
     with pytest.raises(ValueError, match="representative"):
-        ex.export_model(model, tmp_path, ["int8"])
+        exporter.export_model(model, tmp_path, ["int8"])
 
 
 # -------------------------------------------------------------------------- the default formats
@@ -127,7 +127,7 @@ def test_float32_tflite_matches_keras(fast_export, reference, data):
     assert max_rel_diff(r, reference) < 1e-4, r
     assert r.top1_agreement == 1.0 and r.top1 == r.keras_top1 and r.num_verified == len(data[1])
     assert r.input_quantization is None
-    np.testing.assert_allclose(ex.tflite_logits(r.path, data[1][:5]), reference[:5],
+    np.testing.assert_allclose(runtimes.tflite_logits(r.path, data[1][:5]), reference[:5],
                                atol=1e-4 * np.abs(reference).max())
 
 
@@ -149,7 +149,7 @@ def test_int8_takes_raw_uint8_pixels_and_keeps_top1(fast_export, reference, data
         interpreter.set_tensor(inp["index"], image[None])
         interpreter.invoke()
         logits.append(interpreter.get_tensor(out["index"])[0])
-    np.testing.assert_array_equal(np.argmax(logits, -1), ex.tflite_logits(r.path, raw).argmax(-1))
+    np.testing.assert_array_equal(np.argmax(logits, -1), runtimes.tflite_logits(r.path, raw).argmax(-1))
     assert r.top1_agreement >= 0.9, r
     assert abs(r.top1 - r.keras_top1) <= 0.03, r
     assert max_rel_diff(r, reference) < 0.5, r  # quantized, yet the same function
@@ -187,12 +187,12 @@ def test_export_leaves_only_the_artifacts(fast_export):
 def test_latency_of_a_tflite_file(fast_export):
     _, results, _ = fast_export
     for fmt in ("float32", "int8"):
-        lat = ex.tflite_latency_ms(results[fmt].path, runs=20, warmup=2)
+        lat = timing.tflite_latency_ms(results[fmt].path, runs=20, warmup=2)
         assert 0 < lat["min_ms"] <= lat["median_ms"] <= lat["p90_ms"] and lat["mean_ms"] > 0
         assert lat["runs"] == 20 and lat["num_threads"] == 1 and lat["xnnpack"] is True
-    assert ex.tflite_latency_ms(results["int8"].path, runs=3, warmup=0, xnnpack=False)["median_ms"] > 0
+    assert timing.tflite_latency_ms(results["int8"].path, runs=3, warmup=0, xnnpack=False)["median_ms"] > 0
     with pytest.raises(ValueError, match="runs"):
-        ex.tflite_latency_ms(results["float32"].path, runs=0)
+        timing.tflite_latency_ms(results["float32"].path, runs=0)
 
 
 # ------------------------------------------------------------------------------- atomic writes
@@ -213,7 +213,7 @@ def test_saved_model_write_is_atomic(tmp_path):
     final.mkdir()
     (final / "old.txt").write_text("old")
     with pytest.raises(RuntimeError, match="midway"):
-        ex.write_saved_model(_FailingExport(), str(final))
+        convert.write_saved_model(_FailingExport(), str(final))
     assert os.listdir(tmp_path) == ["m_saved_model"] and os.listdir(final) == ["old.txt"]  # old tree intact
 
     class _Good:
@@ -222,25 +222,25 @@ def test_saved_model_write_is_atomic(tmp_path):
             with open(os.path.join(path, "saved_model.pb"), "w") as f:
                 f.write("new")
 
-    ex.write_saved_model(_Good(), str(final))
+    convert.write_saved_model(_Good(), str(final))
     assert os.listdir(tmp_path) == ["m_saved_model"]  # no staging or old trees left
     assert sorted(os.listdir(final)) == ["saved_model.pb", "variables"]
 
 
 def test_failed_write_keeps_the_previous_file(tmp_path, model, monkeypatch):
     (tmp_path / "tiny.onnx").write_bytes(b"previous")
-    monkeypatch.setattr(ex, "onnx_bytes", lambda model: b"new model bytes")
+    monkeypatch.setattr(exporter, "onnx_bytes", lambda model: b"new model bytes")
 
     def crash(fd):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "fsync", crash)  # dies after writing the temp file, before the rename
     with pytest.raises(OSError, match="disk full"):
-        ex.export_model(model, tmp_path, ["onnx"], name="tiny")
+        exporter.export_model(model, tmp_path, ["onnx"], name="tiny")
     assert os.listdir(tmp_path) == ["tiny.onnx"] and (tmp_path / "tiny.onnx").read_bytes() == b"previous"
     monkeypatch.undo()
-    monkeypatch.setattr(ex, "onnx_bytes", lambda model: b"new model bytes")
-    (result,) = ex.export_model(model, tmp_path, ["onnx"], name="tiny")
+    monkeypatch.setattr(exporter, "onnx_bytes", lambda model: b"new model bytes")
+    (result,) = exporter.export_model(model, tmp_path, ["onnx"], name="tiny")
     assert os.listdir(tmp_path) == ["tiny.onnx"] and (tmp_path / "tiny.onnx").read_bytes() == b"new model bytes"
     assert result.size_bytes == len(b"new model bytes") and result.max_abs_diff is None
 
@@ -270,7 +270,7 @@ def test_saved_model_float16_dynamic_range(model, data, reference, tmp_path):
 @needs_data
 def test_int8_input_is_raw_pixels_whatever_the_calibration_range(model, data, tmp_path):
     calibration = (data[0][:50].astype(np.float32) * 0.5 + 40).astype(np.uint8)  # pixels 40..167 only
-    results = ex.export_model(model, tmp_path, ["int8"], calibration, name="dim")
+    results = exporter.export_model(model, tmp_path, ["int8"], calibration, name="dim")
     assert results[0].input_quantization == (1.0, 0)
 
 

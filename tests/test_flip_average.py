@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from nse_tf import count_macs, count_params
-from nse_tf.child import build_child
-from nse_tf.flip_average import flip_average
+from nse_tf.nets.child import build_child
+from nse_tf.nets.flip_average import flip_average
 from tests.helpers import TINY, randomise_weights
 
 
@@ -51,7 +51,7 @@ def test_tflite_files_match_and_keep_one_network(network, images, tmp_path):
     second call would get biases and activation scales of its own, and cost top-1)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from nse_tf.export import export_model
+    from nse_tf.export.exporter import export_model
 
     wrapped = flip_average(network)
     results = export_model(wrapped, tmp_path, formats=("float32", "int8"), representative_images=images,
@@ -67,6 +67,7 @@ def test_tflite_files_match_and_keep_one_network(network, images, tmp_path):
         assert convs == sum(isinstance(layer, kinds) for layer in network.layers), result.format
 
 
+@pytest.mark.slow  # end to end; CI's 15 minutes (run with -m slow)
 def test_export_cli_exports_a_flip_averaged_zoo_entry_as_the_two_pass_model(tmp_path):
     """tools/export.py --arch=<entry made with --flip_average> exports what the entry's files hold."""
     import json
@@ -74,7 +75,7 @@ def test_export_cli_exports_a_flip_averaged_zoo_entry_as_the_two_pass_model(tmp_
     import subprocess
     import sys
 
-    from nse_tf import zoo
+    from nse_tf.zoo import registry as zoo
 
     flipped = [name for name in zoo.list_models() if zoo.get_entry(name).flip_average]
     if not flipped:
@@ -88,8 +89,8 @@ def test_export_cli_exports_a_flip_averaged_zoo_entry_as_the_two_pass_model(tmp_
     assert report["flip_average"] and exported["path"].endswith("_flip_average_float32.tflite")
     assert exported["max_abs_diff"] < 1e-4 and exported["top1"] == exported["keras_top1"]
     # the entry's own float32 file gives the same logits on the same images
-    from nse_tf.export import tflite_logits
-    from nse_tf.training import load_arrays
+    from nse_tf.data.arrays import load_arrays
+    from nse_tf.export.runtimes import tflite_logits
 
     images = load_arrays("fashion_mnist").x_test[:20]
     np.testing.assert_allclose(tflite_logits(exported["path"], images),

@@ -1,4 +1,4 @@
-"""Tests for nse_tf.gates: gate probabilities, branch-set sampling and self-simplification (pure numpy)."""
+"""Tests for nse_tf.search.gates: gate probabilities, branch-set sampling and self-simplification (pure numpy)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from nse_tf import gates
-from nse_tf.gates import CellSlots
+from nse_tf.search import gates
+from nse_tf.search.gates import CellSlots
 
 N_CELL, RE_CELL = CellSlots(3, True), CellSlots(3, False)
 

@@ -8,8 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from nse_tf import cost_model, latency
-from nse_tf.space import MacroSpace
+from nse_tf.cost import latency
+from nse_tf.cost import model as cost_model
+from nse_tf.space.macro import MacroSpace
 
 # One N cell, then one R cell (28 -> 14): the smallest space with both kinds.
 SPACE = MacroSpace(layout="R", counts=(1, 0), channels=(8, 16), pool=("mb_k3_t1", "mb_k3_t3"), input_size=28,
@@ -33,8 +34,8 @@ def test_latency_model_charges_one_add_per_residual_and_per_extra_branch():
 
 
 def test_macs_model_is_the_analytic_count():
-    from nse_tf.architecture import Architecture, NetworkSpec
-    from nse_tf.cost import network_cost
+    from nse_tf.space.analytic import network_cost
+    from nse_tf.space.architecture import Architecture, NetworkSpec
 
     spec = NetworkSpec(SPACE, Architecture.from_cells([[0, 1], [1]], SPACE.get_pool()), "x")
     model = cost_model.macs_model(SPACE)
@@ -130,10 +131,11 @@ def test_one_operation_is_timed_with_litert(tmp_path):
 @pytest.mark.slow
 def test_table_predicts_the_whole_networks_litert_latency(tmp_path):
     """Sum of table entries vs the exported child network, both on this CPU: within a factor of 2."""
-    from nse_tf.architecture import Architecture, NetworkSpec
-    from nse_tf.child import build_child
-    from nse_tf.export import tflite_latency_ms
     import tensorflow as tf
+
+    from nse_tf.export.timing import tflite_latency_ms
+    from nse_tf.nets.child import build_child
+    from nse_tf.space.architecture import Architecture, NetworkSpec
 
     table = latency.measure(SPACE, runs=200)
     cells = [[0, 1], [1]]
@@ -150,15 +152,17 @@ def test_table_predicts_the_whole_networks_litert_latency(tmp_path):
 def test_report_states_the_unit_and_a_latency_front_also_shows_macs(tmp_path, unit):
     from types import SimpleNamespace
 
-    from nse_tf import reporting
-    from nse_tf.evolution import ArchPoint, EvolutionState
+    from nse_tf.search import report as reporting
+    from nse_tf.search.evolution import ArchPoint, EvolutionState
 
     config = SimpleNamespace(run_dir=str(tmp_path), space=SPACE, penalty=SimpleNamespace(target=1.3),
                              evolution=SimpleNamespace(drift=0.1, window=None), data=SimpleNamespace(dataset="fashion_mnist"))
-    # One finished round; its history written before latency searches existed ("best_macs").
+    # One finished round, read from a state file written before latency searches existed ("best_macs").
     state = EvolutionState(list(SPACE.get_pool().names), 2, 1, 0, 0, "done", [[0, 1], [1]], [[], []], [[0, 1], [1]],
                            [], [{"round": 0, "subspace_sizes": [2, 1], "active_ops_end": 3, "evaluated": 4,
                                  "front_size": 1, "best_accuracy": 0.5, "best_macs": 1.234, "eval_seconds": 1.0}])
+    state = EvolutionState.from_json(state.to_json(), "an old state")
+    assert "best_macs" not in state.history[0] and state.history[0]["best_cost"] == 1.234
     point = ArchPoint([[0, 1], [1]], 1.234, 0.5)
     path = tmp_path / "report.md"
     reporting.write_report(str(path), config, state, reporting.choose_architectures([point], 1.3),

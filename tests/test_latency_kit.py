@@ -15,8 +15,9 @@ import sys
 
 import pytest
 
-from nse_tf import latency, latency_kit
-from nse_tf.space import MacroSpace
+from nse_tf.cost import latency
+from nse_tf.cost import phone_kit as latency_kit
+from nse_tf.space.macro import MacroSpace
 
 # One N cell, then one R cell (28 -> 14): two cell shapes, as in tests/test_latency.py.
 SPACE = MacroSpace(layout="R", counts=(1, 0), channels=(8, 16), pool=("mb_k3_t1", "mb_k3_t3"), input_size=28,
@@ -123,14 +124,17 @@ def test_cli_measure_refuses_a_search_that_is_not_a_latency_search_and_import_na
 
 
 def test_space_flags_are_read_from_a_search_flagfile_with_its_includes(tmp_path):
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
-    try:
-        import latency_table as tool
-    finally:
-        sys.path.pop(0)
+    from nse_tf.space.macro import space_from_flags
+    from nse_tf.utils.flagfiles import FlagfileError, read_flagfile
+
     (tmp_path / "base.flags").write_text("# shared\n--pool=mb19\n--channels=8,16,24,32,48,64,128\n")
     (tmp_path / "s.flags").write_text(f"--flagfile={tmp_path / 'base.flags'}\n--counts=0,1,1,1,0,0\n"
                                       "--channels=8,16,28,36,52,72,144\n--cost=latency\n")
-    space = tool.space_of(tool.read_flagfile(str(tmp_path / "s.flags")), "s.flags")
+    space = space_from_flags(read_flagfile(str(tmp_path / "s.flags")))
     assert space.channels == (8, 16, 28, 36, 52, 72, 144) and space.counts == (0, 1, 1, 1, 0, 0)
     assert len(space.get_pool()) == 19
+    (tmp_path / "loop.flags").write_text(f"--flagfile={tmp_path / 'loop.flags'}\n")
+    with pytest.raises(FlagfileError, match="includes itself"):
+        read_flagfile(str(tmp_path / "loop.flags"))
+    with pytest.raises(ValueError, match="--counts=a,b is not valid"):
+        space_from_flags({"counts": "a,b"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nse_tf.ops import POOLS, Cost, OpSpec, Pool, get_pool, op_cost
+from nse_tf.space.ops import POOLS, Cost, OpSpec, Pool, get_pool, op_cost
 
 # ---------------------------------------------------------------- pools
 

@@ -47,13 +47,10 @@ def error_line(result: subprocess.CompletedProcess) -> str:
 
 
 def parsed_cli(*args: str):
-    """tools/search.py imported into this process with ``args`` parsed as its flags."""
-    sys.path.insert(0, os.path.dirname(SEARCH))
-    try:
-        import search as cli
-    finally:
-        sys.path.pop(0)
+    """The search's command line (nse_tf/cli/search.py) imported into this process with ``args`` parsed."""
     from absl import flags
+
+    from nse_tf.cli import search as cli
 
     flags.FLAGS.unparse_flags()
     flags.FLAGS(["search.py", *args])
@@ -96,7 +93,7 @@ TINY_LATENCY += ["--cost=latency", "--target_ms=0.5", "--drift_ms=0.2", "--extra
 @pytest.fixture
 def stub_latency_timer(monkeypatch):
     """0.01 ms per thousand parameters plus 0.02 ms per invoke: a table without converting any model."""
-    from nse_tf import latency
+    from nse_tf.cost import latency
 
     monkeypatch.setattr(latency, "_median_invoke_ms",
                         lambda model, *args, **kwargs: 0.02 + 1e-5 * model.count_params())
@@ -199,6 +196,7 @@ KILLED = [*TINY, "--inherit_weights"]
 
 
 @needs_data
+@pytest.mark.slow  # end to end; CI's 15 minutes (run with -m slow)
 def test_killed_run_resumes_to_the_same_final_state(tmp_path):
     # The uninterrupted reference runs beside the killed one: each process spends most of its time tracing
     # graphs on one core, so on two cores this takes about the time of the killed sequence alone.
@@ -281,7 +279,7 @@ def _damage(ckpt_dir, step: int, how: str) -> str:
 
 
 @needs_data
-@pytest.mark.parametrize("how", ["deleted index", "random bytes in the data"])
+@pytest.mark.parametrize("how", ["deleted index", pytest.param("random bytes in the data", marks=pytest.mark.slow)])
 def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path, stopped_run, how):
     """The stopped run keeps ckpt-0 and ckpt-2; with ckpt-2 damaged it resumes from ckpt-0, names the damaged
     checkpoint, and retrains to the same step-2 state."""
@@ -320,6 +318,7 @@ def test_a_missing_state_beside_outputs_is_an_error_not_a_restart(tmp_path, stop
 
 
 @needs_data
+@pytest.mark.slow  # end to end; CI's 15 minutes (run with -m slow)
 def test_a_round_whose_evaluation_failed_resumes_with_new_end_of_round_settings(tmp_path):
     """Sampling fails only after the round is trained: the end-of-round settings may change on resume (and
     the change is recorded), so the trained round is not stranded; settings that training reads stay fixed."""
@@ -378,7 +377,7 @@ def test_every_committed_search_flagfile_builds_its_config(flagfile, monkeypatch
 def test_committed_run_directories_still_match_their_flagfiles(flagfile, run):
     """A committed run directory's config.json, read through upgrade_saved_config, equals what its flagfile
     builds today: rerunning the committed command resumes it instead of refusing it."""
-    from nse_tf.runner import upgrade_saved_config
+    from nse_tf.search.saved_config import upgrade_saved_config
 
     now = parsed_cli(f"--flagfile={os.path.join(ROOT, 'configs', flagfile)}").build_config().to_json()
     with open(os.path.join(ROOT, "results", run, "config.json"), encoding="utf-8") as f:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nse_tf.space import SPACES, MacroSpace, get_space, make_divisible, parse_int_list
+from nse_tf.space.macro import SPACES, MacroSpace, get_space, make_divisible, parse_int_list
 
 
 def reference_make_divisible(v: float) -> int:

@@ -9,9 +9,10 @@ import os
 import numpy as np
 import pytest
 
-from nse_tf.evolution import ArchPoint
-from nse_tf.standalone import kendall_tau, round_points, spearman, spread_over_accuracy, window_points
-from nse_tf.uniform_sampling import UniformWindowSampler
+from nse_tf.search.evolution import ArchPoint
+from nse_tf.search.standalone import round_points, spread_over_accuracy, window_points
+from nse_tf.utils.metrics import kendall_tau, spearman
+from nse_tf.search.uniform_sampling import UniformWindowSampler
 
 
 def all_architectures(n_ops, may_be_empty):
@@ -64,7 +65,7 @@ def test_draw_unique_gives_distinct_architectures():
 
 
 def test_shards_split_the_jobs_between_them():
-    from nse_tf.standalone import Shard
+    from nse_tf.search.standalone import Shard
 
     shards = [Shard.parse(f"{i}/3") for i in range(3)]
     assert [[j for j in range(7) if s.takes(j)] for s in shards] == [[0, 3, 6], [1, 4], [2, 5]]
@@ -78,7 +79,9 @@ def test_the_shard_finishing_last_sees_runs_another_shard_finished_while_it_trai
     """Shard 1 of 2 reaches job 2 (shard 0's) before shard 0 has finished it; shard 0 finishes it while shard 1
     trains job 3. Shard 1 finishes last, so it must return all four results (this race once left the ranking
     without its ranking.json)."""
-    from nse_tf import standalone, training
+    from nse_tf.data import arrays
+    from nse_tf.search import standalone
+    from nse_tf.train import run_dir
 
     def result_of(run_dir):
         os.makedirs(run_dir, exist_ok=True)
@@ -94,8 +97,8 @@ def test_the_shard_finishing_last_sees_runs_another_shard_finished_while_it_trai
             result_of(dirs[2])  # shard 0 ends job 2 meanwhile
 
     monkeypatch.setattr(standalone, "train_on_heldout", train)
-    monkeypatch.setattr(training, "load_arrays", lambda name: None)
-    monkeypatch.setattr(training, "check_run_dir", lambda *args: None)
+    monkeypatch.setattr(arrays, "load_arrays", lambda name: None)
+    monkeypatch.setattr(run_dir, "check_run_dir", lambda *args: None)
     jobs = [(None, None, d) for d in dirs]
     results = standalone.run_share(jobs, standalone.Shard(1, 2), 100, 0, log=lambda line: None)
     assert all(r is not None for r in results)
@@ -138,11 +141,11 @@ FMNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
 def fake_search_run(run_dir, n_points=6):
     """A finished one-round search of the tests' tiny space (MACs priced), as its files would hold it."""
-    from nse_tf.cost_model import macs_model
+    from nse_tf.cost.model import macs_model
     from nse_tf.data.pipeline import DataConfig
-    from nse_tf.evolution import EvolutionConfig
-    from nse_tf.runner import SearchConfig
-    from nse_tf.search import PenaltyConfig
+    from nse_tf.search.config import SearchConfig
+    from nse_tf.search.evolution import EvolutionConfig
+    from nse_tf.search.round_trainer import PenaltyConfig
     from tests.helpers import TINY_SPACE
 
     model = macs_model(TINY_SPACE)

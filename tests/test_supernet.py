@@ -1,4 +1,4 @@
-"""Tests for nse_tf.supernet (and the compiled steps of nse_tf.search) on a tiny two-cell supernet.
+"""Tests for nse_tf.search.supernet (and the compiled steps of nse_tf.search.round_trainer) on a tiny two-cell supernet.
 
 The net: stem (8 ch, 8x8) -> N cell over 3 ops -> R cell over 2 ops -> head (8 ch, 3 classes).
 """
@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nse_tf import gates, search
-from nse_tf.batch_norm import batch_norm_layers
-from nse_tf.cost_model import CostModel
-from nse_tf.space import MacroSpace
-from nse_tf.supernet import Supernet
+from nse_tf.cost.model import CostModel
+from nse_tf.nets.batch_norm import batch_norm_layers
+from nse_tf.search import gates
+from nse_tf.search import round_trainer as search
+from nse_tf.search.supernet import Supernet
+from nse_tf.space.macro import MacroSpace
 
 SPACE = MacroSpace(layout="R", counts=(1, 0), channels=(8, 8), input_size=8, input_channels=1, num_classes=3,
                    stem_stride=1, head_channels=8, pool="mac27", mean=(0.0,), std=(1.0,))
@@ -240,8 +241,9 @@ def test_self_simplification_inside_the_step(protected):
 def test_weight_decay_reaches_conv_and_dense_kernels_only():
     """The search's rule (search.is_decayed) and the retraining optimiser decay exactly the convolution,
     depthwise and dense kernels: never BN scales and offsets, biases or the normalisation statistics."""
-    from nse_tf.child import build_child
-    from nse_tf.training import TrainConfig, build_optimizer
+    from nse_tf.nets.child import build_child
+    from nse_tf.train.config import TrainConfig
+    from nse_tf.train.optimizers import build_optimizer
     from tests.helpers import TINY
 
     def kernels(layers) -> set[str]:
@@ -408,8 +410,8 @@ def test_exact_batch_norm_statistics_forget_the_previous_path():
 def test_a_full_disk_during_a_round_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
     import errno
 
-    from nse_tf.evolution import StateError
-    from nse_tf.runner import RoundCheckpoint
+    from nse_tf.search.checkpoints import RoundCheckpoint
+    from nse_tf.search.evolution import StateError
 
     trainer = search.RoundTrainer(SPACE, SUBSPACES, search.OptimConfig(), search.PenaltyConfig(target=1.0, a=0.0),
                                   search.RoundConfig(steps=4, steps_per_epoch=4, batch_size=BATCH))

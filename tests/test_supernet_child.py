@@ -3,18 +3,18 @@ fused layers/optimiser the supernet uses are exact stand-ins for Keras's own."""
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
 import nse_tf
-from nse_tf.architecture import Architecture, NetworkSpec
-from nse_tf.child import build_child
-from nse_tf.layers import FusedBatchNormalization
-from nse_tf.optimizers import FusedSGD
-from nse_tf.schedules import WarmupCosine
-from nse_tf.supernet import Supernet
+from nse_tf.nets.child import build_child
+from nse_tf.nets.layers import FusedBatchNormalization
+from nse_tf.search.supernet import Supernet
+from nse_tf.space.architecture import Architecture, NetworkSpec
+from nse_tf.train.optimizers import FusedSGD
+from nse_tf.train.schedules import WarmupCosine
 
 
 def _randomise(net: Supernet, rng: np.random.Generator) -> None:

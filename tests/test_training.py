@@ -1,4 +1,4 @@
-"""Tests for nse_tf.training and tools/train.py: augmentation, data order independent of resumes, a killed
+"""Tests for nse_tf.train and tools/train.py: augmentation, data order independent of resumes, a killed
 run that resumes to the same weights, refusal to mix runs, flag errors, and the JAX backend."""
 
 from __future__ import annotations
@@ -14,11 +14,16 @@ import keras
 import numpy as np
 import pytest
 
-from nse_tf.architecture import Architecture, NetworkSpec
-from nse_tf.child import build_child
-from nse_tf.training import (CHECKPOINT_STATE_NAME, RESULT_NAME, WEIGHTS_NAME, ImageArrays, TrainConfig, TrainError,
-                             _seed_generators, augment_batch, batch_norm_layers, load_arrays, make_training_dataset,
-                             read_history, recalibrate_batch_norm, train)
+from nse_tf.data.arrays import DatasetError, ImageArrays, load_arrays
+from nse_tf.nets.batch_norm import batch_norm_layers
+from nse_tf.nets.child import build_child
+from nse_tf.space.architecture import Architecture, NetworkSpec
+from nse_tf.train.augment import augment_batch, make_training_dataset
+from nse_tf.train.bn_recalibration import recalibrate_batch_norm
+from nse_tf.train.checkpoints import seed_generators
+from nse_tf.train.config import CHECKPOINT_STATE_NAME, RESULT_NAME, WEIGHTS_NAME, TrainConfig, TrainError
+from nse_tf.train.loop import train
+from nse_tf.train.run_dir import read_history
 from tests.helpers import TINY, TINY_SPACE, randomise_weights
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -99,9 +104,9 @@ def test_batch_norm_recalibration_averages_the_batches_and_leaves_the_rest(small
     assert {layer.momentum for layer in batch_norm_layers(model)} == {0.9}
     # Dropout's RNG is where it was: recalibrating does not change the rest of a run.
     with_dropout = build_child(TINY, dropout=0.5)
-    before = [np.asarray(g.state.value).tolist() for g in _seed_generators(with_dropout)]
+    before = [np.asarray(g.state.value).tolist() for g in seed_generators(with_dropout)]
     recalibrate_batch_norm(with_dropout, images, 64)
-    after = [np.asarray(g.state.value).tolist() for g in _seed_generators(with_dropout)]
+    after = [np.asarray(g.state.value).tolist() for g in seed_generators(with_dropout)]
     assert before and before == after
 
 
@@ -130,7 +135,7 @@ def test_training_writes_weights_result_and_history(uninterrupted, small_data):
     assert process["backend"] == "tensorflow" and process["device"] == f"cpu: {os.cpu_count()} cores"
     assert process["epochs"] == [1, 2] and process["seconds"] > 0
     # The saved weights (EMA, no optimizer slots) reproduce the reported accuracy.
-    from nse_tf.training import evaluate_arrays
+    from nse_tf.nets.inference import evaluate_arrays
 
     model = build_child(TINY)
     model.load_weights(os.path.join(run_dir, WEIGHTS_NAME))
@@ -177,6 +182,7 @@ def test_resume_after_an_epoch_matches_uninterrupted(tmp_path, uninterrupted, sm
     assert abs(resumed.top1 - full_result.top1) <= 1 / 128
 
 
+@pytest.mark.slow  # end to end; CI's 15 minutes (run with -m slow)
 def test_a_full_disk_during_a_checkpoint_write_is_a_clear_error_and_loses_nothing(tmp_path, uninterrupted,
                                                                                   small_data, monkeypatch):
     import errno
@@ -207,6 +213,7 @@ def test_a_full_disk_during_a_checkpoint_write_is_a_clear_error_and_loses_nothin
         np.testing.assert_allclose(a, b, atol=2e-5)
 
 
+@pytest.mark.slow  # end to end; CI's 15 minutes (run with -m slow)
 def test_train_killed_while_writing_a_checkpoint_resumes_to_the_same_weights(tmp_path, uninterrupted, small_data):
     """SIGKILL at the moment epoch 2's checkpoint state is renamed into place (its weights file already is):
     the rerun resumes from epoch 1 and ends with the uninterrupted run's weights."""
@@ -275,7 +282,7 @@ def test_cli_flag_errors(args, flag):
 def test_cpu_threads_size_tensorflows_pools():
     """In a fresh process (TensorFlow fixes its pools when it runs its first op)."""
     code = ("import tensorflow as tf\n"
-            "from nse_tf.training import set_cpu_threads\n"
+            "from nse_tf.train.device import set_cpu_threads\n"
             "set_cpu_threads(1)\n"
             "tf.constant(1.0) + 1.0\n"
             "print(tf.config.threading.get_intra_op_parallelism_threads(),"
@@ -287,6 +294,7 @@ def test_cpu_threads_size_tensorflows_pools():
     assert result.stdout.split() == ["1", "1"]
 
 
+@pytest.mark.slow  # end to end; CI's 15 minutes (run with -m slow)
 def test_jax_backend_trains_and_its_weights_load_under_tensorflow(tmp_path, small_data):
     """``KERAS_BACKEND=jax tools/train.py`` runs without TensorFlow code; TF reproduces its accuracy."""
     data_path = tmp_path / "data.npz"
@@ -306,7 +314,7 @@ def test_jax_backend_trains_and_its_weights_load_under_tensorflow(tmp_path, smal
     with open(tmp_path / "run" / RESULT_NAME) as f:
         saved = json.load(f)
     assert saved["backend"] == "jax"
-    from nse_tf.training import evaluate_arrays
+    from nse_tf.nets.inference import evaluate_arrays
 
     model = build_child(TINY)
     model.load_weights(str(tmp_path / "run" / WEIGHTS_NAME))
@@ -314,8 +322,8 @@ def test_jax_backend_trains_and_its_weights_load_under_tensorflow(tmp_path, smal
 
 
 def test_heldout_arrays_carve_the_search_split_and_replace_the_test_split():
+    from nse_tf.data.arrays import heldout_arrays
     from nse_tf.data.idx import heldout_split
-    from nse_tf.training import heldout_arrays
 
     rng = np.random.default_rng(0)
     data = ImageArrays(rng.integers(0, 256, (50, 4, 4, 1), dtype=np.uint8), np.arange(50) % 10,
@@ -325,7 +333,7 @@ def test_heldout_arrays_carve_the_search_split_and_replace_the_test_split():
     np.testing.assert_array_equal(split.x_test, data.x_train[heldout_idx])
     np.testing.assert_array_equal(split.y_train, data.y_train[train_idx])
     assert len(split.x_train) == 38 and split.name == "toy:heldout=12,seed=1000"
-    with pytest.raises(TrainError, match="heldout_examples"):
+    with pytest.raises(DatasetError, match="heldout_examples"):
         heldout_arrays(data, 50, 0)
-    with pytest.raises(TrainError, match="heldout_examples"):
+    with pytest.raises(DatasetError, match="heldout_examples"):
         heldout_arrays(data, 0, 0)

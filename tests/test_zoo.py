@@ -13,10 +13,13 @@ import sys
 import numpy as np
 import pytest
 
-from nse_tf import count_macs, count_params, zoo
-from nse_tf.published import published_names
-from nse_tf.evaluation import QUICK_CHECK_EXAMPLES, measure, quick_check
-from nse_tf.training import ImageArrays, TrainConfig, load_arrays, train
+from nse_tf import count_macs, count_params
+from nse_tf.data.arrays import ImageArrays, load_arrays
+from nse_tf.space.published import published_names
+from nse_tf.train.config import TrainConfig
+from nse_tf.train.loop import train
+from nse_tf.zoo import registry as zoo
+from nse_tf.zoo.evaluation import QUICK_CHECK_EXAMPLES, measure, quick_check
 from tests.helpers import TINY
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -145,7 +148,7 @@ def test_trained_entry_metadata_matches_evaluate(trained_zoo, monkeypatch):
 
 def test_pretrained_load_and_tflite_path(trained_zoo, monkeypatch):
     monkeypatch.setenv(zoo.ZOO_ENV, trained_zoo)
-    from nse_tf.training import evaluate_arrays
+    from nse_tf.nets.inference import evaluate_arrays
 
     full = load_arrays("fashion_mnist")
     model = zoo.load("tiny-fmnist")
@@ -216,6 +219,7 @@ def test_make_zoo_entry_never_replaces_an_entry_without_overwrite(trained_zoo, t
     assert sorted(p.name for p in copy.iterdir()) == ["tiny-fmnist"]  # no staging or previous folder left
 
 
+@pytest.mark.slow  # end to end; CI's 15 minutes (run with -m slow)
 def test_a_zoo_write_killed_while_replacing_an_entry_loses_nothing(tmp_path):
     """SIGKILL just before the new entry is renamed into place, with the old one moved aside: the old files are
     kept, the entry says why it is missing, and the same command run again finishes the job."""
@@ -298,7 +302,7 @@ def test_evaluate_flag_errors(args, start):
 
 def test_top1_of_tied_logits_is_argmax_as_in_the_export_check():
     """int8 outputs tie often; evaluate.py must rank ties as the export verification (argmax) does."""
-    from nse_tf.evaluation import top_k_accuracies
+    from nse_tf.utils.metrics import top_k_accuracies
 
     rng = np.random.default_rng(0)
     logits = np.round(rng.normal(size=(2000, 10)), 0).astype(np.float32)  # many ties
@@ -306,7 +310,7 @@ def test_top1_of_tied_logits_is_argmax_as_in_the_export_check():
     assert top_k_accuracies(logits, labels)["top1"] == float(np.mean(logits.argmax(1) == labels))
 
 
-@pytest.mark.parametrize("entry", ["mobilenetv2-style-fmnist", "mobilenetv2-style-fmnist-e60-flip"])
+@pytest.mark.parametrize("entry", ["mobilenetv2-style-fmnist", "mobilenetv2-style-fmnist.e60_flip"])
 def test_a_wrongly_shaped_input_is_refused_and_the_model_stays_usable(entry):
     model = zoo.load(entry)
     images = load_arrays("fashion_mnist").x_test[:3].astype(np.float32)

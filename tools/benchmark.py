@@ -26,6 +26,15 @@ seconds per architecture of both and Kendall tau between their accuracies; with 
 is ``{"seconds_per_arch": <shortcut>, "archs": n, "heldout_examples": m, "today_seconds_per_arch": ...,
 "kendall_tau_vs_today": ..., "today_repeat_tau": ...}`` (today's procedure against itself one block later,
 the noise floor of tau).
+
+    python tools/benchmark.py latency [--json] [--latency_archs=60] [--fit_archs=20] [--latency_rounds=3]
+        [--latency_runs=100] [--latency_formats=float32,int8] [--seed=0]
+
+``latency`` checks the latency model that predicts (``nse_tf.cost.latency_prediction``): on the quick latency
+space, per TFLite form, it measures the table, exports and times random whole networks back to back, fits
+the correction on some and scores it on the others: share within +-10%, RMSE, Kendall tau; with ``--json``
+the last line is ``{"within_10pct": ..., "rmse_ms": ..., "kendall_tau": ..., "n": ...}`` (the worse form),
+then each form's figures. It refuses to run on a busy machine.
 """
 
 from __future__ import annotations
@@ -38,7 +47,6 @@ import time
 from typing import Any, Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
@@ -64,12 +72,19 @@ HELDOUT_IMAGES = flags.DEFINE_integer("heldout_images", 1500, "evaluation: the s
 BLOCKS = flags.DEFINE_integer("blocks", 3, "evaluation: alternating blocks per procedure (each evaluates every "
                               "architecture; seconds are the blocks' median).")
 
+LATENCY_ARCHS = flags.DEFINE_integer("latency_archs", 60, "latency: random architectures exported and timed.")
+FIT_ARCHS = flags.DEFINE_integer("fit_archs", 20, "latency: of those, how many fit the correction (the rest "
+                                 "validate it).")
+LATENCY_ROUNDS = flags.DEFINE_integer("latency_rounds", 3, "latency: interleaved timing rounds over all files.")
+LATENCY_RUNS = flags.DEFINE_integer("latency_runs", 100, "latency: invokes per file and round (and per table piece).")
+LATENCY_FORMATS = flags.DEFINE_list("latency_formats", ["float32", "int8"], "latency: TFLite forms to check.")
+
 TARGETS = {"step_ratio": 1.15, "gate_ratio": 1.8}
 
 
 def build_space() -> Any:
     import nse_tf
-    from nse_tf.space import parse_int_list
+    from nse_tf.space.macro import parse_int_list
 
     overrides: dict[str, Any] = {}
     if COUNTS.value.strip():
@@ -102,8 +117,8 @@ def child_train_step(model: Any, trainer: Any) -> Callable[..., Any]:
     import keras
     import tensorflow as tf
 
-    from nse_tf.schedules import WarmupCosine
-    from nse_tf.search import is_decayed
+    from nse_tf.search.round_trainer import is_decayed
+    from nse_tf.train.schedules import WarmupCosine
 
     optim, config = trainer.optim, trainer.config
     warmup = int(round(optim.warmup_epochs * config.steps_per_epoch))
@@ -150,11 +165,11 @@ def run_supernet() -> dict[str, Any]:
     import numpy as np
     import tensorflow as tf
 
-    from nse_tf import gates
-    from nse_tf.architecture import Architecture, NetworkSpec
-    from nse_tf.child import build_child
-    from nse_tf.layers import Namespace
-    from nse_tf.search import OptimConfig, PenaltyConfig, RoundConfig, RoundTrainer, new_round_state
+    from nse_tf.nets.child import build_child
+    from nse_tf.nets.layers import Namespace
+    from nse_tf.search import gates
+    from nse_tf.search.round_trainer import OptimConfig, PenaltyConfig, RoundConfig, RoundTrainer, new_round_state
+    from nse_tf.space.architecture import Architecture, NetworkSpec
 
     require_positive(STEPS, BATCH_SIZE, REPEATS, OPS_PER_CELL)
     if WARMUP.value < 1:
@@ -271,7 +286,7 @@ def run_supernet() -> dict[str, Any]:
 
 
 def _child_macs(model: Any) -> int:
-    from nse_tf.cost import count_macs
+    from nse_tf.nets.counting import count_macs
 
     return count_macs(model)
 
@@ -288,11 +303,11 @@ def run_evaluation() -> dict[str, Any]:
     import numpy as np
     import tensorflow as tf
 
-    from nse_tf import gates
     from nse_tf.data.pipeline import DataConfig, load_splits
-    from nse_tf.search import OptimConfig, PenaltyConfig, RoundConfig, RoundTrainer, new_round_state
-    from nse_tf.space import get_space
-    from nse_tf.standalone import kendall_tau
+    from nse_tf.search import gates
+    from nse_tf.search.round_trainer import OptimConfig, PenaltyConfig, RoundConfig, RoundTrainer, new_round_state
+    from nse_tf.utils.metrics import kendall_tau
+    from nse_tf.space.macro import get_space
 
     require_positive(TRAIN_STEPS, ARCHS, EVAL_BATCH_SIZE, BN_BATCH_SIZE, BN_IMAGES, HELDOUT_IMAGES, BLOCKS)
     if ARCHS.value < 2:
@@ -357,7 +372,81 @@ def run_evaluation() -> dict[str, Any]:
             "today_repeat_tau": None if repeat_tau is None else round(repeat_tau, 4)}
 
 
-BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {"supernet": run_supernet, "evaluation": run_evaluation}
+def random_architectures(space: Any, n: int, rng: Any) -> list[list[list[int]]]:
+    """``n`` distinct architectures: per cell 0-3 operations (at least 1 in R/E cells), drawn uniformly."""
+    n_pool, found = len(space.get_pool()), {}
+    while len(found) < n:
+        cells = [sorted(int(i) for i in rng.choice(n_pool, size=int(rng.integers(0 if c.may_be_empty else 1, 4)),
+                                                    replace=False)) for c in space.cells()]
+        found.setdefault(tuple(map(tuple, cells)), cells)
+    return list(found.values())
+
+
+def run_latency() -> dict[str, Any]:
+    """Whole networks' LiteRT times against the table's prediction, on the quick latency space
+    (configs/fashion_mnist_latency_quick.flags): per TFLite form, the table measured here, then
+    --latency_archs random architectures exported and timed back to back (--latency_rounds interleaved
+    rounds of --latency_runs invokes, 1 thread, XNNPACK); the correction (nse_tf.cost.latency_prediction) is
+    fitted on the first --fit_archs and scored on the others, beside the table's plain sum."""
+    import tempfile
+
+    import keras
+    import numpy as np
+
+    from nse_tf.cost import latency, latency_prediction
+    from nse_tf.cost.model import latency_model
+    from nse_tf.export.timing import interleaved_latency_ms, require_quiet_machine
+    from nse_tf.nets.child import build_child
+    from nse_tf.space.architecture import Architecture, NetworkSpec
+    from nse_tf.space.macro import get_space
+
+    require_positive(LATENCY_ARCHS, FIT_ARCHS, LATENCY_ROUNDS, LATENCY_RUNS)
+    if not len(latency_prediction.FEATURES) <= FIT_ARCHS.value < LATENCY_ARCHS.value:
+        raise app.UsageError(f"--fit_archs must be in [{len(latency_prediction.FEATURES)}, --latency_archs), got "
+                             f"{FIT_ARCHS.value}")
+    for fmt in LATENCY_FORMATS.value:
+        if fmt not in latency.TFLITE_FORMATS:
+            raise app.UsageError(f"--latency_formats: {fmt!r} is not one of {', '.join(latency.TFLITE_FORMATS)}")
+    require_quiet_machine(0.3)
+    t_all = time.perf_counter()
+    space = get_space(QUICK["space"], pool=QUICK["pool"], counts=QUICK["counts"], channels=QUICK["channels"])
+    archs = random_architectures(space, LATENCY_ARCHS.value, np.random.default_rng(SEED.value))
+    fit_part, check_part = slice(0, FIT_ARCHS.value), slice(FIT_ARCHS.value, None)
+    results: dict[str, Any] = {}
+    for fmt in LATENCY_FORMATS.value:
+        table = latency.measure(space, runs=LATENCY_RUNS.value, tflite_format=fmt)
+        with tempfile.TemporaryDirectory(prefix="nse-latency-bench-") as workdir:
+            paths = []
+            for i, cells in enumerate(archs):
+                spec = NetworkSpec(space, Architecture.from_cells(cells, space.get_pool()), f"arch{i}")
+                path = os.path.join(workdir, f"arch{i:03d}.tflite")
+                with open(path, "wb") as f:
+                    f.write(latency.convert_network(build_child(spec), fmt))
+                keras.backend.clear_session(free_memory=False)
+                paths.append(path)
+            timed = interleaved_latency_ms(paths, LATENCY_ROUNDS.value, LATENCY_RUNS.value)
+        measured = [timed[p]["median_ms"] for p in paths]
+        correction = latency_prediction.fit(table, space, archs[fit_part], measured[fit_part])
+        predicted = [correction.predict(table, space, cells) for cells in archs]
+        plain = [latency_model(table, space).architecture_cost(cells) for cells in archs]
+        scores = latency_prediction.accuracy(predicted[check_part], measured[check_part])
+        raw = latency_prediction.accuracy(plain[check_part], measured[check_part])
+        results[fmt] = {**{k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()},
+                        "table_sum": {k: round(v, 4) if isinstance(v, float) else v for k, v in raw.items()},
+                        "weights": [round(w, 5) for w in correction.weights],
+                        "measured_ms_range": [round(min(measured), 4), round(max(measured), 4)]}
+        print(f"{fmt}: {len(archs)} networks ({min(measured):.3f}-{max(measured):.3f} ms), correction fitted on "
+              f"{FIT_ARCHS.value}, scored on {scores['n']}: within +-10% {scores['within_10pct']:.2f} "
+              f"(the table's sum alone {raw['within_10pct']:.2f}), RMSE {scores['rmse_ms']:.4f} ms, Kendall tau "
+              f"{scores['kendall_tau']:.3f}; target >= 0.9 within +-10%: {verdict(scores['within_10pct'] >= 0.9)}")
+    print(f"  total {time.perf_counter() - t_all:.0f} s")
+    worst = min(results.values(), key=lambda r: r["within_10pct"])
+    return {"within_10pct": worst["within_10pct"], "rmse_ms": worst["rmse_ms"], "kendall_tau": worst["kendall_tau"],
+            "n": worst["n"], **results}
+
+
+BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {"supernet": run_supernet, "evaluation": run_evaluation,
+                                                       "latency": run_latency}
 
 
 def main(argv: list[str]) -> None:

@@ -17,11 +17,10 @@ import statistics
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
-from nse_tf.cli import FlagError, flags_parser  # noqa: E402
+from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
 
 METHODS = ("nse", "random", "baseline")
 F = flags.FLAGS
@@ -34,7 +33,7 @@ flags.DEFINE_float("max_load", 0.3, "Refuse to time while other processes keep m
 
 
 def parse_rows(values: list[str]) -> list[tuple[str, str, int]]:
-    from nse_tf import zoo
+    from nse_tf.zoo import registry as zoo
 
     rows = []
     for value in values:
@@ -42,7 +41,7 @@ def parse_rows(values: list[str]) -> list[tuple[str, str, int]]:
         if len(parts) != 3 or parts[0] not in METHODS:
             raise FlagError("row", f"{value!r}: expected method:zoo_entry:seed with method one of {', '.join(METHODS)}")
         method, name, seed = parts
-        if name not in zoo.list_models():
+        if not zoo.is_entry(name):
             raise FlagError("row", f"{value!r}: {name} is not a zoo entry")
         if not zoo.get_entry(name).has_weights:
             raise FlagError("row", f"{value!r}: {name} has no trained weights")
@@ -66,9 +65,9 @@ def main(argv: list[str]) -> int:
     except FlagError as err:
         print(f"compare.py: error: {err}", file=sys.stderr)
         return 2
-    from nse_tf import zoo
-    from nse_tf.export import BusyMachineError, interleaved_latency_ms, require_quiet_machine
-    from nse_tf.io_utils import atomic_write_json, atomic_write_text
+    from nse_tf.export.timing import BusyMachineError, interleaved_latency_ms, require_quiet_machine
+    from nse_tf.utils.atomic import atomic_write_json, atomic_write_text
+    from nse_tf.zoo import registry as zoo
 
     try:
         require_quiet_machine(F.max_load)

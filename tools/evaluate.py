@@ -1,84 +1,9 @@
-"""Measure a model on the test split: ``python tools/evaluate.py --model=<zoo name | training run dir>``.
+"""Measure a zoo entry or a training run on the whole test split: ``python tools/evaluate.py --help`` (installed: ``nse-evaluate``).
 
-Reports top-1/top-5 on the whole test split, MACs and params, as JSON. ``--tflite=float32|int8`` runs
-the entry's TFLite file with LiteRT instead of the Keras model. For a zoo entry it also says whether the
-measured top-1 equals the one in its metadata (exit code 1 if not). Backend-agnostic without --tflite.
-``--quick`` checks a trained zoo entry quickly instead: Keras and int8 top-1 on the first 1000 test
-images against the ``quick_check`` in its metadata (what CI runs for every entry).
+A thin entry point; the flags and the work live in ``nse_tf/cli/evaluate.py``.
 """
 
-from __future__ import annotations
-
-import json
-import os
-import sys
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app, flags  # noqa: E402
-
-from nse_tf.cli import FlagError, flags_parser  # noqa: E402
-
-F = flags.FLAGS
-flags.DEFINE_string("model", None, "Zoo entry name, or a tools/train.py run directory.")
-flags.DEFINE_enum("tflite", None, ["float32", "int8"], "Evaluate the zoo entry's TFLite file with LiteRT.")
-flags.DEFINE_string("dataset", None, "fashion_mnist or npz:<path> (default: the entry's / run's dataset).")
-flags.DEFINE_string("data_dir", None, "Fashion-MNIST IDX directory (default: the Debian package's).")
-flags.DEFINE_string("output", None, "Also write the JSON report to this file.")
-flags.DEFINE_bool("quick", False, "Check a trained zoo entry's Keras model and int8 file on the first 1000 test "
-                  "images against its metadata's quick_check (a few seconds after start-up).")
-
-
-def quick_report(name: str) -> dict:
-    from nse_tf import zoo
-    from nse_tf.evaluation import quick_check
-
-    for flag in ("tflite", "dataset", "data_dir"):
-        if getattr(F, flag) is not None:
-            raise FlagError(flag, "does not combine with --quick (it checks Keras and int8 on the entry's dataset)")
-    figures = quick_check(name)
-    recorded = zoo.metadata(name).get("quick_check")
-    if recorded is None:
-        raise FlagError("model", f"zoo entry {name} records no quick_check (made before quick checks existed); "
-                                 "rebuild it with tools/make_zoo_entry.py or evaluate it without --quick")
-    return {"model": name, "quick_check": figures, "metadata_quick_check": recorded,
-            "matches_metadata": figures == recorded}
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) > 1:
-        print(f"evaluate.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return 2
-    from nse_tf.data.idx import DataFileError, DataNotFoundError
-    from nse_tf.evaluation import EvaluationError, measure
-    from nse_tf.training import TrainError
-    from nse_tf.zoo import ZooError
-
-    try:
-        if not F.model:
-            raise FlagError("model", "is required")
-        try:
-            report = quick_report(F.model) if F.quick else measure(F.model, F.tflite, F.dataset, F.data_dir)
-        except EvaluationError as err:
-            raise FlagError(err.flag, str(err)) from None
-        except (DataNotFoundError, DataFileError) as err:
-            raise FlagError("data_dir", str(err)) from None
-        except TrainError as err:
-            raise FlagError("dataset" if "dataset" in str(err) else "model", str(err)) from None
-        except ZooError as err:
-            raise FlagError("model", str(err)) from None
-    except FlagError as err:
-        print(f"evaluate.py: error: {err}", file=sys.stderr)
-        return 2
-    text = json.dumps(report, indent=2)
-    print(text)
-    if F.output:
-        from nse_tf.io_utils import atomic_write_text
-
-        atomic_write_text(F.output, text + "\n")
-    return 0 if report.get("matches_metadata", True) else 1
-
+from nse_tf.cli.evaluate import run
 
 if __name__ == "__main__":
-    app.run(lambda argv: sys.exit(main(argv)), flags_parser=flags_parser("evaluate.py"))
+    run()

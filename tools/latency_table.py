@@ -22,6 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags  # noqa: E402
 
+from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
+
 F = flags.FLAGS
 flags.DEFINE_string("search_flags", None, "measure/export: the search flagfile whose space the table prices.")
 flags.DEFINE_string("out", None, "measure: the table JSON (default: the flagfile's --latency_table); export: the "
@@ -32,70 +34,31 @@ flags.DEFINE_integer("runs", 100, "Timed invokes per model.")
 flags.DEFINE_float("max_load", 0.3, "measure: refuse to start while other processes keep more cores than this busy.")
 flags.DEFINE_boolean("overwrite", False, "measure/export: replace an existing table or kit.")
 
-SPACE_FLAGS = {"pool": str, "layout": str, "counts": "ints", "channels": "ints", "scale": float,
-               "input_size": int, "num_classes": int, "stem_stride": int, "r_strides": "ints", "head_channels": int}
-
-
-class FlagError(ValueError):
-    def __init__(self, flag: str, message: str) -> None:
-        super().__init__(f"--{flag}: {message}")
-
-
-def read_flagfile(path: str, seen: tuple[str, ...] = ()) -> dict[str, str]:
-    """``--name=value`` lines of an absl flagfile (comments skipped, nested ``--flagfile`` followed; later
-    lines win, as absl reads them)."""
-    if path in seen:
-        raise FlagError("search_flags", f"{path} includes itself")
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError as err:
-        raise FlagError("search_flags", f"cannot read {path} ({err.strerror})") from None
-    values: dict[str, str] = {}
-    for line in lines:
-        line = line.strip()
-        if not line.startswith("--"):
-            continue
-        name, _, value = line[2:].partition("=")
-        if name == "flagfile":
-            values.update(read_flagfile(value, seen + (path,)))
-        else:
-            values[name] = value
-    return values
-
-
-def space_of(values: dict[str, str], source: str):
-    from nse_tf.space import get_space
-
-    overrides = {}
-    for name, kind in SPACE_FLAGS.items():
-        if name not in values:
-            continue
-        try:
-            overrides[name] = (tuple(int(v) for v in values[name].split(",")) if kind == "ints"
-                               else kind(values[name]))
-        except ValueError:
-            raise FlagError("search_flags", f"{source}: --{name}={values[name]} is not valid") from None
-    try:
-        return get_space(values.get("space", "small"), **overrides)
-    except ValueError as err:
-        raise FlagError("search_flags", f"{source}: {err}") from None
-
 
 def search_settings():
     """(space, TFLite form, the flagfile's table path) of --search_flags."""
+    from nse_tf.space.macro import space_from_flags
+    from nse_tf.utils.flagfiles import FlagfileError, read_flagfile
+
     if not F.search_flags:
         raise FlagError("search_flags", "is required")
-    values = read_flagfile(F.search_flags)
+    try:
+        values = read_flagfile(F.search_flags)
+    except FlagfileError as err:
+        raise FlagError("search_flags", str(err)) from None
     if values.get("cost", "macs") != "latency":
         raise FlagError("search_flags", f"{F.search_flags} is not a latency search (--cost=latency)")
     tflite_format = F.latency_format or values.get("latency_format", "float32")
-    return space_of(values, F.search_flags), tflite_format, values.get("latency_table")
+    try:
+        space = space_from_flags(values)
+    except ValueError as err:
+        raise FlagError("search_flags", f"{F.search_flags}: {err}") from None
+    return space, tflite_format, values.get("latency_table")
 
 
 def measure() -> int:
-    from nse_tf import latency
-    from nse_tf.export import other_cpu_load
+    from nse_tf.cost import latency
+    from nse_tf.export.timing import other_cpu_load
 
     space, tflite_format, default_out = search_settings()
     out = F.out or default_out
@@ -118,7 +81,7 @@ def measure() -> int:
 
 
 def export() -> int:
-    from nse_tf import latency_kit
+    from nse_tf.cost import phone_kit as latency_kit
 
     space, tflite_format, _ = search_settings()
     if not F.out:
@@ -132,7 +95,8 @@ def export() -> int:
 
 
 def import_(kit_dir: str) -> int:
-    from nse_tf import latency, latency_kit
+    from nse_tf.cost import latency
+    from nse_tf.cost import phone_kit as latency_kit
 
     if not F.out:
         raise FlagError("out", "is required: the table JSON to write")
@@ -166,4 +130,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=flags_parser("latency_table.py"))

@@ -6,15 +6,13 @@
 from __future__ import annotations
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
 import nse_tf  # noqa: E402
-from nse_tf.cost import network_cost  # noqa: E402
+from nse_tf.space.analytic import network_cost  # noqa: E402
 
 FLAGS = flags.DEFINE_integer("input_size", 224, "Input resolution the networks are built at.")
 NUM_CLASSES = flags.DEFINE_integer("num_classes", 1000, "Classifier width.")

@@ -12,11 +12,10 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
-from nse_tf.cli import flags_parser  # noqa: E402
+from nse_tf.utils.cli import flags_parser  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_string("like", None, "Network JSON (or search run directory) whose skeleton and MACs to match.")
@@ -29,9 +28,9 @@ flags.DEFINE_string("name", "MobileNetV2-style", "Name recorded in the JSON.")
 
 def main(argv: list[str]) -> int:
     from nse_tf import resolve_spec
-    from nse_tf.baselines import mobilenet_v2_style
-    from nse_tf.cost import network_cost
-    from nse_tf.space import MacroSpace
+    from nse_tf.space.analytic import network_cost
+    from nse_tf.space.baselines import mobilenet_v2_style
+    from nse_tf.space.macro import MacroSpace
 
     def fail(flag: str, message: str) -> int:
         print(f"make_baseline.py: error: --{flag}: {message}", file=sys.stderr)

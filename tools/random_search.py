@@ -5,7 +5,7 @@
 Draws ``--num_archs`` distinct architectures uniformly from the whole space of ``--search_run`` (every
 cell any set of the full pool's operations), priced by the same cost model, inside the part of that
 search's window its own pick may take (up to the target); trains each alone with the short stand-alone
-recipe (``nse_tf.standalone.SHORT_RECIPE``) on the search's training images minus its last round's
+recipe (``nse_tf.search.standalone.SHORT_RECIPE``) on the search's training images minus its last round's
 held-out split; picks the best by that held-out top-1 (the test split is never read). Writes
 ``--out_dir``/random_search.json (every candidate), ``chosen/best.json`` (the pick, for tools/train.py)
 and one resumable training run per candidate.
@@ -17,12 +17,11 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
-from nse_tf.cli import FlagError, flags_parser  # noqa: E402
-from nse_tf.training import TrainError  # noqa: E402
+from nse_tf.train.config import TrainError  # noqa: E402
+from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_string("search_run", None, "The search run whose space, cost model and window to draw from.")
@@ -39,7 +38,7 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         print(f"random_search.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
-    from nse_tf.memory import keep_freed_memory
+    from nse_tf.utils.memory import keep_freed_memory
 
     keep_freed_memory()
     try:
@@ -49,7 +48,7 @@ def main(argv: list[str]) -> int:
             raise FlagError("num_archs", f"must be positive, got {F.num_archs}")
         if F.epochs < 1:
             raise FlagError("epochs", f"must be positive, got {F.epochs}")
-        from nse_tf import standalone
+        from nse_tf.search import standalone
 
         try:
             shard = standalone.Shard.parse(F.shard)
@@ -79,9 +78,10 @@ def search(info, round_index: int, shard) -> dict | None:
 
     import numpy as np
 
-    from nse_tf import cost_model, standalone
-    from nse_tf.io_utils import atomic_write_json
-    from nse_tf.uniform_sampling import UniformWindowSampler
+    from nse_tf.cost import model as cost_model
+    from nse_tf.search import standalone
+    from nse_tf.search.uniform_sampling import UniformWindowSampler
+    from nse_tf.utils.atomic import atomic_write_json
 
     model = info.cost_model()
     cells = info.space.cells()

@@ -17,12 +17,11 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
-from nse_tf.cli import FlagError, flags_parser  # noqa: E402
-from nse_tf.training import TrainError  # noqa: E402
+from nse_tf.train.config import TrainError  # noqa: E402
+from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_string("search_run", None, "A search run directory (config.json, round_XX/pareto.json).")
@@ -48,7 +47,7 @@ def main(argv: list[str]) -> int:
         return 2
     import dataclasses
 
-    from nse_tf.memory import keep_freed_memory
+    from nse_tf.utils.memory import keep_freed_memory
 
     keep_freed_memory()
     try:
@@ -60,7 +59,7 @@ def main(argv: list[str]) -> int:
             raise FlagError("seed_archs", f"must be in [0, --num_archs={F.num_archs}], got {F.seed_archs}")
         if F.seed_archs and F.second_seed == F.seed:
             raise FlagError("second_seed", "must differ from --seed")
-        from nse_tf import standalone
+        from nse_tf.search import standalone
 
         try:
             shard = standalone.Shard.parse(F.shard)
@@ -102,8 +101,10 @@ def rank(info, round_index: int, picks, recipe, out_dir: str, shard) -> dict | N
 
     import numpy as np
 
-    from nse_tf import cost_model, standalone
-    from nse_tf.io_utils import atomic_write_json
+    from nse_tf.cost import model as cost_model
+    from nse_tf.search import standalone
+    from nse_tf.utils.atomic import atomic_write_json
+    from nse_tf.utils.metrics import kendall_tau, spearman
 
     seed = info.heldout_seed(round_index)
     macs = cost_model.macs_model(info.space)
@@ -130,7 +131,7 @@ def rank(info, round_index: int, picks, recipe, out_dir: str, shard) -> dict | N
     shared = [r["shared_top1"] for r in rows]
     alone = [r["standalone_top1"] for r in rows]
     result = {
-        "kendall_tau": standalone.kendall_tau(shared, alone), "spearman": standalone.spearman(shared, alone),
+        "kendall_tau": kendall_tau(shared, alone), "spearman": spearman(shared, alone),
         "n": len(rows), "search_run": info.run_dir, "round": round_index + 1, "window": list(info.window),
         "heldout": {"examples": info.heldout_examples, "seed": seed},
         "recipe": recipe.to_dict(), "standalone_range": [min(alone), max(alone)],
@@ -154,7 +155,7 @@ def write_scatter(path: str, result: dict) -> None:
 
     import matplotlib.pyplot as plt
 
-    from nse_tf.io_utils import atomic_write_bytes
+    from nse_tf.utils.atomic import atomic_write_bytes
 
     rows = result["architectures"]
     fig, ax = plt.subplots(figsize=(5.5, 4.5))

@@ -7,7 +7,7 @@ measured ones in zoo/*/metadata.json.
 int8 files of every entry back to back in this one process (interleaved rounds, 1 thread, XNNPACK) and
 writes the medians into each entry's metadata (``tflite.<variant>.litert_latency_ms``), so every figure
 of the table's latency column was taken in the same conditions. It refuses to run while other processes
-keep more than ``--max_load`` cores busy (``nse_tf.export.other_cpu_load``): times taken beside them mislead.
+keep more than ``--max_load`` cores busy (``nse_tf.export.timing.other_cpu_load``): times taken beside them mislead.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from __future__ import annotations
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-HEADER = ("| name | dataset | top-1 | MACs | params | float32 / int8 .tflite | int8 top-1 | "
+HEADER = ("| name | dataset | top-1 | MACs | params | float32 / int8 .tflite | int8 top-1 (post-training / QAT) | "
           "LiteRT latency float32 / int8 (this CPU, 1 thread) |\n|---|---|---|---|---|---|---|---|")
 
 
@@ -26,7 +25,8 @@ def _row(meta: dict) -> str:
     tflite = meta.get("tflite") or {}
     if tflite:
         sizes = " / ".join(f"{tflite[v]['size_bytes'] / 1024:.0f} KiB" for v in ("float32", "int8"))
-        int8 = f"{100 * tflite['int8']['top1']:.2f}%"
+        qat = tflite.get("int8_qat")
+        int8 = f"{100 * tflite['int8']['top1']:.2f}% / " + ("-" if qat is None else f"{100 * qat['top1']:.2f}%")
         latency = " / ".join(f"{tflite[v]['litert_latency_ms']['median_ms']:.2f} ms" for v in ("float32", "int8"))
     else:
         sizes = int8 = latency = "-"
@@ -35,7 +35,7 @@ def _row(meta: dict) -> str:
 
 
 def zoo_table() -> str:
-    from nse_tf import zoo
+    from nse_tf.zoo import registry as zoo
 
     return "\n".join([HEADER] + [_row(zoo.metadata(name)) for name in zoo.list_models()])
 
@@ -52,7 +52,7 @@ def readme_table(readme: str = README) -> str:
 
 
 def write_readme(readme: str = README) -> None:
-    from nse_tf.io_utils import atomic_write_text
+    from nse_tf.utils.atomic import atomic_write_text
 
     with open(readme, encoding="utf-8") as f:
         text = f.read()
@@ -65,9 +65,9 @@ def retime(rounds: int, runs: int, max_load: float) -> list[str]:
     import datetime
     import json
 
-    from nse_tf import zoo
-    from nse_tf.export import interleaved_latency_ms, require_quiet_machine
-    from nse_tf.io_utils import atomic_write_json
+    from nse_tf.export.timing import interleaved_latency_ms, require_quiet_machine
+    from nse_tf.utils.atomic import atomic_write_json
+    from nse_tf.zoo import registry as zoo
 
     require_quiet_machine(max_load)
     variants = {name: [v for v in zoo.TFLITE_VARIANTS if v in (zoo.metadata(name).get("tflite") or {})]
@@ -109,7 +109,7 @@ def main(argv: list[str]) -> int:
                   "[--retime [--rounds=N] [--runs=N] [--max_load=X]])", file=sys.stderr)
             return 2
     if do_retime:
-        from nse_tf.export import BusyMachineError
+        from nse_tf.export.timing import BusyMachineError
 
         if options["rounds"] < 1 or options["runs"] < 1:
             print("zoo_table.py: error: --rounds and --runs must be positive", file=sys.stderr)

@@ -1,0 +1,1 @@
+"""The command-line tools (the console scripts nse-search, nse-train, nse-evaluate, nse-export, nse-zoo, and\n``python tools/<tool>.py``): flags, and the one-line errors with exit code 2 that name the flag at fault."""

@@ -1,0 +1,116 @@
+"""Write one zoo entry: ``python tools/make_zoo_entry.py --name=<entry> --train_dir=<run> --command="..."``.
+
+From a finished tools/train.py run, or from --arch alone (published networks without weights); what an
+entry holds and how it is written: ``nse_tf.zoo.writer``. Names may carry a tag (``<architecture>.<tag>``,
+e.g. ``mobilenetv2-style-fmnist.e60``), so one architecture keeps several trained weights;
+``--flip_average --weights_from=<entry>`` makes a second configuration of an entry's weights without a copy.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from absl import app, flags  # noqa: E402
+
+from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
+
+F = flags.FLAGS
+flags.DEFINE_string("name", None, "Entry name (a folder under the zoo).")
+flags.DEFINE_string("train_dir", None, "A finished tools/train.py run directory.")
+flags.DEFINE_string("arch", None, "Architecture only (published name or network JSON), no weights.")
+flags.DEFINE_string("command", None, "The training command(s) before this one; metadata records both.")
+flags.DEFINE_string("description", "", "One line describing the entry.")
+flags.DEFINE_string("weights_note", None, "Why an --arch entry has no weights.")
+flags.DEFINE_string("training_note", None, "What the run directory does not record about the training "
+                    "(e.g. epochs run before per-process records existed).")
+flags.DEFINE_integer("num_calibration", 500, "Training images that calibrate the int8 file.")
+flags.DEFINE_integer("latency_runs", 200, "Timed LiteRT invocations (one image, one thread).")
+flags.DEFINE_bool("flip_average", False, "The trained network run on each image and its mirror, logits "
+                  "averaged (twice the MACs, same weights): metadata, exports and top-1 are the two-pass model's.")
+flags.DEFINE_string("weights_from", None, "With --flip_average: the zoo entry that holds this run's weights; the "
+                    "new entry records their sha256 instead of a second copy.")
+flags.DEFINE_string("zoo_dir", None, "Zoo folder (default: nse_tf.zoo.zoo_dir()).")
+flags.DEFINE_bool("overwrite", False, "Replace an existing entry of that name (its files are deleted).")
+
+
+def entry_command() -> str:
+    """The training command (if any) and this very invocation, so the entry can be rebuilt verbatim."""
+    own = "python tools/make_zoo_entry.py " + shlex.join(
+        a for a in sys.argv[1:] if not a.startswith(("--zoo_dir", "--command", "--overwrite", "--nooverwrite")))
+    return f"{F.command} && {own}" if F.command else own
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1:
+        print(f"make_zoo_entry.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
+        return 2
+    from nse_tf import resolve_spec  # Keras (and TensorFlow) only once the flags are known to be good
+    from nse_tf.space.architecture import NetworkSpec
+    from nse_tf.train.config import CONFIG_NAME, TrainError
+    from nse_tf.zoo import registry as zoo
+    from nse_tf.zoo import writer
+
+    try:
+        if not F.name:
+            raise FlagError("name", "is required")
+        try:
+            zoo.check_entry_name(F.name)
+        except zoo.ZooError as err:
+            raise FlagError("name", str(err)) from None
+        if bool(F.train_dir) == bool(F.arch):
+            raise FlagError("train_dir", "give exactly one of --train_dir (trained) or --arch (architecture only)")
+        if F.flip_average and not F.train_dir:
+            raise FlagError("flip_average", "needs --train_dir: it averages a trained network's two passes")
+        if F.weights_from is not None:
+            if not F.train_dir:
+                raise FlagError("weights_from", "needs --train_dir: the run whose weights the other entry holds")
+            try:
+                if not zoo.get_entry(F.weights_from).has_weights:
+                    raise FlagError("weights_from", f"{F.weights_from} has no weights")
+            except zoo.ZooError as err:
+                raise FlagError("weights_from", str(err)) from None
+        root = F.zoo_dir or zoo.zoo_dir()
+        if F.train_dir:
+            import json
+
+            config_path = os.path.join(F.train_dir, CONFIG_NAME)
+            if not os.path.exists(config_path):
+                raise FlagError("train_dir", f"{F.train_dir} is not a tools/train.py run directory")
+            with open(config_path, encoding="utf-8") as f:
+                spec = NetworkSpec.from_dict(json.load(f)["network"], source=config_path)
+
+            def fields(stage: str) -> dict:
+                return writer.trained_fields(stage, F.train_dir, F.flip_average, F.weights_from, F.num_calibration,
+                                             F.latency_runs, F.training_note)
+        else:
+            try:
+                spec = resolve_spec(F.arch)
+            except ValueError as err:
+                raise FlagError("arch", str(err)) from None
+
+            def fields(stage: str) -> dict:
+                return writer.architecture_fields(spec, F.weights_note)
+        try:
+            metadata = writer.write_entry(root, F.name, spec, fields, entry_command(), F.description, F.overwrite)
+        except FileExistsError:
+            raise FlagError("name", f"zoo entry {F.name} already exists in {root}; pass --overwrite to replace it "
+                                    "(its weights and .tflite files are deleted)") from None
+        except TrainError as err:
+            raise FlagError("train_dir", str(err)) from None
+        except zoo.ZooError as err:
+            raise FlagError("weights_from", str(err).removeprefix("weights_from: ")) from None
+    except FlagError as err:
+        print(f"make_zoo_entry.py: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {os.path.join(root, F.name)}: top-1 {metadata['top1']}, {metadata['macs'] / 1e6:.2f} M MACs, "
+          f"{metadata['params']:,} params")
+    return 0
+
+
+def run() -> None:
+    """The console script ``nse-zoo`` and ``python tools/make_zoo_entry.py``."""
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=flags_parser("make_zoo_entry.py"))

@@ -1,0 +1,1 @@
+"""From a Keras model to deployable files (SavedModel, TFLite, ONNX), run and timed."""

@@ -1,0 +1,326 @@
+"""The NSE manager (section 6): sub-spaces, pending queues, end-of-round sampling, Pareto front, refill.
+
+Pure host logic on pool indices; the supernet-dependent parts (BN recalibration and held-out
+accuracy) live in nse_tf.search.run / nse_tf.search.round_trainer, so this module is testable without TensorFlow.
+The whole state is one versioned JSON document (``EvolutionState``), written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import numpy as np
+
+from nse_tf.cost.model import architecture_cost
+from nse_tf.search import gates
+
+STATE_FORMAT = "nse_tf.evolution_state"
+STATE_VERSION = 1
+PHASES = ("train", "evaluate", "done")
+
+
+class StateError(ValueError):
+    """A state file that is corrupted or does not match the run's flags; never silently restarted."""
+
+
+class SamplingError(RuntimeError):
+    """The cost window cannot be filled with architectures from the learned distribution."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EvolutionConfig:
+    """Options of the evolution; defaults are the released code's (drift is ours to choose). drift and
+    extra_margin are in the search's cost unit (M MACs, or ms for a latency search)."""
+
+    ops_per_cell: int = 5
+    max_rounds: int | None = None
+    num_archs: int = 2000
+    num_extra: int = 100
+    drift: float = 10.0
+    extra_margin: float = 10.0
+    bn_batches: int = 50
+    # How each evaluated architecture's BN statistics are re-estimated from those bn_batches x batch_size
+    # training images: "ema" runs them batch by batch at the layers' momentum (the method's procedure);
+    # "exact" averages the statistics of all of them, in forward passes of at most bn_batch_size images.
+    bn_mode: str = "ema"
+    bn_batch_size: int = 512
+    eval_batch_size: int | None = None  # held-out images per inference batch (None: the search's batch size)
+    max_sample_draws: int = 200_000
+    inherit_weights: bool = False
+    preserve_prev: bool = True
+    # The end-of-round window (low, high) in the cost unit, when it is not target +- drift: the paper's
+    # latency search penalises towards 66 but samples in (66, 78), extras in (64, 66].
+    window: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.ops_per_cell < 2:
+            raise ValueError(f"ops_per_cell (K) must be >= 2, got {self.ops_per_cell}")
+        if self.max_rounds is not None and self.max_rounds < 1:
+            raise ValueError(f"max_rounds must be >= 1, got {self.max_rounds}")
+        if self.bn_mode not in ("ema", "exact"):
+            raise ValueError(f"bn_mode must be 'ema' or 'exact', got {self.bn_mode!r}")
+        if self.eval_batch_size is not None and self.eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        for name in ("num_archs", "bn_batches", "bn_batch_size", "max_sample_draws"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("num_extra", "extra_margin"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.drift > 0:
+            raise ValueError(f"drift (the window's half-width) must be positive, got {self.drift}")
+        if self.window is not None:
+            if len(self.window) != 2 or not 0 <= self.window[0] < self.window[1]:
+                raise ValueError(f"window must be two costs low,high with 0 <= low < high, got {self.window}")
+            object.__setattr__(self, "window", (float(self.window[0]), float(self.window[1])))
+
+    def window_bounds(self, target: float) -> tuple[float, float]:
+        """(low, high) of the end-of-round window: ``window`` if set, else target +- drift."""
+        return self.window if self.window is not None else (target - self.drift, target + self.drift)
+
+    def budget(self, target: float) -> float:
+        """The most the chosen architecture may cost: the penalty's target, or the top of an explicit window
+        (the paper's latency search targets the bottom of its window)."""
+        return target if self.window is None else self.window[1]
+
+
+@dataclasses.dataclass
+class ArchPoint:
+    """One evaluated architecture: per-cell pool indices, cost (M MACs or ms), held-out top-1."""
+
+    cells: list[list[int]]
+    cost: float
+    accuracy: float = float("nan")
+    round: int = 0
+    extra: bool = False
+
+    def key(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(tuple(sorted(c)) for c in self.cells)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ArchPoint":
+        cost = data.get("cost", data.get("macs"))  # "macs": states written before latency searches existed
+        if cost is None:
+            raise KeyError("cost")
+        return cls([list(map(int, c)) for c in data["cells"]], float(cost), float(data["accuracy"]),
+                   int(data["round"]), bool(data.get("extra", False)))
+
+
+@dataclasses.dataclass
+class EvolutionState:
+    """Everything that carries across rounds, and where the run stands."""
+
+    pool: list[str]
+    ops_per_cell: int
+    num_rounds: int
+    seed: int
+    round: int
+    phase: str
+    subspaces: list[list[int]]
+    pending: list[list[int]]
+    protected: list[list[int]]  # the previous round's optimized subsets (kept from pruning if preserve_prev)
+    pareto: list[ArchPoint]
+    history: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["pareto"] = [p.to_json() for p in self.pareto]
+        return {"format": STATE_FORMAT, "version": STATE_VERSION, **data}
+
+    @classmethod
+    def from_json(cls, data: Any, source: str = "state") -> "EvolutionState":
+        if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+            raise StateError(f"{source}: not an nse_tf evolution state file")
+        if data.get("version") != STATE_VERSION:
+            raise StateError(f"{source}: state version {data.get('version')!r} is not {STATE_VERSION}")
+        try:
+            state = cls(
+                pool=[str(n) for n in data["pool"]], ops_per_cell=int(data["ops_per_cell"]),
+                num_rounds=int(data["num_rounds"]), seed=int(data["seed"]), round=int(data["round"]),
+                phase=str(data["phase"]),
+                subspaces=[list(map(int, s)) for s in data["subspaces"]],
+                pending=[list(map(int, s)) for s in data["pending"]],
+                protected=[list(map(int, s)) for s in data["protected"]],
+                pareto=[ArchPoint.from_json(p) for p in data["pareto"]],
+                # "best_macs": rounds recorded before latency searches existed (the one place old keys are read)
+                history=[{("best_cost" if k == "best_macs" else k): v for k, v in h.items()} for h in data["history"]])
+        except (KeyError, TypeError, ValueError) as err:
+            raise StateError(f"{source}: corrupted state ({type(err).__name__}: {err})") from None
+        state.check(source)
+        return state
+
+    def check(self, source: str = "state") -> None:
+        if self.phase not in PHASES:
+            raise StateError(f"{source}: unknown phase {self.phase!r}")
+        n = len(self.subspaces)
+        if len(self.pending) != n or len(self.protected) != n:
+            raise StateError(f"{source}: sub-spaces, pending queues and protected sets disagree on the cell count")
+        for c in range(n):
+            ops = self.subspaces[c] + self.pending[c]
+            if any(not 0 <= i < len(self.pool) for i in ops) or len(set(ops)) != len(ops):
+                raise StateError(f"{source}: cell {c}: sub-space and pending queue must hold distinct pool indices")
+
+
+def num_rounds(pool_size: int, ops_per_cell: int, max_rounds: int | None) -> int:
+    rounds = max(1, (pool_size - 1) // (ops_per_cell - 1))
+    return min(rounds, max_rounds) if max_rounds else rounds
+
+
+def initial_state(pool: Sequence[str], n_cells: int, config: EvolutionConfig, seed: int) -> EvolutionState:
+    """Each cell shuffles the whole pool (seeded); the first K ops are its sub-space, the rest its queue."""
+    rng = np.random.default_rng([seed, 0x5E])
+    subspaces, pending = [], []
+    for _ in range(n_cells):
+        order = [int(i) for i in rng.permutation(len(pool))]
+        subspaces.append(sorted(order[: config.ops_per_cell]))
+        pending.append(order[config.ops_per_cell:])
+    return EvolutionState(list(pool), config.ops_per_cell, num_rounds(len(pool), config.ops_per_cell,
+                                                                    config.max_rounds),
+                          seed, 0, "train", subspaces, pending, [[] for _ in range(n_cells)], [], [])
+
+
+def continuation_state(previous: EvolutionState, pool: Sequence[str], config: EvolutionConfig, seed: int
+                       ) -> EvolutionState:
+    """A second space (the paper's NSENet run): the finished search's optimized subsets, protected, with
+    its Pareto architectures; the operations new in ``pool`` are queued in a fresh random order per cell."""
+    if previous.phase != "done":
+        raise StateError("the search to continue from has not finished (phase "
+                         f"{previous.phase!r}, round {previous.round})")
+    index = {name: i for i, name in enumerate(pool)}
+    missing = sorted(set(previous.pool) - set(index))
+    if missing:
+        raise StateError(f"the new pool lacks operations of the finished search: {', '.join(missing)}")
+    remap = [index[name] for name in previous.pool]
+    new_ops = [i for i, name in enumerate(pool) if name not in set(previous.pool)]
+    if not new_ops:
+        raise StateError("the new pool adds no operation to the finished search's pool")
+    rng = np.random.default_rng([seed, 0xC0])
+    subsets = [sorted(remap[i] for i in s) for s in previous.protected]
+    pending = [[new_ops[i] for i in rng.permutation(len(new_ops))] for _ in subsets]
+    subspaces, pending = refill(subsets, pending, config.ops_per_cell)
+    pareto = [ArchPoint([[remap[i] for i in cell] for cell in p.cells], p.cost, p.accuracy, -1, False)
+              for p in previous.pareto]
+    # Counted as any search of ``pool`` counts them (mac72, K = 5: 17), so --max_rounds means the same in
+    # both; the paper's NSENet continuation is 3 rounds, i.e. --max_rounds=3.
+    rounds = num_rounds(len(pool), config.ops_per_cell, config.max_rounds)
+    return EvolutionState(list(pool), config.ops_per_cell, rounds, seed, 0, "train", subspaces, pending, subsets,
+                          pareto, [])
+
+
+def sample_architectures(rng: np.random.Generator, alpha: np.ndarray, active: np.ndarray,
+                         subspaces: Sequence[Sequence[int]], slots: Sequence[gates.CellSlots],
+                         op_costs: Sequence[Sequence[float]], fixed: float, target: float,
+                         config: EvolutionConfig, round_index: int, unit: str = "M MACs") -> list[ArchPoint]:
+    """Unique architectures from the learned distribution: ``num_archs`` with cost strictly inside the
+    window (target - drift, target + drift, or ``config.window``) and up to ``num_extra`` in
+    (low - margin, low]."""
+    low, high = config.window_bounds(target)
+    extra_low = low - config.extra_margin
+    p = gates.gate_probability(alpha)
+    found: dict[tuple, ArchPoint] = {}
+    n_main = n_extra = 0
+    for _ in range(config.max_sample_draws):
+        cells = []
+        for c, slot in enumerate(slots):
+            draw = gates.bernoulli_set(rng, p[c], active[c], slot.may_be_empty or not active[c].any(), c)
+            cells.append(sorted(subspaces[c][j] for j in np.flatnonzero(draw)))
+        cost = architecture_cost(cells, op_costs, fixed)
+        point = ArchPoint(cells, cost, round=round_index)
+        if point.key() in found:
+            continue
+        if low < cost < high and n_main < config.num_archs:
+            found[point.key()] = point
+            n_main += 1
+        elif extra_low < cost <= low and n_extra < config.num_extra:
+            point.extra = True
+            found[point.key()] = point
+            n_extra += 1
+        if n_main >= config.num_archs and n_extra >= config.num_extra:
+            break
+    if n_main < config.num_archs:
+        raise SamplingError(
+            f"round {round_index + 1}: only {n_main} of {config.num_archs} unique architectures with cost in "
+            f"({low:g}, {high:g}) {unit} after {config.max_sample_draws} draws from the learned distribution; "
+            "rerun with a wider window (--mac_drift, or --drift_ms for a latency search, or --window), a lower "
+            "--num_archs or more --max_sample_draws: the round is trained, and these settings may change when it "
+            "resumes (moving the target, --target_macs or --target_ms, needs a new run)")
+    return list(found.values())
+
+
+def architectures_in_window(subspaces: Sequence[Sequence[int]], op_costs: Sequence[Sequence[float]], fixed: float,
+                            may_be_empty: Sequence[bool], low: float, high: float) -> float:
+    """At most how many architectures of the sub-spaces cost strictly inside (low, high); 0 means none can,
+    which a round must know before it trains, not after."""
+    from nse_tf.search.uniform_sampling import UniformWindowSampler
+
+    rows = [[op_costs[c][i] for i in s] for c, s in enumerate(subspaces)]
+    try:
+        return UniformWindowSampler(rows, fixed, may_be_empty, low, high).candidates
+    except ValueError:  # the window lies below the fixed cost, or holds nothing
+        return 0.0
+
+
+def pareto_front(points: Sequence[ArchPoint]) -> list[ArchPoint]:
+    """Non-dominated points over (cost, -accuracy); extras can only knock others out; on exact
+    duplicates the first listed wins (list new points before previous-round ones)."""
+    front: list[ArchPoint] = []
+    seen: set[tuple[float, float]] = set()
+    for i, a in enumerate(points):
+        dominated = any(
+            (b.cost <= a.cost and b.accuracy >= a.accuracy and (b.cost < a.cost or b.accuracy > a.accuracy))
+            for j, b in enumerate(points) if j != i)
+        if dominated or (a.cost, a.accuracy) in seen:
+            continue
+        seen.add((a.cost, a.accuracy))
+        if not a.extra:
+            front.append(a)
+    return sorted(front, key=lambda p: p.cost)
+
+
+def optimized_subsets(front: Sequence[ArchPoint], n_cells: int) -> list[list[int]]:
+    """Union, per cell, of the operations the front's architectures use."""
+    subsets: list[set[int]] = [set() for _ in range(n_cells)]
+    for point in front:
+        for c, cell in enumerate(point.cells):
+            subsets[c].update(cell)
+    return [sorted(s) for s in subsets]
+
+
+def refill(subsets: Sequence[Sequence[int]], pending: Sequence[Sequence[int]], ops_per_cell: int
+           ) -> tuple[list[list[int]], list[list[int]]]:
+    """Subset first, then min(K - |subset|, |pending|) ops popped from the queue."""
+    subspaces, queues = [], []
+    for subset, queue in zip(subsets, pending):
+        take = max(0, min(ops_per_cell - len(subset), len(queue)))
+        subspaces.append(sorted(list(subset) + list(queue[:take])))
+        queues.append(list(queue[take:]))
+    return subspaces, queues
+
+
+def end_round(state: EvolutionState, sampled: Sequence[ArchPoint], previous: Sequence[ArchPoint],
+              config: EvolutionConfig, summary: dict[str, Any]) -> list[ArchPoint]:
+    """Front over new + extras + re-evaluated previous points; then subsets, refill, next round."""
+    front = pareto_front(list(sampled) + list(previous))
+    if not front:
+        # Extras can knock out every architecture in the window (the released code then crashes on an empty
+        # front): fall back to the front of the window's architectures alone.
+        front = pareto_front([p for p in list(sampled) + list(previous) if not p.extra])
+    subsets = optimized_subsets(front, len(state.subspaces))
+    last = state.round + 1 >= state.num_rounds
+    state.history.append({**summary, "round": state.round, "front_size": len(front),
+                          "subspace_sizes": [len(s) for s in state.subspaces],
+                          "optimized_sizes": [len(s) for s in subsets]})
+    state.pareto = front
+    state.protected = subsets
+    if last:
+        state.phase = "done"
+        state.subspaces = subsets
+    else:
+        state.subspaces, state.pending = refill(subsets, state.pending, state.ops_per_cell)
+        state.round += 1
+        state.phase = "train"
+    return front

@@ -1,0 +1,213 @@
+"""Stand-alone checks of a finished search: its architectures retrained alone on the held-out split.
+
+Two tools use this: ``tools/ranking.py`` (does the supernet's shared-weight top-1 rank architectures as
+training them alone does?) and ``tools/random_search.py`` (the control: architectures drawn uniformly
+from the same window, the best chosen by the same short training). Both train on the search's training
+images minus its held-out split and score on that held-out split, never on the test split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from nse_tf.search.evolution import ArchPoint, EvolutionConfig, StateError
+from nse_tf.space.architecture import Architecture, NetworkSpec
+from nse_tf.space.macro import MacroSpace
+from nse_tf.train.config import TrainConfig
+
+# The short recipe both tools train with: the shared Fashion-MNIST recipe's augmentation and regularisation,
+# a few epochs, no EMA (an EMA of 0.999 lags a 1400-step run).
+SHORT_RECIPE = TrainConfig(epochs=3, batch_size=128, lr=0.1, warmup_epochs=0.3, label_smoothing=0.1,
+                           ema_momentum=None, flip=True, crop_padding=2, erase_probability=0.0, dropout=0.1)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchRunInfo:
+    """What the stand-alone tools need from a search run directory's config.json."""
+
+    run_dir: str
+    space: MacroSpace
+    cost: str
+    latency_table: str | None
+    target: float
+    window: tuple[float, float]
+    budget: float  # the most a chosen architecture may cost (reporting.choose_architectures' limit)
+    heldout_examples: int
+    data_seed: int
+    dataset: str
+    latency_format: str = "float32"
+
+    @classmethod
+    def load(cls, run_dir: str) -> "SearchRunInfo":
+        saved = read_json(os.path.join(run_dir, "config.json"), f"is {run_dir} a search run directory?")
+        from nse_tf.search.saved_config import upgrade_saved_config
+
+        saved = upgrade_saved_config(saved)
+        evolution = saved["evolution"]
+        config = EvolutionConfig(drift=evolution["drift"], window=evolution.get("window"))
+        target = float(saved["penalty"]["target"])
+        window = config.window_bounds(target)
+        return cls(run_dir, MacroSpace.from_dict(saved["space"]), saved["cost"], saved["latency_table"], target,
+                   window, config.budget(target), int(saved["data"]["heldout_examples"]),
+                   int(saved["data"]["seed"]), saved["data"]["dataset"], saved["latency_format"])
+
+    @property
+    def selection_window(self) -> tuple[float, float]:
+        """Where the search's own pick may lie: the window's lower part up to the budget."""
+        return self.window[0], min(self.window[1], self.budget)
+
+    def heldout_seed(self, round_index: int) -> int:
+        """The seed that carved round ``round_index``'s held-out split (``SearchRun.round_splits``)."""
+        return self.data_seed + 1000 * round_index
+
+    def cost_model(self) -> Any:
+        from nse_tf.cost import model as cost_model
+
+        table = self.latency_table or os.path.join(self.run_dir, "latency_table.json")
+        return cost_model.build(self.space, self.cost, table, latency_format=self.latency_format)
+
+    def spec(self, cells: Sequence[Sequence[int]], name: str) -> NetworkSpec:
+        return NetworkSpec(self.space, Architecture(tuple(tuple(sorted(c)) for c in cells)), name)
+
+
+def finished_rounds(run_dir: str) -> list[int]:
+    """Rounds whose end-of-round evaluation is written (round_XX/pareto.json), in order."""
+    return sorted(int(name.split("_")[1]) for name in os.listdir(run_dir)
+                  if name.startswith("round_") and os.path.exists(os.path.join(run_dir, name, "pareto.json")))
+
+
+def round_points(run_dir: str, round_index: int) -> list[ArchPoint]:
+    """Every architecture the round evaluated (its own samples, extras and carried front points)."""
+    data = read_json(os.path.join(run_dir, f"round_{round_index:02d}", "pareto.json"),
+                     f"round {round_index + 1} has not finished")
+    return [ArchPoint.from_json(p) for p in data["evaluated"]]
+
+
+def read_json(path: str, hint: str) -> Any:
+    """A search run's JSON file, or one StateError line naming it (``hint`` says what a missing one means)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as err:
+        raise StateError(f"{path}: cannot read it ({err.strerror}); {hint}") from None
+    except json.JSONDecodeError as err:
+        raise StateError(f"{path}: corrupted ({err})") from None
+
+
+def open_for_tool(run_dir: str | None, threads: int) -> tuple[SearchRunInfo, list[int]]:
+    """What tools/ranking.py and tools/random_search.py check before any work: the --search_run they read
+    (a Fashion-MNIST search with its config), its finished rounds, and the --threads they train with."""
+    from nse_tf.train.config import TrainError
+    from nse_tf.train.device import set_cpu_threads
+    from nse_tf.utils.cli import FlagError
+
+    if not run_dir:
+        raise FlagError("search_run", "is required")
+    try:
+        info = SearchRunInfo.load(run_dir)
+    except StateError as err:
+        raise FlagError("search_run", str(err)) from None
+    if info.dataset != "fashion_mnist":
+        raise FlagError("search_run", f"searched {info.dataset}; stand-alone retraining reads fashion_mnist")
+    try:
+        set_cpu_threads(threads)
+    except TrainError as err:
+        raise FlagError("threads", str(err)) from None
+    return info, finished_rounds(run_dir)
+
+
+def window_points(points: Sequence[ArchPoint], window: tuple[float, float], round_index: int) -> list[ArchPoint]:
+    """The round's own samples inside the window (no extras, no points carried from earlier rounds)."""
+    low, high = window
+    return [p for p in points if p.round == round_index and not p.extra and low < p.cost < high]
+
+
+def spread_over_accuracy(points: Sequence[ArchPoint], n: int) -> list[ArchPoint]:
+    """``n`` points evenly spaced in rank of shared-weight accuracy, lowest to highest (all if fewer)."""
+    ordered = sorted(points, key=lambda p: (p.accuracy, p.cost))
+    if len(ordered) <= n:
+        return ordered
+    picks = np.unique(np.round(np.linspace(0, len(ordered) - 1, n)).astype(int))
+    return [ordered[i] for i in picks]
+
+
+def train_on_heldout(spec: NetworkSpec, recipe: TrainConfig, run_dir: str, heldout_examples: int,
+                     heldout_seed: int, data: Any = None) -> float:
+    """Train ``spec`` alone with ``recipe`` on the training images minus the held-out split; its held-out
+    top-1. Resumable (``training.train``): a finished run directory is read back, not retrained."""
+    from nse_tf.data.arrays import heldout_arrays, load_arrays
+    from nse_tf.train.loop import train
+
+    data = load_arrays("fashion_mnist") if data is None else data
+    split = heldout_arrays(data, heldout_examples, heldout_seed)
+    return train(spec, recipe, run_dir, split, dataset_name=split.name, verbose=0).top1
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """Which of a tool's retrainings this process runs (``--shard=i/n``), so that several processes share
+    the cores, or several machines share the list; each retraining is its own resumable run directory."""
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        try:
+            index, count = (int(part) for part in text.split("/"))
+        except ValueError:
+            raise ValueError(f"must be i/n (for example 0/2), got {text!r}") from None
+        if not 0 <= index < count:
+            raise ValueError(f"must be i/n with 0 <= i < n, got {text!r}")
+        return cls(index, count)
+
+    def takes(self, job: int) -> bool:
+        return job % self.count == self.index
+
+
+def finished_result(run_dir: str) -> dict[str, Any] | None:
+    """A finished retraining's result.json (held-out ``top1``, ``processes`` with their seconds); None while
+    it is not finished."""
+    from nse_tf.train.config import RESULT_NAME
+
+    try:
+        with open(os.path.join(run_dir, RESULT_NAME), encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def training_seconds(result: dict[str, Any]) -> float:
+    """Seconds over every process that trained the run (the last one's where none were recorded)."""
+    return float(sum(p["seconds"] for p in result.get("processes", ())) or result["seconds"])
+
+
+def run_share(jobs: Sequence[tuple[NetworkSpec, TrainConfig, str]], shard: Shard, heldout_examples: int,
+              heldout_seed: int, log=print) -> list[dict[str, Any] | None]:
+    """Train this shard's jobs (spec, recipe, run directory) in order; then every job's result.json, None for
+    those another shard has not finished yet. The results are read after this shard's own work, so that the
+    shard finishing last sees every other shard's runs, however their ends interleave."""
+    from nse_tf.data.arrays import heldout_name, load_arrays
+    from nse_tf.train.run_dir import check_run_dir
+
+    data = None
+    split = heldout_name("fashion_mnist", heldout_examples, heldout_seed)
+    for k, (spec, recipe, run_dir) in enumerate(jobs):
+        if shard.takes(k):
+            data = load_arrays("fashion_mnist") if data is None else data
+            train_on_heldout(spec, recipe, run_dir, heldout_examples, heldout_seed, data)
+            result = finished_result(run_dir)
+            log(f"[{k + 1}/{len(jobs)}] {os.path.basename(run_dir)}: held-out top-1 {result['top1']:.4f} "
+                f"({training_seconds(result):.0f} s)")
+    results: list[dict[str, Any] | None] = []
+    for k, (spec, recipe, run_dir) in enumerate(jobs):
+        if not shard.takes(k) and os.path.exists(os.path.join(run_dir, "result.json")):
+            # another shard's finished run: it must be this job's (network, recipe, split), not a leftover
+            check_run_dir(run_dir, spec, recipe, split)
+        results.append(finished_result(run_dir))
+    return results

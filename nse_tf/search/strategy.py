@@ -1,0 +1,44 @@
+"""tf.distribute strategies of a search: which one, and which worker is the chief."""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from nse_tf.search.config import SearchConfig
+from nse_tf.search.evolution import StateError
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """``mirrored``: all local devices (GPUs, else logical CPUs); ``multi_worker``: TF_CONFIG; ``default``."""
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "default":
+        return tf.distribute.get_strategy()
+    raise ValueError(f"unknown strategy {name!r}; expected mirrored, multi_worker or default")
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return resolver is not None and bool(resolver.cluster_spec().as_dict())
+
+
+def require_shared_latency_table(config: SearchConfig) -> None:
+    """Workers of a multi-worker search must price architectures alike; tables each measured its own would not."""
+    if config.cost == "latency" and not os.path.exists(config.latency_table_path):
+        raise StateError(f"--latency_table: {config.latency_table_path} does not exist; every worker of a "
+                         "multi-worker search must read the same table: measure it first on one machine (the same "
+                         "flags with --strategy=default --stop_after_steps=1) and pass its path to every worker")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    return resolver.task_type in (None, "chief") or (resolver.task_type == "worker" and resolver.task_id == 0
+                                                      and "chief" not in resolver.cluster_spec().as_dict())

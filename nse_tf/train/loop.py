@@ -1,0 +1,117 @@
+"""Retraining a child network from scratch: Keras 3 + numpy only, so it runs under any backend.
+
+``KERAS_BACKEND=jax python tools/train.py ...`` runs the same code as the TensorFlow backend: the
+input pipeline is a ``keras.utils.PyDataset`` over numpy arrays with numpy augmentation, and the
+optimiser, schedule, EMA and losses are Keras's own. A run directory holds everything; rerunning
+the same command resumes from the last finished epoch (checkpoints are written atomically), and a
+finished run is not retrained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from nse_tf.data.arrays import ImageArrays
+from nse_tf.nets.inference import evaluate_arrays
+from nse_tf.space.architecture import NetworkSpec
+from nse_tf.train.augment import make_training_dataset, one_hot
+from nse_tf.train.bn_recalibration import ema_validation_callback, recalibrate_batch_norm, recalibration_images
+from nse_tf.train.checkpoints import epoch_checkpoint_callback, remove_checkpoints, restore_checkpoint
+from nse_tf.train.config import CHECKPOINT_STATE_NAME, HISTORY_NAME, RESULT_NAME, WEIGHTS_NAME, TrainConfig, TrainError
+from nse_tf.train.device import compute_device
+from nse_tf.train.optimizers import compile_model
+from nse_tf.train.run_dir import check_run_dir
+from nse_tf.utils.atomic import atomic_write_json
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    run_dir: str
+    top1: float
+    top5: float
+    epochs: int
+    seconds: float
+    backend: str
+    # Where each stretch of epochs ran: [{"backend", "device", "epochs": [first, last], "seconds"}], one
+    # per process; empty for runs from before the records (and epochs before them are not listed).
+    processes: tuple[dict[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArrays,
+          dataset_name: str | None = None, log: Callable[[str], None] = print, verbose: int = 2) -> TrainResult:
+    """Train ``spec`` from scratch (or resume) and write weights, network, history and result to ``run_dir``."""
+    import keras
+
+    from nse_tf.nets.child import build_child
+
+    shape = tuple(int(s) for s in data.x_train.shape[1:])
+    if (spec.space.input_size, spec.space.input_size, spec.space.input_channels) != shape:
+        raise TrainError(f"network {spec.name} takes {spec.space.input_size}x{spec.space.input_size}x"
+                         f"{spec.space.input_channels} images but dataset {data.name} has {shape}")
+    if spec.space.num_classes != data.num_classes:
+        raise TrainError(f"network {spec.name} has {spec.space.num_classes} classes but dataset {data.name} "
+                         f"has {data.num_classes}")
+    check_run_dir(run_dir, spec, config, dataset_name or data.name)
+    result_path = os.path.join(run_dir, RESULT_NAME)
+    if os.path.exists(result_path):
+        with open(result_path, encoding="utf-8") as f:
+            done = json.load(f)
+        log(f"{run_dir} is already trained (test top-1 {done['top1']:.4f}); nothing to do")
+        return TrainResult(**done)
+
+    keras.utils.set_random_seed(config.seed)
+    model = build_child(spec, dropout=config.dropout)
+    steps_per_epoch = len(data.x_train) // config.batch_size
+    if steps_per_epoch == 0:
+        raise TrainError(f"batch_size {config.batch_size} exceeds the {len(data.x_train)} training images")
+    compile_model(model, config, steps_per_epoch)
+    start_epoch, processes = restore_checkpoint(model, run_dir)
+    if start_epoch:
+        log(f"resuming {run_dir} after epoch {start_epoch}/{config.epochs}")
+    processes.append({"backend": keras.backend.backend(), "device": compute_device(),
+                      "epochs": [start_epoch + 1, start_epoch], "seconds": 0.0})
+    callbacks = [epoch_checkpoint_callback(run_dir, processes),
+                 keras.callbacks.CSVLogger(os.path.join(run_dir, HISTORY_NAME), append=True)]
+    calibration = recalibration_images(data.x_train, config)
+    if config.ema_momentum is not None:  # validate the EMA weights, with BN statistics of their own
+        callbacks.insert(0, ema_validation_callback(calibration, config.batch_size))
+    if keras.backend.backend() == "tensorflow" and importlib.util.find_spec("tensorboard") is not None:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tb"), update_freq="epoch"))
+    started = time.time()
+    if start_epoch < config.epochs:
+        dataset = make_training_dataset(data.x_train, data.y_train, data.num_classes, config, start_epoch)
+        validation = (data.x_test.astype(np.float32), one_hot(data.y_test, data.num_classes))
+        model.fit(dataset, epochs=config.epochs, initial_epoch=start_epoch, steps_per_epoch=steps_per_epoch,
+                  shuffle=False, validation_data=validation, validation_batch_size=500, callbacks=callbacks,
+                  verbose=verbose)
+    if config.ema_momentum is not None:
+        model.optimizer.finalize_variable_values(model.trainable_variables)  # the EMA becomes the weights
+    # The deliverable holds model weights only (no optimizer slots), in a model without dropout: the
+    # architecture a user loads with ``build_child(spec)``.
+    final = build_child(spec)
+    final.set_weights(model.get_weights())
+    if config.ema_momentum is not None:
+        recalibrate_batch_norm(final, calibration, config.batch_size)
+    metrics = evaluate_arrays(final, data.x_test, data.y_test)
+    weights_tmp = os.path.join(run_dir, f".tmp-{WEIGHTS_NAME}")
+    final.save_weights(weights_tmp, overwrite=True)
+    os.replace(weights_tmp, os.path.join(run_dir, WEIGHTS_NAME))
+    result = TrainResult(run_dir=run_dir, top1=metrics["top1"], top5=metrics["top5"], epochs=config.epochs,
+                         seconds=round(time.time() - started, 1), backend=keras.backend.backend(),
+                         processes=tuple(p for p in processes if p["epochs"][1] >= p["epochs"][0]))
+    atomic_write_json(result_path, result.to_dict())
+    if os.path.exists(os.path.join(run_dir, CHECKPOINT_STATE_NAME)):
+        os.remove(os.path.join(run_dir, CHECKPOINT_STATE_NAME))
+    remove_checkpoints(run_dir)
+    log(f"trained {spec.name}: test top-1 {result.top1:.4f}, top-5 {result.top5:.4f} -> {run_dir}")
+    return result

@@ -1,0 +1,192 @@
+"""Quantization-aware fine-tuning (tfmot) of a trained child network, and its full-int8 TFLite file.
+
+tfmot quantizes tf_keras (Keras 2) models only, so the network is rebuilt with the builder's tf_keras namespace
+(the same layer names, so the trained Keras 3 weights copy over by name), annotated layer by layer
+(``annotate``: tfmot's default 8-bit scheme where it has one; the preprocessing and the strided-dilated
+subsampling pass values through; the cells' averages quantize their output like tfmot's Add), fine-tuned for a
+few epochs with the network's own augmentation and a small cosine learning rate, and converted with the same
+settings as the post-training int8 file (uint8 pixels in, float logits out, builtin int8 ops). The fine-tuning
+is resumable: one checkpoint per finished epoch, and the data order of epoch e depends only on (seed, e).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Iterator
+
+import numpy as np
+
+from nse_tf.data.arrays import ImageArrays
+from nse_tf.space.architecture import NetworkSpec
+from nse_tf.train.augment import augment_batch
+from nse_tf.train.config import TrainConfig, TrainError
+from nse_tf.utils.atomic import atomic_write_json
+
+STATE_NAME = "qat_state.json"
+CHECKPOINT_PREFIX = "qat_ckpt"
+
+
+@dataclasses.dataclass(frozen=True)
+class QatConfig:
+    """The fine-tuning recipe; augmentation and label smoothing come from the network's own training recipe."""
+
+    epochs: int = 3
+    lr: float = 0.005  # peak of a cosine from the first step to 0 at the end
+    batch_size: int = 128
+    momentum: float = 0.9
+    seed: int = 0
+    num_calibration: int = 500  # training images that calibrate the float parts (input, preprocessing)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "num_calibration"):
+            if getattr(self, name) < 1:
+                raise TrainError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise TrainError(f"lr must be positive, got {self.lr}")
+
+
+def tf_keras_copy(spec: NetworkSpec, model: Any) -> Any:
+    """The tf_keras build of ``spec`` holding ``model``'s weights (copied by layer name)."""
+    from nse_tf.nets.child import build_child
+    from nse_tf.nets.layers import Namespace
+
+    copy = build_child(spec, Namespace.tf_keras())
+    names = {layer.name for layer in copy.layers}
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        if layer.name not in names:
+            raise TrainError(f"layer {layer.name} of {spec.name} has no tf_keras counterpart")
+        copy.get_layer(layer.name).set_weights(weights)
+    return copy
+
+
+def _configs() -> dict[str, Any]:
+    """The QuantizeConfigs of the layers tfmot's default scheme does not cover (defined on first use, since
+    importing tfmot imports TensorFlow)."""
+    import tensorflow_model_optimization as tfmot
+
+    quantize = tfmot.quantization.keras
+
+    class PassThrough(quantize.QuantizeConfig):
+        """No weights, no activations, no output quantizer: int8 values pass as they are."""
+
+        def get_weights_and_quantizers(self, layer: Any) -> list:
+            return []
+
+        def get_activations_and_quantizers(self, layer: Any) -> list:
+            return []
+
+        def set_quantize_weights(self, layer: Any, quantize_weights: list) -> None:
+            pass
+
+        def set_quantize_activations(self, layer: Any, quantize_activations: list) -> None:
+            pass
+
+        def get_output_quantizers(self, layer: Any) -> list:
+            return []
+
+        def get_config(self) -> dict:
+            return {}
+
+    class OutputOnly(PassThrough):
+        """The output quantized as tfmot's default scheme quantizes an Add's."""
+
+        def get_output_quantizers(self, layer: Any) -> list:
+            return [quantize.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False,
+                                                               narrow_range=False)]
+
+    return {"PassThrough": PassThrough, "OutputOnly": OutputOnly}
+
+
+def quantize(model: Any) -> Any:
+    """The quantization-aware model of a tf_keras child network (``tf_keras_copy``), weights kept."""
+    import tensorflow_model_optimization as tfmot
+    import tf_keras
+
+    from nse_tf.nets.tf_keras_layers import Subsample
+
+    quantize_keras = tfmot.quantization.keras
+    configs = _configs()
+
+    def annotate(layer: Any) -> Any:
+        if isinstance(layer, (tf_keras.layers.Normalization, Subsample)):
+            return quantize_keras.quantize_annotate_layer(layer, configs["PassThrough"]())
+        if isinstance(layer, tf_keras.layers.Average):
+            return quantize_keras.quantize_annotate_layer(layer, configs["OutputOnly"]())
+        return quantize_keras.quantize_annotate_layer(layer)
+
+    # clone_model wraps the original layer objects, so the annotated model keeps their weights
+    annotated = tf_keras.models.clone_model(model, clone_function=annotate)
+    with quantize_keras.quantize_scope({**configs, "Subsample": Subsample}):
+        return quantize_keras.quantize_apply(annotated)
+
+
+def _batches(data: ImageArrays, recipe: TrainConfig, config: QatConfig, epoch: int) -> Iterator[tuple]:
+    rng = np.random.default_rng([config.seed, epoch, 0x9A7])
+    order = rng.permutation(len(data.x_train))
+    for start in range(0, len(order) - config.batch_size + 1, config.batch_size):  # full batches only
+        index = order[start:start + config.batch_size]
+        yield augment_batch(data.x_train[index], recipe, rng), data.y_train[index]
+
+
+def fine_tune(qat_model: Any, data: ImageArrays, recipe: TrainConfig, config: QatConfig, run_dir: str,
+              log: Any = print) -> int:
+    """Fine-tune ``qat_model`` in ``run_dir`` (resuming after its last finished epoch); returns the epochs done."""
+    import tensorflow as tf
+    import tf_keras
+
+    os.makedirs(run_dir, exist_ok=True)
+    steps = len(data.x_train) // config.batch_size
+    schedule = tf_keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=config.epochs * steps)
+    optimizer = tf_keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True)
+    qat_model.compile(optimizer=optimizer,
+                      loss=tf_keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                                  label_smoothing=recipe.label_smoothing))
+    checkpoint = tf.train.Checkpoint(model=qat_model, optimizer=optimizer)
+    state_path = os.path.join(run_dir, STATE_NAME)
+    done = 0
+    if os.path.exists(state_path):
+        with open(state_path, encoding="utf-8") as f:
+            state = json.load(f)
+        if state["config"] != dataclasses.asdict(config):
+            raise TrainError(f"{run_dir} holds a QAT run with other settings ({state['config']}); use another "
+                             "--run_dir or delete it")
+        done = int(state["epochs_done"])
+        if done:
+            checkpoint.restore(os.path.join(run_dir, state["checkpoint"])).expect_partial()
+    eye = np.eye(int(data.y_train.max()) + 1, dtype=np.float32)
+    for epoch in range(done, config.epochs):
+        losses = [float(qat_model.train_on_batch(x, eye[y])) for x, y in _batches(data, recipe, config, epoch)]
+        prefix = checkpoint.write(os.path.join(run_dir, f"{CHECKPOINT_PREFIX}-{epoch + 1}"))
+        atomic_write_json(state_path, {"config": dataclasses.asdict(config), "epochs_done": epoch + 1,
+                                       "checkpoint": os.path.basename(prefix)})
+        for old in os.listdir(run_dir):  # keep the newest checkpoint only
+            if old.startswith(f"{CHECKPOINT_PREFIX}-") and not old.startswith(os.path.basename(prefix) + "."):
+                os.remove(os.path.join(run_dir, old))
+        log(f"QAT epoch {epoch + 1}/{config.epochs}: training loss {np.mean(losses):.4f}")
+    return config.epochs
+
+
+def convert(qat_model: Any, calibration_images: np.ndarray) -> bytes:
+    """The full-int8 TFLite file of the QAT model: uint8 pixels in (scale 1, zero point 0), float logits out."""
+    import tensorflow as tf
+
+    from nse_tf.export.convert import anchored_pixels
+
+    calibration = anchored_pixels(calibration_images)
+    converter = tf.lite.TFLiteConverter.from_keras_model(qat_model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+    def representative() -> Iterator[list[np.ndarray]]:
+        for image in calibration:
+            yield [image[None]]
+
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.uint8
+    converter.inference_output_type = tf.float32
+    return converter.convert()

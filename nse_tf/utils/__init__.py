@@ -1,0 +1,1 @@
+"""Shared plumbing: atomic writes, command-line errors, memory settings, metrics."""

@@ -1,0 +1,106 @@
+"""Measuring a zoo entry or a training run on the test split: the one function behind tools/evaluate.py
+and the top-1 written into zoo metadata, so the two always agree."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from nse_tf.utils.metrics import top_k_accuracies
+
+
+class EvaluationError(ValueError):
+    """The model or the TFLite variant asked for cannot be evaluated; ``flag`` names the CLI flag at fault."""
+
+    def __init__(self, flag: str, message: str):
+        super().__init__(message)
+        self.flag = flag
+
+
+QUICK_CHECK_EXAMPLES = 1000
+
+
+def quick_check_figures(model: Any, int8_path: str, images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Top-1 of the Keras model and of the int8 file on the first ``QUICK_CHECK_EXAMPLES`` test images.
+
+    A zoo entry records these beside its whole-split figures so that CI can confirm in seconds that the
+    committed files and today's code still give them; ``measure`` on the whole split takes up to a minute
+    for a searched network, too long to run for every entry on every change."""
+    from nse_tf.export.runtimes import tflite_logits
+    from nse_tf.nets.inference import predict_logits
+
+    x, y = images[:QUICK_CHECK_EXAMPLES], labels[:QUICK_CHECK_EXAMPLES]
+    return {"examples": int(len(y)), "keras_top1": top_k_accuracies(predict_logits(model, x), y)["top1"],
+            "int8_top1": top_k_accuracies(tflite_logits(int8_path, x), y)["top1"]}
+
+
+def _trained_entry(name: str) -> Any:
+    """The zoo entry ``name``, which must have weights to be measured."""
+    from nse_tf.zoo import registry as zoo
+
+    entry = zoo.get_entry(name)
+    if not entry.has_weights:
+        raise EvaluationError("model", f"zoo entry {name} has no weights to evaluate "
+                                       f"({entry.metadata.get('weights_note', 'architecture only')})")
+    return entry
+
+
+def quick_check(name: str) -> dict[str, Any]:
+    """``quick_check_figures`` of a trained zoo entry, from its committed files."""
+    from nse_tf.data.arrays import load_arrays
+    from nse_tf.zoo import registry as zoo
+
+    entry = _trained_entry(name)
+    data = load_arrays(entry.metadata["dataset"])
+    return quick_check_figures(zoo.load(name, weights="pretrained"), zoo.tflite_path(name, "int8"), data.x_test,
+                               data.y_test)
+
+
+def measure(source: str, tflite: str | None = None, dataset: str | None = None,
+            data_dir: str | None = None) -> dict:
+    """Top-1/top-5 on the whole test split, MACs and params of a zoo entry (its Keras model, or with
+    ``tflite`` its ``float32``/``int8`` file under LiteRT) or of a tools/train.py run directory; for a
+    zoo entry also whether the top-1 equals its metadata's."""
+    from nse_tf.data.arrays import DatasetError, load_arrays
+    from nse_tf.nets.counting import count_macs, count_params
+    from nse_tf.nets.inference import evaluate_arrays
+    from nse_tf.train.run_dir import load_trained_run
+    from nse_tf.zoo import registry as zoo
+
+    if zoo.is_entry(source):
+        entry = _trained_entry(source)
+        model = zoo.load(source, weights="pretrained")
+        dataset = dataset or entry.metadata["dataset"]
+        files = entry.metadata.get("tflite") or {}
+        if tflite is not None and tflite not in files:
+            raise EvaluationError("tflite", f"zoo entry {source} has no {tflite} file (it has: "
+                                            f"{', '.join(sorted(files)) or 'none'})")
+        expected = entry.metadata["top1"] if tflite is None else files[tflite]["top1"]
+    elif os.path.isdir(source):
+        if tflite:
+            raise EvaluationError("tflite", "needs a zoo entry (a training run has no TFLite files)")
+        model, run_dataset = load_trained_run(source)
+        dataset, entry, expected = dataset or run_dataset, None, None
+    else:
+        raise EvaluationError("model", f"{source!r} is neither a zoo entry ({', '.join(zoo.list_models())}) "
+                                       "nor a training run directory")
+    try:
+        data = load_arrays(dataset, data_dir)
+    except DatasetError as err:
+        raise EvaluationError("dataset", str(err)) from None
+    report = {"model": source, "dataset": dataset, "examples": int(len(data.y_test)), "macs": count_macs(model),
+              "params": count_params(model), "evaluated": f"tflite:{tflite}" if tflite else "keras"}
+    if tflite:
+        from nse_tf.export.runtimes import tflite_logits
+
+        report.update(top_k_accuracies(tflite_logits(zoo.tflite_path(source, tflite), data.x_test), data.y_test))
+    else:
+        report.update({k: v for k, v in evaluate_arrays(model, data.x_test, data.y_test).items() if k != "examples"})
+    if entry is not None and entry.flip_average:
+        report["flip_average"] = True  # the two-pass model: why its MACs are twice its network's
+    if entry is not None:
+        report["metadata_top1"] = expected
+        report["matches_metadata"] = expected == report["top1"]
+    return report

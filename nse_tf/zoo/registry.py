@@ -1,0 +1,281 @@
+"""The model zoo: named architectures with metadata, pretrained weights and TFLite files, offline.
+
+One folder per entry under ``zoo/`` (or ``$NSE_TF_ZOO``): ``network.json`` (the architecture),
+``metadata.json`` (dataset, input shape, preprocessing, MACs, params, measured top-1, the command
+that produced it, sha256 of every file), and where trained ``model.weights.h5``, ``float32.tflite``
+and ``int8.tflite``. Loading builds the network from its JSON and reads an HDF5 weights file after
+checking its sha256: no code from a file is ever executed. An entry whose metadata has
+``"flip_average": true`` is its network run on the image and its mirror, logits averaged
+(``nse_tf.flip_average``): its MACs, top-1 and TFLite files are those of the two-pass model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from typing import Any
+
+from nse_tf.space.architecture import NetworkSpec
+
+ZOO_ENV = "NSE_TF_ZOO"
+METADATA_NAME = "metadata.json"
+NETWORK_NAME = "network.json"
+WEIGHTS_NAME = "model.weights.h5"
+ALIASES_NAME = "aliases.json"
+TFLITE_VARIANTS = ("float32", "int8", "int8_qat")  # int8_qat: tools/qat.py, where it ran
+REQUIRED_KEYS = ("name", "dataset", "input_shape", "num_classes", "preprocessing", "macs", "params", "top1",
+                 "command", "files")
+ENTRY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class ZooError(ValueError):
+    """An unknown entry, a missing or tampered file, or a request the entry cannot serve."""
+
+
+def check_entry_name(name: str) -> str:
+    """``name`` if it can only mean a folder directly under the zoo (letters, digits, ``_.-``, no ``..``)."""
+    if not isinstance(name, str) or not ENTRY_NAME.fullmatch(name) or ".." in name:
+        raise ZooError(f"{name!r} is not a zoo entry name: use letters, digits, '_', '.' and '-' (no path "
+                       "separators, no '..', not starting with '.' or '-')")
+    return name
+
+
+def zoo_dir() -> str:
+    """``$NSE_TF_ZOO`` if set, else the repository's ``zoo/`` folder."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # nse_tf/
+    default = os.path.join(os.path.dirname(package), "zoo")
+    return os.environ.get(ZOO_ENV, default)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class EntryConfig:
+    """The typed core of an entry's ``metadata.json``: what loading and evaluating it rely on. The rest of the
+    metadata (training record, exports, quick check) stays in ``ZooEntry.metadata``."""
+
+    name: str
+    dataset: str | None
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    macs: int
+    params: int
+    top1: float | None
+    command: str
+    files: dict[str, str]
+    flip_average: bool = False  # the entry is its network run on the image and its mirror, logits averaged
+    weights_from: str | None = None  # another entry whose weights this one runs (a second config, one file)
+    weights_sha256: str | None = None  # those weights' sha256 when this entry was measured
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any], source: str) -> "EntryConfig":
+        def field(key: str, kind: Any, optional: bool = False) -> Any:
+            value = metadata.get(key)
+            if value is None and optional:
+                return None
+            if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+                raise ZooError(f"{source}: field {key} must be {getattr(kind, '__name__', kind)}, got {value!r}")
+            return value
+
+        shape = field("input_shape", list)
+        if len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape):
+            raise ZooError(f"{source}: field input_shape must be [height, width, channels], got {shape!r}")
+        weights_from = field("weights_from", str, optional=True)
+        weights_sha256 = field("weights_sha256", str, optional=True)
+        if weights_from is not None:
+            check_entry_name(weights_from)
+            if weights_sha256 is None or not SHA256.fullmatch(weights_sha256):
+                raise ZooError(f"{source}: field weights_sha256 must pin the sha256 of {weights_from}'s weights")
+        return cls(name=field("name", str), dataset=field("dataset", str, optional=True),
+                   input_shape=tuple(shape), num_classes=field("num_classes", int), macs=field("macs", int),
+                   params=field("params", int), top1=field("top1", (int, float), optional=True),
+                   command=field("command", str), files=dict(metadata["files"]),
+                   flip_average=bool(field("flip_average", bool, optional=True)), weights_from=weights_from,
+                   weights_sha256=weights_sha256)
+
+
+@dataclasses.dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    path: str
+    metadata: dict[str, Any]
+    config: EntryConfig
+
+    @property
+    def has_weights(self) -> bool:
+        return WEIGHTS_NAME in self.config.files or self.config.weights_from is not None
+
+    @property
+    def flip_average(self) -> bool:
+        """Made with ``make_zoo_entry.py --flip_average``: the entry is its network's two-pass model."""
+        return self.config.flip_average
+
+    def configure(self, model: Any) -> Any:
+        """The entry's network as the entry runs it: the two-pass flip-averaged model where its config says so
+        (the one place that decides; its MACs, top-1 and TFLite files are that model's)."""
+        if not self.flip_average:
+            return model
+        from nse_tf.nets.flip_average import flip_average
+
+        return flip_average(model)
+
+    def weights_file(self) -> str:
+        """The sha256-checked weights: the entry's own, or those of the entry it names in ``weights_from``
+        (which must hold the same network)."""
+        if self.config.weights_from is None:
+            return self.file(WEIGHTS_NAME)
+        source = get_entry(self.config.weights_from)
+        if source.config.weights_from is not None:
+            raise ZooError(f"zoo entry {self.name}: weights_from {source.name} itself borrows its weights")
+        if source.config.files.get(NETWORK_NAME) != self.config.files[NETWORK_NAME]:
+            raise ZooError(f"zoo entry {self.name}: weights_from {source.name} holds another network")
+        if source.config.files.get(WEIGHTS_NAME) != self.config.weights_sha256:
+            raise ZooError(f"zoo entry {self.name}: the weights of {source.name} changed since it was measured "
+                           f"(sha256 {source.config.files.get(WEIGHTS_NAME)}, not {self.config.weights_sha256}); "
+                           "rebuild it with tools/make_zoo_entry.py")
+        return source.file(WEIGHTS_NAME)
+
+    def file(self, filename: str) -> str:
+        """Path of one of the entry's files after checking its sha256 against the metadata."""
+        expected = self.metadata["files"].get(filename)
+        if expected is None:
+            raise ZooError(f"zoo entry {self.name} has no file {filename} (it has: "
+                           f"{', '.join(sorted(self.metadata['files']))})")
+        path = os.path.join(self.path, filename)
+        if not os.path.exists(path):
+            raise ZooError(f"{path} is missing (listed in {self.name}'s metadata)")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ZooError(f"{path}: sha256 {actual} does not match the metadata's {expected}; "
+                           "the file is corrupt or was replaced, refusing to load it")
+        return path
+
+    def network_spec(self) -> NetworkSpec:
+        return NetworkSpec.load(self.file(NETWORK_NAME))
+
+
+def aliases() -> dict[str, str]:
+    """Old entry names -> current ones (``zoo/aliases.json``), so a renamed entry keeps loading by its old name."""
+    path = os.path.join(zoo_dir(), ALIASES_NAME)
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ZooError(f"{path}: not valid JSON ({err})") from None
+    table = data.get("aliases") if isinstance(data, dict) else None
+    if not isinstance(table, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in table.items()):
+        raise ZooError(f"{path}: field aliases must map old names to entry names")
+    return dict(table)
+
+
+def canonical_name(name: str) -> str:
+    """The entry a name means: itself, or what its alias points to."""
+    return aliases().get(name, name)
+
+
+def is_entry(name: str) -> bool:
+    """Whether ``name`` names an entry (or an alias of one) of the zoo."""
+    return name in list_models() or name in aliases()
+
+
+def list_models() -> list[str]:
+    """Names of the zoo's entries, sorted (aliases left out)."""
+    root = zoo_dir()
+    if not os.path.isdir(root):
+        return []
+    # ENTRY_NAME leaves out the .staging-/.previous- folders of a write in progress (or interrupted)
+    return sorted(d for d in os.listdir(root) if ENTRY_NAME.fullmatch(d) and ".." not in d
+                  and os.path.exists(os.path.join(root, d, METADATA_NAME)))
+
+
+def get_entry(name: str) -> ZooEntry:
+    """The entry of ``name`` (or of the alias ``name``), its metadata checked."""
+    name = canonical_name(check_entry_name(name))
+    path = os.path.join(zoo_dir(), check_entry_name(name))
+    meta_path = os.path.join(path, METADATA_NAME)
+    if not os.path.exists(meta_path):
+        if os.path.isdir(os.path.join(zoo_dir(), f".previous-{name}")):
+            raise ZooError(f"zoo entry {name!r} is being replaced (or its replacement was interrupted): its previous "
+                           f"files are in .previous-{name}; rerun tools/make_zoo_entry.py for it")
+        raise ZooError(f"no zoo entry {name!r}; available: {', '.join(list_models()) or '(none)'}")
+    with open(meta_path, encoding="utf-8") as f:
+        try:
+            metadata = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ZooError(f"{meta_path}: not valid JSON ({err})") from None
+    if not isinstance(metadata, dict):
+        raise ZooError(f"{meta_path}: holds a JSON {type(metadata).__name__}, not an object")
+    missing = [k for k in REQUIRED_KEYS if k not in metadata]
+    if missing:
+        raise ZooError(f"{meta_path}: missing keys {missing}")
+    files = metadata["files"]
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) and SHA256.fullmatch(v)
+                                              for k, v in files.items()):
+        raise ZooError(f"{meta_path}: field files must map each file name to its sha256 (64 hex digits), "
+                       f"got {json.dumps(files)[:120]}")
+    if NETWORK_NAME not in files:
+        raise ZooError(f"{meta_path}: field files does not list {NETWORK_NAME}")
+    return ZooEntry(name, path, metadata, EntryConfig.from_metadata(metadata, meta_path))
+
+
+def metadata(name: str) -> dict[str, Any]:
+    return dict(get_entry(name).metadata)
+
+
+def load(name: str, weights: str | None = "pretrained", num_classes: int | None = None,
+         input_shape: tuple[int, int, int] | None = None) -> Any:
+    """A Keras 3 model of zoo entry ``name``; it takes raw 0-255 pixels and returns logits.
+
+    ``weights="pretrained"`` loads the entry's trained weights (an error where it has none);
+    ``None`` gives a fresh initialisation. ``num_classes`` / ``input_shape`` rebuild the network for
+    another task: a different class count needs ``weights=None``; a different square input size keeps
+    the pretrained weights (the network is fully convolutional up to global pooling).
+    """
+    from nse_tf.nets.child import build_child
+
+    if weights not in ("pretrained", None):
+        raise ZooError(f"weights must be 'pretrained' or None, got {weights!r}")
+    entry = get_entry(name)
+    spec = entry.network_spec()
+    overrides: dict[str, Any] = {}
+    if num_classes is not None and num_classes != spec.space.num_classes:
+        if weights == "pretrained":
+            raise ZooError(f"{name} was trained with {spec.space.num_classes} classes; use weights=None for "
+                           f"num_classes={num_classes}")
+        overrides["num_classes"] = int(num_classes)
+    if input_shape is not None:
+        h, w, c = (int(s) for s in input_shape)
+        if h != w:
+            raise ZooError(f"input_shape must be square, got {tuple(input_shape)}")
+        if weights == "pretrained" and c != spec.space.input_channels:
+            raise ZooError(f"{name} was trained on {spec.space.input_channels}-channel images; use weights=None "
+                           f"for input_shape={tuple(input_shape)}")
+        overrides.update(input_size=h, input_channels=c)
+    if overrides:
+        spec = spec.replace_space(**overrides)
+    if weights == "pretrained" and not entry.has_weights:
+        raise ZooError(f"{name} has no pretrained weights ({entry.metadata.get('weights_note', 'none were trained')});"
+                       " use weights=None")
+    model = build_child(spec)
+    if weights == "pretrained":
+        model.load_weights(entry.weights_file())
+    return entry.configure(model)
+
+
+def tflite_path(name: str, variant: str = "int8") -> str:
+    """Path of the entry's ``float32`` or ``int8`` TFLite file, sha256-checked."""
+    if variant not in TFLITE_VARIANTS:
+        raise ZooError(f"variant must be one of {', '.join(TFLITE_VARIANTS)}, got {variant!r}")
+    return get_entry(name).file(f"{variant}.tflite")

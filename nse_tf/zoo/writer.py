@@ -1,0 +1,141 @@
+"""Writing one zoo entry: staged beside its final folder, every file hashed into metadata.json, then renamed
+into place, so a crash never leaves half an entry and an entry is replaced only when asked (``overwrite``; a
+write killed while replacing one leaves the old files in ``.previous-<name>``, restored by the next write).
+
+A trained entry (from a finished tools/train.py run) gets the weights, float32 and int8 TFLite files (each
+verified with LiteRT on the whole test split), the test top-1/top-5 of the Keras model as tools/evaluate.py
+measures it, a quick check for CI (Keras and int8 top-1 on the first 1000 test images), MACs, params and
+LiteRT latency on this CPU. An entry with ``weights_from`` runs another entry's weights (flip averaging, say):
+it records their sha256 instead of a second copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any, Callable
+
+from nse_tf.space.architecture import NetworkSpec
+from nse_tf.utils.atomic import atomic_write_json
+from nse_tf.zoo import registry
+
+
+def preprocessing_note(space: Any) -> dict:
+    return {"input": "raw pixel values 0-255 (float32; the int8 TFLite file takes uint8)",
+            "inside_model": "Normalization: (x - mean) / std", "mean": list(space.mean), "std": list(space.std),
+            "output": "logits"}
+
+
+def trained_fields(stage: str, train_dir: str, flip_average: bool = False, weights_from: str | None = None,
+                   num_calibration: int = 500, latency_runs: int = 200, training_note: str | None = None) -> dict:
+    """Metadata fields of a trained entry; its weights and TFLite files are written into ``stage``."""
+    import numpy as np
+
+    from nse_tf.data.arrays import load_arrays
+    from nse_tf.export.exporter import export_model
+    from nse_tf.export.timing import tflite_latency_ms
+    from nse_tf.nets.counting import count_macs, count_params
+    from nse_tf.nets.inference import evaluate_arrays
+    from nse_tf.nets.layers import LEGACY_INITIALIZATION
+    from nse_tf.train.config import BN_RECALIBRATION_BATCHES, CONFIG_NAME, RESULT_NAME, WEIGHTS_NAME
+    from nse_tf.train.run_dir import load_trained_run, read_history
+    from nse_tf.zoo.evaluation import quick_check_figures
+
+    model, dataset = load_trained_run(train_dir)
+    if flip_average:
+        from nse_tf.nets.flip_average import flip_average as two_pass
+
+        model = two_pass(model)
+    with open(os.path.join(train_dir, CONFIG_NAME), encoding="utf-8") as f:
+        saved = json.load(f)
+    with open(os.path.join(train_dir, RESULT_NAME), encoding="utf-8") as f:
+        result = json.load(f)
+    shared: dict[str, Any] = {}
+    if weights_from is None:
+        shutil.copyfile(os.path.join(train_dir, WEIGHTS_NAME), os.path.join(stage, WEIGHTS_NAME))
+    else:
+        source = registry.get_entry(weights_from)
+        sha = registry.sha256_file(os.path.join(train_dir, WEIGHTS_NAME))
+        if source.config.files.get(registry.WEIGHTS_NAME) != sha:
+            raise registry.ZooError(f"weights_from: {weights_from}'s weights are not those of {train_dir}")
+        shared = {"weights_from": source.name, "weights_sha256": sha}
+    data = load_arrays(dataset)
+    metrics = evaluate_arrays(model, data.x_test, data.y_test)
+    calibration = data.x_train[np.random.default_rng(0).permutation(len(data.x_train))[:num_calibration]]
+    exports = export_model(model, os.path.join(stage, ".export"), formats=("float32", "int8"),
+                           representative_images=calibration, verify_images=data.x_test,
+                           verify_labels=data.y_test, name="model")
+    tflite = {}
+    for item in exports:
+        final = os.path.join(stage, f"{item.format}.tflite")
+        os.replace(item.path, final)
+        tflite[item.format] = {"size_bytes": item.size_bytes, "top1": item.top1, "keras_top1": item.keras_top1,
+                               "max_abs_diff": item.max_abs_diff, "top1_agreement": item.top1_agreement,
+                               "input_quantization": item.to_dict()["input_quantization"],
+                               "litert_latency_ms": tflite_latency_ms(final, runs=latency_runs)}
+    shutil.rmtree(os.path.join(stage, ".export"))
+    quick = quick_check_figures(model, os.path.join(stage, "int8.tflite"), data.x_test, data.y_test)
+    history = read_history(train_dir)
+    return {"dataset": dataset, "macs": count_macs(model), "params": count_params(model), "top1": metrics["top1"],
+            "top5": metrics["top5"], "test_examples": metrics["examples"], "weights": True,
+            **({"flip_average": True} if flip_average else {}), **shared,
+            "training": {"recipe": saved["train"], "epochs_logged": len(history),
+                         # runs started before the depthwise fix did not record it
+                         "initialization": saved.get("initialization", LEGACY_INITIALIZATION),
+                         # train() times the process that finished the run; "processes" times each one
+                         "seconds_last_process": result["seconds"],
+                         "backend": result["backend"],
+                         # where each stretch of epochs ran (backend, device, seconds), as train() recorded it
+                         "processes": result.get("processes", []),
+                         **({"note": training_note} if training_note else {}),
+                         "weights": ("the EMA of the weights, BN statistics re-estimated for them over "
+                                     f"{BN_RECALIBRATION_BATCHES} unaugmented training batches"
+                                     if saved["train"].get("ema_momentum") else "the final weights"),
+                         "last_epoch": history[-1] if history else None},
+            "tflite": tflite, "quick_check": quick}
+
+
+def architecture_fields(spec: NetworkSpec, weights_note: str | None = None) -> dict:
+    """Metadata fields of an architecture-only entry (a published network without weights)."""
+    from nse_tf.nets.child import build_child
+    from nse_tf.nets.counting import count_macs, count_params
+
+    model = build_child(spec)
+    return {"dataset": "imagenet2012" if spec.space.num_classes == 1000 else None,
+            "macs": count_macs(model), "params": count_params(model), "top1": None, "top5": None,
+            "weights": False, "weights_note": weights_note or "architecture only: no trained weights", "tflite": None}
+
+
+def write_entry(root: str, name: str, spec: NetworkSpec, fields: Callable[[str], dict], command: str,
+                description: str = "", overwrite: bool = False) -> dict:
+    """Stage the entry ``name`` under ``root`` (``fields(stage)`` writes its files and gives its metadata
+    fields), hash every file, and rename it into place; returns the metadata."""
+    registry.check_entry_name(name)
+    final, previous = os.path.join(root, name), os.path.join(root, f".previous-{name}")
+    if os.path.isdir(previous) and not os.path.exists(final):  # a write killed while replacing the entry
+        os.replace(previous, final)
+    if os.path.exists(final) and not overwrite:
+        raise FileExistsError(final)
+    stage = os.path.join(root, f".staging-{name}")
+    shutil.rmtree(stage, ignore_errors=True)
+    os.makedirs(stage)
+    try:
+        values = fields(stage)
+        spec.save(os.path.join(stage, registry.NETWORK_NAME))
+        space = spec.space
+        metadata = {"name": name, "description": description, "architecture": spec.name,
+                    "input_shape": [space.input_size, space.input_size, space.input_channels],
+                    "num_classes": space.num_classes, "preprocessing": preprocessing_note(space),
+                    "command": command, **values}
+        metadata["files"] = {f: registry.sha256_file(os.path.join(stage, f)) for f in sorted(os.listdir(stage))}
+        atomic_write_json(os.path.join(stage, registry.METADATA_NAME), metadata)
+        shutil.rmtree(previous, ignore_errors=True)
+        if os.path.exists(final):
+            os.replace(final, previous)
+        os.replace(stage, final)
+        shutil.rmtree(previous, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return metadata
