@@ -1,4 +1,4 @@
-"""Retraining step time with glibc's default allocator behaviour vs ``nse_tf.memory.keep_freed_memory``.
+"""Retraining step time with glibc's default allocator behaviour vs ``nse_tf.utils.memory.keep_freed_memory``.
 
     python benchmarks/retrain_step.py [--arch=configs/archs/mobilenetv2_style_fmnist.json] [--steps=40]
         [--batch_size=128] [--repeats=2] [--threads=0]

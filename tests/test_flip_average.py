@@ -1,4 +1,4 @@
-"""Test-time flip averaging (nse_tf.flip_average): the averaged logits, the MACs of two passes, and TFLite
+"""Test-time flip averaging (nse_tf.nets.flip_average): the averaged logits, the MACs of two passes, and TFLite
 files that keep one graph of the network."""
 
 from __future__ import annotations

@@ -102,6 +102,9 @@ def test_export_run_on_a_device_and_import_give_the_table(tmp_path):
     # rerunning the script keeps finished outputs: nothing is benchmarked again
     run_script(kit, tmp_path, times_us)
     assert len([c for c in (tmp_path / "adb.log").read_text().splitlines() if "--graph=" in c]) == len(pieces)
+    # a kit written again (another form, say) starts without the old outputs, which the script would reuse
+    latency_kit.export_kit(SPACE, kit, "float32", num_threads=1, runs=50)
+    assert not os.path.exists(os.path.join(kit, "outputs"))
 
 
 def test_cli_measure_refuses_a_search_that_is_not_a_latency_search_and_import_names_a_missing_output(tmp_path):

@@ -8,7 +8,7 @@
 ``--channels``, ...) give the space, its ``--latency_format`` the TFLite form, its ``--latency_table`` the
 default ``--out`` of ``measure``. ``measure`` times the table on this CPU (run it with nothing else on the
 machine; ``--max_load`` refuses a busy CPU), as the search would before its first round. ``export`` writes
-the phone kit (``nse_tf.latency_kit``): one ``.tflite`` per (cell shape, operation), the adds, stem and
+the phone kit (``nse_tf.cost.phone_kit``): one ``.tflite`` per (cell shape, operation), the adds, stem and
 head, a ``manifest.json`` and ``run_on_device.sh``, which runs LiteRT's ``benchmark_model`` over them on an
 ``adb`` device; ``import`` turns the outputs it collected into the table JSON that ``--latency_table`` reads.
 """

@@ -36,6 +36,7 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         print(f"qat.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
+    from nse_tf.data.idx import DatasetError
     from nse_tf.train.config import TrainError
     from nse_tf.zoo import registry as zoo
 
@@ -69,8 +70,10 @@ def main(argv: list[str]) -> int:
         run_dir = F.run_dir or os.path.join("runs", "qat", entry.name)
         try:
             report = run(entry, config, run_dir)
-        except TrainError as err:
+        except TrainError as err:  # the run directory holds another QAT run
             raise FlagError("run_dir", str(err)) from None
+        except DatasetError as err:  # the entry's dataset
+            raise FlagError("model", str(err)) from None
     except FlagError as err:
         print(f"qat.py: error: {err}", file=sys.stderr)
         return 2
@@ -97,7 +100,8 @@ def run(entry, config, run_dir: str) -> dict:
     recipe = TrainConfig.from_dict(entry.metadata["training"]["recipe"], source=f"{entry.name}'s metadata")
     data = load_arrays(entry.config.dataset)
     model = qat.quantize(qat.tf_keras_copy(entry.network_spec(), zoo.load(entry.name, weights="pretrained")))
-    qat.fine_tune(model, data, recipe, config, run_dir, log=lambda line: print(line, flush=True))
+    source = {"entry": entry.name, "weights_sha256": zoo.sha256_file(entry.weights_file())}
+    qat.fine_tune(model, data, recipe, config, run_dir, log=lambda line: print(line, flush=True), source=source)
     keras_logits = predict_logits(model, data.x_test)
     calibration = data.x_train[np.random.default_rng(0).permutation(len(data.x_train))[:config.num_calibration]]
     path = os.path.join(run_dir, "int8_qat.tflite")

@@ -20,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags  # noqa: E402
 
+from nse_tf.data.idx import DatasetError  # noqa: E402
 from nse_tf.train.config import TrainError  # noqa: E402
 from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
 
@@ -59,6 +60,9 @@ def main(argv: list[str]) -> int:
         result = search(info, rounds[-1] if rounds else 0, shard)
     except FlagError as err:
         print(f"random_search.py: error: {err}", file=sys.stderr)
+        return 2
+    except DatasetError as err:  # the search's dataset or held-out split, as its config.json gives them
+        print(f"random_search.py: error: --search_run: {err}", file=sys.stderr)
         return 2
     except TrainError as err:  # a run directory under --out_dir holds another network, recipe or split
         print(f"random_search.py: error: --out_dir: {err}", file=sys.stderr)

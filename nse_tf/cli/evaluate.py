@@ -50,6 +50,7 @@ def main(argv: list[str]) -> int:
         print(f"evaluate.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
     from nse_tf.data.idx import DataFileError, DataNotFoundError
+    from nse_tf.data.idx import DatasetError
     from nse_tf.train.config import TrainError
     from nse_tf.zoo.evaluation import EvaluationError, measure
     from nse_tf.zoo.registry import ZooError
@@ -63,6 +64,8 @@ def main(argv: list[str]) -> int:
             raise FlagError(err.flag, str(err)) from None
         except (DataNotFoundError, DataFileError) as err:
             raise FlagError("data_dir", str(err)) from None
+        except DatasetError as err:  # --quick reads the entry's own dataset
+            raise FlagError("model", str(err)) from None
         except TrainError as err:
             raise FlagError("dataset" if "dataset" in str(err) else "model", str(err)) from None
         except ZooError as err:

@@ -227,7 +227,8 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         print(f"search.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
-    from nse_tf.data.idx import DataFileError, DataNotFoundError
+    from nse_tf.data.idx import DataFileError, DataNotFoundError, DatasetError
+    from nse_tf.search.round_trainer import SettingError
     from nse_tf.search.evolution import SamplingError, StateError
     from nse_tf.utils.memory import keep_freed_memory
 
@@ -257,6 +258,13 @@ def main(argv: list[str]) -> int:
         return 2
     except (StateError, SamplingError) as err:
         print(f"search.py: error: {err}", file=sys.stderr)
+        return 2
+    except DatasetError as err:  # the message names its setting where one is at fault, else it is --dataset's
+        text = str(err)
+        print(f"search.py: error: {text if text.startswith('--') else '--dataset: ' + text}", file=sys.stderr)
+        return 2
+    except SettingError as err:
+        print(f"search.py: error: --{str(err).split()[0]}: {err}", file=sys.stderr)
         return 2
     if state.phase == "done":
         print(f"search finished: {os.path.join(config.run_dir, 'search_report.md')}")

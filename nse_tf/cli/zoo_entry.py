@@ -50,6 +50,7 @@ def main(argv: list[str]) -> int:
         return 2
     from nse_tf import resolve_spec  # Keras (and TensorFlow) only once the flags are known to be good
     from nse_tf.space.architecture import NetworkSpec
+    from nse_tf.data.idx import DatasetError
     from nse_tf.train.config import CONFIG_NAME, TrainError
     from nse_tf.zoo import registry as zoo
     from nse_tf.zoo import writer
@@ -59,8 +60,12 @@ def main(argv: list[str]) -> int:
             raise FlagError("name", "is required")
         try:
             zoo.check_entry_name(F.name)
+            aliases = zoo.aliases()
         except zoo.ZooError as err:
             raise FlagError("name", str(err)) from None
+        if F.name in aliases:
+            raise FlagError("name", f"{F.name} is an alias of {aliases[F.name]} (zoo/aliases.json): write under the "
+                                    "current name, or remove the alias first")
         if bool(F.train_dir) == bool(F.arch):
             raise FlagError("train_dir", "give exactly one of --train_dir (trained) or --arch (architecture only)")
         if F.flip_average and not F.train_dir:
@@ -99,7 +104,7 @@ def main(argv: list[str]) -> int:
         except FileExistsError:
             raise FlagError("name", f"zoo entry {F.name} already exists in {root}; pass --overwrite to replace it "
                                     "(its weights and .tflite files are deleted)") from None
-        except TrainError as err:
+        except (TrainError, DatasetError) as err:  # its run, or the dataset it was trained on
             raise FlagError("train_dir", str(err)) from None
         except zoo.ZooError as err:
             raise FlagError("weights_from", str(err).removeprefix("weights_from: ")) from None

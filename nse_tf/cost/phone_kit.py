@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from typing import Any
 
 from nse_tf.cost import latency
@@ -65,6 +66,8 @@ def export_kit(space: MacroSpace, out_dir: str, tflite_format: str = "float32", 
     if tflite_format not in latency.TFLITE_FORMATS:
         raise ValueError(f"tflite_format must be one of {', '.join(latency.TFLITE_FORMATS)}, got {tflite_format!r}")
     pieces = latency.table_pieces(space)
+    for folder in ("models", "outputs"):  # a kit written again starts clean: old outputs would be reused
+        shutil.rmtree(os.path.join(out_dir, folder), ignore_errors=True)
     os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
     for piece in pieces:
         atomic_write_bytes(os.path.join(out_dir, "models", f"{piece.name}.tflite"),

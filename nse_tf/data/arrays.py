@@ -8,9 +8,7 @@ import os
 
 import numpy as np
 
-
-class DatasetError(ValueError):
-    """A dataset name, file or held-out setting that retraining cannot use; the message names it."""
+from nse_tf.data.idx import DatasetError
 
 
 @dataclasses.dataclass(frozen=True)

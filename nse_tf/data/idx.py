@@ -66,6 +66,11 @@ class DataFileError(ValueError):
     """A dataset file is there but unusable (corrupt, truncated, wrong shape or type); the message names it."""
 
 
+class DatasetError(ValueError):
+    """A dataset name, split or setting that cannot be used (unknown dataset, no classes, a held-out split too
+    large, a size that does not fit the network); the message names the setting."""
+
+
 @dataclasses.dataclass(frozen=True)
 class FashionMnistArrays:
     """The whole dataset in memory (about 55 MB), as numpy arrays.

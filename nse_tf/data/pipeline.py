@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from nse_tf.data import idx
-from nse_tf.data.idx import mean_std  # re-exported: TF-free, lives in idx.py
+from nse_tf.data.idx import DatasetError, mean_std  # re-exported: TF-free, lives in idx.py
 
 __all__ = ["DataConfig", "DataSplits", "load_splits", "mean_std", "SMALL_IMAGE_MAX"]
 
@@ -156,7 +156,7 @@ class _RawSource:
 
 def _check_heldout(config: DataConfig, total_train: int) -> None:
     if config.heldout_examples >= total_train:
-        raise ValueError(
+        raise DatasetError(
             f"heldout_examples={config.heldout_examples} must be smaller than the "
             f"number of training examples of {config.dataset!r} ({total_train})"
         )
@@ -202,7 +202,7 @@ def _tfds_source(config: DataConfig, name: str) -> _RawSource:
     try:
         builder_cls = tfds.builder_cls(name.split("/")[0].split(":")[0])
     except tfds.core.registered.DatasetNotFoundError as e:
-        raise ValueError(f"unknown tfds dataset in dataset={config.dataset!r}: {e}") from e
+        raise DatasetError(f"unknown tfds dataset in dataset={config.dataset!r}: {e}") from e
     download_config = None
     data_dir = config.data_dir
     if getattr(builder_cls, "MANUAL_DOWNLOAD_INSTRUCTIONS", None) and config.data_dir:
@@ -216,10 +216,10 @@ def _tfds_source(config: DataConfig, name: str) -> _RawSource:
     # assume the usual 'train'/'test' and let as_dataset complain if wrong.
     known = list(info.splits) or ["train", "test"]
     if "train" not in known:
-        raise ValueError(f"dataset {config.dataset!r} has no 'train' split (has {known})")
+        raise DatasetError(f"dataset {config.dataset!r} has no 'train' split (has {known})")
     test_name = next((s for s in ("test", "validation") if s in known), None)
     if test_name is None:
-        raise ValueError(
+        raise DatasetError(
             f"dataset {config.dataset!r} has neither a 'test' nor a 'validation' split "
             f"(has {known})"
         )
@@ -321,7 +321,7 @@ def _folder_source(config: DataConfig, root: str) -> _RawSource:
     train_tree = _list_class_folder(train_root)
     class_names = tuple(train_tree)
     if not class_names:
-        raise ValueError(f"image folder {train_root!r} has no class sub-folders")
+        raise DatasetError(f"image folder {train_root!r} has no class sub-folders")
     label_of = {name: i for i, name in enumerate(class_names)}
 
     def flatten(tree: dict[str, list[str]], where: str) -> tuple[list[str], list[int]]:
@@ -339,7 +339,7 @@ def _folder_source(config: DataConfig, root: str) -> _RawSource:
 
     train_paths, train_labels = flatten(train_tree, train_root)
     if not train_paths:
-        raise ValueError(f"image folder {train_root!r} has no images ({', '.join(_IMAGE_EXTENSIONS)})")
+        raise DatasetError(f"image folder {train_root!r} has no images ({', '.join(_IMAGE_EXTENSIONS)})")
     test_paths, test_labels = flatten(_list_class_folder(test_root), test_root) if test_root else ([], [])
     _check_heldout(config, len(train_paths))
     for path in train_paths + test_paths:
@@ -487,7 +487,7 @@ def _make_recipe(config: DataConfig, native: tuple[int | None, int | None, int])
     h, w, _ = native
     if config.image_size is None:
         if h is None or w is None:
-            raise ValueError(
+            raise DatasetError(
                 f"image_size must be set for dataset {config.dataset!r}: its images "
                 "have no fixed size"
             )

@@ -15,7 +15,7 @@ from nse_tf.nets.layers import Namespace, head_layers, op_layers, stem_layers
 from nse_tf.space.architecture import NetworkSpec
 from nse_tf.space.macro import CellSpec, MacroSpace
 
-PREPROCESS_LAYER = "preprocess"  # the normalisation layer's name (nse_tf.flip_average mirrors after it)
+PREPROCESS_LAYER = "preprocess"  # the normalisation layer's name (nse_tf.nets.flip_average mirrors after it)
 
 
 def preprocessing_layer(ns: Namespace, space: MacroSpace) -> Any:

@@ -9,15 +9,15 @@ import os
 from typing import Any, Sequence
 
 import matplotlib
-import matplotlib.pyplot as plt  # noqa: E402
+
+matplotlib.use("Agg")  # isort: skip (before pyplot: no display here)
+import matplotlib.pyplot as plt  # noqa: E402  # isort: skip
 import numpy as np  # noqa: E402
 
 from nse_tf.cost.model import macs_model  # noqa: E402
 from nse_tf.search.evolution import ArchPoint, EvolutionState  # noqa: E402
 from nse_tf.search.gates import gate_probability  # noqa: E402
 from nse_tf.utils.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
-
-matplotlib.use("Agg")
 
 
 def _png(fig: Any) -> bytes:

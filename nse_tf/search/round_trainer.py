@@ -131,6 +131,10 @@ def split_batch(strategy: tf.distribute.Strategy, images: tf.Tensor, labels: tf.
     return part(images), part(labels)
 
 
+class SettingError(ValueError):
+    """A search setting the run cannot use with its strategy; the message starts with the setting's name."""
+
+
 def is_decayed(variable: Any) -> bool:
     """Weight decay on conv and dense kernels only, not on BN parameters or biases."""
     return variable.path.split("/")[-1] == "kernel"
@@ -146,7 +150,7 @@ class RoundTrainer:
         self.cost_model = cost_model or macs_model(space)
         self.strategy = strategy or tf.distribute.get_strategy()
         if config.batch_size % self.strategy.num_replicas_in_sync:
-            raise ValueError(f"batch_size {config.batch_size} is not divisible by the "
+            raise SettingError(f"batch_size {config.batch_size} is not divisible by the "
                              f"{self.strategy.num_replicas_in_sync} replicas")
         with self.strategy.scope():
             self.net = Supernet(space, subspaces)

@@ -29,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nse_tf.data.idx import DatasetError
 from nse_tf.data.pipeline import DataSplits, load_splits
 from nse_tf.search import evolution, gates
 from nse_tf.search import report as reporting
@@ -70,12 +71,12 @@ class SearchRun:
     def _check_space_matches_data(self) -> None:
         shape = self.splits.input_shape
         if (self.space.input_size, self.space.input_size, self.space.input_channels) != tuple(shape):
-            raise ValueError(f"the space expects {self.space.input_size}x{self.space.input_size}x"
-                             f"{self.space.input_channels} inputs but {self.config.data.dataset} gives "
-                             f"{shape[0]}x{shape[1]}x{shape[2]}; set --input_size/--image_size to match")
+            raise DatasetError(f"--input_size: the space expects {self.space.input_size}x{self.space.input_size}x"
+                               f"{self.space.input_channels} inputs but {self.config.data.dataset} gives "
+                               f"{shape[0]}x{shape[1]}x{shape[2]}; set --input_size/--image_size to match")
         if self.space.num_classes != self.splits.num_classes:
-            raise ValueError(f"--num_classes is {self.space.num_classes} but {self.config.data.dataset} has "
-                             f"{self.splits.num_classes} classes")
+            raise DatasetError(f"--num_classes: {self.space.num_classes}, but {self.config.data.dataset} has "
+                               f"{self.splits.num_classes} classes")
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.config.run_dir, *parts)

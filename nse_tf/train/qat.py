@@ -58,8 +58,8 @@ def tf_keras_copy(spec: NetworkSpec, model: Any) -> Any:
         weights = layer.get_weights()
         if not weights:
             continue
-        if layer.name not in names:
-            raise TrainError(f"layer {layer.name} of {spec.name} has no tf_keras counterpart")
+        if layer.name not in names:  # the two builds disagree: a bug, not an input error
+            raise RuntimeError(f"layer {layer.name} of {spec.name} has no tf_keras counterpart")
         copy.get_layer(layer.name).set_weights(weights)
     return copy
 
@@ -134,8 +134,10 @@ def _batches(data: ImageArrays, recipe: TrainConfig, config: QatConfig, epoch: i
 
 
 def fine_tune(qat_model: Any, data: ImageArrays, recipe: TrainConfig, config: QatConfig, run_dir: str,
-              log: Any = print) -> int:
-    """Fine-tune ``qat_model`` in ``run_dir`` (resuming after its last finished epoch); returns the epochs done."""
+              log: Any = print, source: dict | None = None) -> int:
+    """Fine-tune ``qat_model`` in ``run_dir`` (resuming after its last finished epoch); returns the epochs done.
+    ``source`` (say, the entry and its weights' sha256) is recorded, and a run directory of another source or
+    recipe is refused rather than resumed."""
     import tensorflow as tf
     import tf_keras
 
@@ -146,24 +148,25 @@ def fine_tune(qat_model: Any, data: ImageArrays, recipe: TrainConfig, config: Qa
     qat_model.compile(optimizer=optimizer,
                       loss=tf_keras.losses.CategoricalCrossentropy(from_logits=True,
                                                                   label_smoothing=recipe.label_smoothing))
+    optimizer.build(qat_model.trainable_variables)  # its slots exist before a restore, so momentum comes back
     checkpoint = tf.train.Checkpoint(model=qat_model, optimizer=optimizer)
+    identity = {"config": dataclasses.asdict(config), "source": source}
     state_path = os.path.join(run_dir, STATE_NAME)
     done = 0
     if os.path.exists(state_path):
         with open(state_path, encoding="utf-8") as f:
             state = json.load(f)
-        if state["config"] != dataclasses.asdict(config):
-            raise TrainError(f"{run_dir} holds a QAT run with other settings ({state['config']}); use another "
-                             "--run_dir or delete it")
+        if {"config": state["config"], "source": state.get("source")} != identity:
+            raise TrainError(f"{run_dir} holds a QAT run with other settings or of other weights "
+                             f"({state['config']}, {state.get('source')}); use another --run_dir or delete it")
         done = int(state["epochs_done"])
         if done:
-            checkpoint.restore(os.path.join(run_dir, state["checkpoint"])).expect_partial()
+            checkpoint.restore(os.path.join(run_dir, state["checkpoint"])).expect_partial()  # write() saves no counter
     eye = np.eye(int(data.y_train.max()) + 1, dtype=np.float32)
     for epoch in range(done, config.epochs):
         losses = [float(qat_model.train_on_batch(x, eye[y])) for x, y in _batches(data, recipe, config, epoch)]
         prefix = checkpoint.write(os.path.join(run_dir, f"{CHECKPOINT_PREFIX}-{epoch + 1}"))
-        atomic_write_json(state_path, {"config": dataclasses.asdict(config), "epochs_done": epoch + 1,
-                                       "checkpoint": os.path.basename(prefix)})
+        atomic_write_json(state_path, {**identity, "epochs_done": epoch + 1, "checkpoint": os.path.basename(prefix)})
         for old in os.listdir(run_dir):  # keep the newest checkpoint only
             if old.startswith(f"{CHECKPOINT_PREFIX}-") and not old.startswith(os.path.basename(prefix) + "."):
                 os.remove(os.path.join(run_dir, old))

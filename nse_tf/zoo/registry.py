@@ -6,7 +6,7 @@ that produced it, sha256 of every file), and where trained ``model.weights.h5``,
 and ``int8.tflite``. Loading builds the network from its JSON and reads an HDF5 weights file after
 checking its sha256: no code from a file is ever executed. An entry whose metadata has
 ``"flip_average": true`` is its network run on the image and its mirror, logits averaged
-(``nse_tf.flip_average``): its MACs, top-1 and TFLite files are those of the two-pass model.
+(``nse_tf.nets.flip_average``): its MACs, top-1 and TFLite files are those of the two-pass model.
 """
 
 from __future__ import annotations

@@ -112,6 +112,9 @@ def write_entry(root: str, name: str, spec: NetworkSpec, fields: Callable[[str],
     """Stage the entry ``name`` under ``root`` (``fields(stage)`` writes its files and gives its metadata
     fields), hash every file, and rename it into place; returns the metadata."""
     registry.check_entry_name(name)
+    if name in registry.aliases():
+        raise registry.ZooError(f"{name} is an alias of {registry.aliases()[name]} (zoo/aliases.json): write under "
+                                "the current name, or remove the alias first")
     final, previous = os.path.join(root, name), os.path.join(root, f".previous-{name}")
     if os.path.isdir(previous) and not os.path.exists(final):  # a write killed while replacing the entry
         os.replace(previous, final)
