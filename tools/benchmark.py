@@ -428,7 +428,8 @@ def run_latency() -> dict[str, Any]:
         measured = [timed[p]["median_ms"] for p in paths]
         correction = latency_prediction.fit(table, space, archs[fit_part], measured[fit_part])
         predicted = [correction.predict(table, space, cells) for cells in archs]
-        plain = [latency_model(table, space).architecture_cost(cells) for cells in archs]
+        table_model = latency_model(table, space)
+        plain = [table_model.architecture_cost(cells) for cells in archs]
         scores = latency_prediction.accuracy(predicted[check_part], measured[check_part])
         raw = latency_prediction.accuracy(plain[check_part], measured[check_part])
         results[fmt] = {**{k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()},

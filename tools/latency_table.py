@@ -58,7 +58,7 @@ def search_settings():
 
 def measure() -> int:
     from nse_tf.cost import latency
-    from nse_tf.export.timing import other_cpu_load
+    from nse_tf.export.timing import BusyMachineError, require_quiet_machine
 
     space, tflite_format, default_out = search_settings()
     out = F.out or default_out
@@ -66,9 +66,10 @@ def measure() -> int:
         raise FlagError("out", f"is required ({F.search_flags} names no --latency_table)")
     if os.path.exists(out) and not F.overwrite:
         raise FlagError("out", f"{out} exists (a search may price with it); pass --overwrite to measure it again")
-    load = other_cpu_load()
-    if load > F.max_load:
-        raise FlagError("max_load", f"other processes keep {load:.2f} cores busy; times taken now would mislead")
+    try:
+        require_quiet_machine(F.max_load)
+    except BusyMachineError as err:
+        raise FlagError("max_load", str(err)) from None
 
     def progress(done: int, total: int) -> None:
         if done == 1 or done == total or done % 20 == 0:
