@@ -103,6 +103,7 @@ def bad(tmp_path_factory) -> dict[str, str]:
 
     zoo_copy = root / "zoo"
     zoo_copy.mkdir()
+    shutil.copyfile(os.path.join(ZOO, "aliases.json"), zoo_copy / "aliases.json")  # the alias rows need it
 
     def entry(name: str, edit: Callable[[dict], dict] | None = None, network_text: str | None = None) -> None:
         folder = zoo_copy / name
