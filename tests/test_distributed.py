@@ -193,3 +193,77 @@ def test_multi_worker_mirrored_workers_agree(tmp_path):
     assert np.abs(alphas[0]).max() > 0
     np.testing.assert_array_equal(np.load(tmp_path / "w0_kernel.npy"), np.load(tmp_path / "w1_kernel.npy"))
     np.testing.assert_array_equal(np.load(tmp_path / "w0_losses.npy"), np.load(tmp_path / "w1_losses.npy"))
+
+
+# ---------------------------------------------------------------- the end-of-round evaluation, split across workers
+SEARCH = str(REPO / "tools" / "search.py")
+FMNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+
+
+def sharded_search(run_dir: Path) -> list[str]:
+    """The tiny search of test_search_cli, one round, on MultiWorkerMirroredStrategy, order-free evaluation."""
+    from tests.test_search_cli import TINY
+
+    return [sys.executable, SEARCH, f"--run_dir={run_dir}", *TINY, "--max_rounds=1", "--num_archs=5",
+            "--strategy=multi_worker", "--bn_start=trained"]
+
+
+def two_workers(command: list[str], wrap: list[str] | None = None) -> list[tuple[list[str], dict[str, str]]]:
+    workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    out = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        prefix = wrap if (wrap and index == 1) else []
+        out.append((command[:1] + prefix + command[1:], child_env(TF_CONFIG=tf_config)))
+    return out
+
+
+def outcome(run_dir: Path) -> dict:
+    """What the evaluation decides: every accuracy, the front, the next sub-spaces (timings left out)."""
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if not k.endswith("_seconds")}
+        return [strip(v) for v in value] if isinstance(value, list) else value
+
+    pareto = json.loads((run_dir / "round_00" / "pareto.json").read_text())
+    state = json.loads((run_dir / "evolution_state.json").read_text())
+    return {"pareto": pareto, "state": strip(state)}
+
+
+@pytest.mark.slow  # four search processes; CI's 15 minutes (run with -m slow)
+@pytest.mark.skipif(not os.path.exists(FMNIST), reason="dataset-fashion-mnist is not installed")
+def test_two_workers_split_the_evaluation_and_agree_with_one_bit_for_bit(tmp_path):
+    """One round trained once (stopped before its evaluation), then evaluated by one worker and by two, each
+    evaluating half the architectures: the same accuracies, front and next sub-spaces, bit for bit. A worker
+    killed while it evaluates, followed by a restart of both, ends in the same state too."""
+    import shutil
+
+    trained = tmp_path / "trained"
+    run_children([(sharded_search(trained) + ["--stop_after_steps=8"], child_env())])
+    state = json.loads((trained / "evolution_state.json").read_text())
+    assert state["phase"] == "train" and not (trained / "round_00" / "pareto.json").exists()
+    one, two, killed = (tmp_path / n for n in ("one", "two", "killed"))
+    for copy in (one, two, killed):
+        shutil.copytree(trained, copy)
+
+    run_children([(sharded_search(one), child_env())])
+    results = run_children(two_workers(sharded_search(two)))
+    assert outcome(two) == outcome(one)
+    evaluated = outcome(one)["pareto"]["evaluated"]
+    assert len(evaluated) >= 5 and len({p["accuracy"] for p in evaluated}) > 1
+    assert all("3 of them on this worker" in r.stdout or "2 of them on this worker" in r.stdout for r in results)
+
+    # worker 2 dies at its second architecture; its peer waits in the gather and is stopped too
+    kill = [str(REPO / "tests" / "kill_at_call.py"), "nse_tf.search.round_trainer:RoundTrainer.evaluate", "2"]
+    commands = two_workers(sharded_search(killed), wrap=kill)
+    procs = [subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for cmd, env in commands]
+    try:
+        assert procs[1].wait(timeout=TIMEOUT_S) == -9
+    finally:
+        procs[0].kill()
+        for proc in procs:
+            proc.communicate()
+    assert not (killed / "round_00" / "pareto.json").exists()
+    run_children(two_workers(sharded_search(killed)))
+    assert outcome(killed) == outcome(one)

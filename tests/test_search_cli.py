@@ -373,6 +373,8 @@ def test_every_committed_search_flagfile_builds_its_config(flagfile, monkeypatch
     ("fashion_mnist_nse.flags", "fashion_mnist_nse"),
     # written before --window existed
     ("fashion_mnist_nse_latency.flags", "fashion_mnist_nse_latency"),
+    # written before --bn_start existed
+    ("fashion_mnist_nse_latency_wide.flags", "fashion_mnist_nse_latency_wide"),
 ])
 def test_committed_run_directories_still_match_their_flagfiles(flagfile, run):
     """A committed run directory's config.json, read through upgrade_saved_config, equals what its flagfile

@@ -258,7 +258,7 @@ def test_weight_decay_reaches_conv_and_dense_kernels_only():
 
     model = build_child(TINY, dropout=0.1)
     optimizer = build_optimizer(TrainConfig(epochs=1, lr=0.5, warmup_epochs=0, weight_decay=0.1, ema_momentum=None,
-                                            momentum=0.0), steps_per_epoch=10)
+                                            momentum=0.0), steps_per_epoch=10, variables=model.trainable_variables)
     before = {v.path: keras.ops.convert_to_numpy(v) for v in model.trainable_variables}
     optimizer.apply_gradients([(keras.ops.zeros_like(v), v) for v in model.trainable_variables])
     moved = {v.path for v in model.trainable_variables if not np.array_equal(keras.ops.convert_to_numpy(v), before[v.path])}
@@ -405,6 +405,34 @@ def test_exact_batch_norm_statistics_forget_the_previous_path():
     small = [(images[i:i + 2], labels[i:i + 2]) for i in range(0, BATCH, 2)]
     assert trainer.evaluate(path_b, recal, small, bn_mode="exact") == trainer.evaluate(path_b, recal, heldout,
                                                                                        bn_mode="exact")
+
+
+def test_a_trained_start_makes_the_ema_evaluation_independent_of_the_order():
+    """bn_start="trained": the supernet's statistics are restored before each path, so a path's BN statistics
+    (and accuracy) are the same whatever was evaluated before it; the method's default keeps the previous one's
+    share, so the statistics differ."""
+    trainer = search.RoundTrainer(SPACE, SUBSPACES, search.OptimConfig(), search.PenaltyConfig(target=1.0, a=0.0),
+                                  search.RoundConfig(steps=4, steps_per_epoch=4, batch_size=BATCH))
+    randomise(trainer.net, 5)
+    recal = [batch(s)[0] for s in range(3)]
+    heldout = [batch(9)]
+    path_a = np.array([[True, True, False], [True, False, False]])
+    path_b = np.array([[False, True, True], [False, True, False]])
+    start = trainer.bn_statistics()
+
+    def after(first, start_statistics):
+        trainer.evaluate(first, recal, heldout, start=start_statistics)
+        accuracy = trainer.evaluate(path_b, recal, heldout, start=start_statistics)
+        return accuracy, trainer.bn_statistics()
+
+    alone = after(path_b, start)  # path b first, then b again
+    behind_a = after(path_a, start)
+    assert alone[0] == behind_a[0]
+    for x, y in zip(alone[1], behind_a[1]):
+        np.testing.assert_array_equal(x, y)
+    trainer.evaluate(path_b, recal, heldout, start=start)
+    lasting = [after(first, None)[1] for first in (path_a, np.ones_like(path_a))]
+    assert any(not np.array_equal(x, y) for x, y in zip(*lasting))
 
 
 def test_a_full_disk_during_a_round_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):

@@ -261,11 +261,8 @@ def test_zoo_entry_names_cannot_leave_the_zoo(tmp_path, name):
 
 
 def test_readme_zoo_table_is_the_metadata():
-    sys.path.insert(0, os.path.join(REPO, "tools"))
-    try:
-        import zoo_table
-    finally:
-        sys.path.remove(os.path.join(REPO, "tools"))
+    from nse_tf.cli import zoo_table
+
     assert zoo_table.readme_table() == zoo_table.zoo_table(), "run: python tools/zoo_table.py --write_readme"
 
 

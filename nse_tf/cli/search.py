@@ -25,7 +25,8 @@ flags.DEFINE_enum("strategy", "mirrored", ["mirrored", "multi_worker", "default"
                   "tf.distribute strategy: mirrored (local devices), multi_worker (TF_CONFIG), default.")
 flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into this many logical devices (tests MirroredStrategy).")
 flags.DEFINE_string("init_from", None, "Run directory of a finished search to continue into a larger --pool.")
-flags.DEFINE_integer("stop_after_steps", None, "Stop (checkpointed) after this many steps of the current round.")
+flags.DEFINE_integer("stop_after_steps", None, "Stop (checkpointed) after this many steps of the current round "
+                     "(the round's length or more: trained, before its evaluation).")
 # Space
 flags.DEFINE_string("space", "small", "Preset macro space: small, imagenet_mac, imagenet_latency.")
 flags.DEFINE_string("pool", None, "Operation pool: mb19, mac27, mac72, or comma-separated op names.")
@@ -89,6 +90,9 @@ flags.DEFINE_enum("bn_mode", "ema", ["ema", "exact"], "How the BN statistics of 
                   "from those batches: ema (batch by batch at BN momentum, the method's) or exact (their mean and "
                   "variance over all the images, in passes of --bn_batch_size).")
 flags.DEFINE_integer("bn_batch_size", 512, "Images per forward pass of --bn_mode=exact.")
+flags.DEFINE_enum("bn_start", "previous", ["previous", "trained"], "Where --bn_mode=ema starts each architecture: "
+                  "previous (what the one before left, the released code's) or trained (the supernet's statistics "
+                  "restored first: results independent of the order, so a multi-worker search splits the list).")
 flags.DEFINE_integer("eval_batch_size", None, "Held-out images per inference batch of the end-of-round evaluation "
                      "(default: --batch_size).")
 flags.DEFINE_boolean("inherit_weights", False, "Keep weights of ops that stay between rounds (ours).")
@@ -184,7 +188,7 @@ def build_config():  # -> SearchConfig (imports deferred until TF is configured)
                      ops_per_cell=F.ops_per_cell, max_rounds=F.max_rounds,
                      num_archs=F.num_archs, num_extra=F.num_extra, drift=drift,
                      extra_margin=extra_margin, bn_batches=F.bn_batches, bn_mode=F.bn_mode,
-                     bn_batch_size=F.bn_batch_size, eval_batch_size=F.eval_batch_size,
+                     bn_batch_size=F.bn_batch_size, bn_start=F.bn_start, eval_batch_size=F.eval_batch_size,
                      max_sample_draws=F.max_sample_draws,
                      inherit_weights=F.inherit_weights,
                      preserve_prev=F.preserve_prev)

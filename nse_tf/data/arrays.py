@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from nse_tf.data.idx import DatasetError
+from nse_tf.data.names import ARRAY_KINDS, parse_dataset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,14 +29,13 @@ class ImageArrays:
 
 def load_arrays(dataset: str = "fashion_mnist", data_dir: str | None = None) -> ImageArrays:
     """``fashion_mnist`` (the Debian IDX files) or ``npz:<path>`` with x_train/y_train/x_test/y_test."""
-    if dataset == "fashion_mnist":
-        from nse_tf.data.idx import load_fashion_mnist
+    name = parse_dataset(dataset, ARRAY_KINDS, "retraining")
+    if name.kind == "npz":
+        return _load_npz(name.argument)
+    from nse_tf.data.idx import load_fashion_mnist
 
-        data = load_fashion_mnist(data_dir)
-        return ImageArrays(data.x_train, data.y_train, data.x_test, data.y_test, "fashion_mnist")
-    if dataset.startswith("npz:"):
-        return _load_npz(dataset[4:])
-    raise DatasetError(f"dataset {dataset!r} is not supported by retraining: use fashion_mnist or npz:<path>")
+    data = load_fashion_mnist(data_dir)
+    return ImageArrays(data.x_train, data.y_train, data.x_test, data.y_test, "fashion_mnist")
 
 
 def _load_npz(path: str) -> ImageArrays:

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from nse_tf.data import idx
 from nse_tf.data.idx import DatasetError, mean_std  # re-exported: TF-free, lives in idx.py
+from nse_tf.data.names import PIPELINE_KINDS, parse_dataset
 
 __all__ = ["DataConfig", "DataSplits", "load_splits", "mean_std", "SMALL_IMAGE_MAX"]
 
@@ -41,24 +42,13 @@ _CENTER_CROP_FRACTION = 0.875
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 _TEST_FOLDER_NAMES = ("test", "val", "validation")
 
-_ACCEPTED_FORMS = (
-    "'fashion_mnist' (the IDX files), 'tfds:<name>' (e.g. 'tfds:cifar10', "
-    "'tfds:imagenette', 'tfds:imagenet2012'), or 'folder:<path>' (one "
-    "sub-folder per class, optionally under train/ and test/)"
-)
 _AUTOTUNE = tf.data.AUTOTUNE
 
 
 def _parse_dataset(value: str) -> tuple[str, str]:
-    """Splits a DataConfig.dataset string into (kind, argument)."""
-    if not isinstance(value, str):
-        raise ValueError(f"dataset must be a string, got {value!r}; accepted: {_ACCEPTED_FORMS}")
-    if value == "fashion_mnist":
-        return "fashion_mnist", ""
-    kind, sep, arg = value.partition(":")
-    if sep and kind in ("tfds", "folder") and arg.strip():
-        return kind, arg.strip()
-    raise ValueError(f"unknown dataset {value!r}; accepted: {_ACCEPTED_FORMS}")
+    """Splits a DataConfig.dataset string into (kind, argument): the shared grammar, kinds this stack reads."""
+    name = parse_dataset(value, PIPELINE_KINDS, "the tf.data pipeline (search)")
+    return name.kind, name.argument
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from nse_tf.export.staging import staged
+from nse_tf.utils.atomic import staged
 
 TFLITE_FORMATS = ("float32", "float16", "dynamic_range", "int8")
 FORMATS = ("saved_model", *TFLITE_FORMATS, "onnx")
@@ -54,6 +54,26 @@ def anchored_pixels(images: np.ndarray) -> np.ndarray:
     return images
 
 
+def configure_int8(converter: Any, representative_images: np.ndarray | None) -> None:
+    """Full-integer settings of every int8 file (post-training and QAT alike): int8 builtins only, uint8 pixels
+    in (scale 1, zero point 0: ``anchored_pixels`` calibrates the full 0-255 range), float logits out."""
+    import tensorflow as tf
+
+    if representative_images is None or len(representative_images) == 0:
+        raise ValueError("int8 export needs representative (calibration) images")
+    calibration = anchored_pixels(representative_images)
+
+    def representative() -> Iterator[list[np.ndarray]]:
+        for image in calibration:
+            yield [image[None]]
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.uint8
+    converter.inference_output_type = tf.float32
+
+
 def convert_tflite(saved_model_dir: str, fmt: str, representative_images: np.ndarray | None = None) -> bytes:
     """One TFLite flatbuffer of ``fmt`` from a SavedModel, builtin ops only."""
     import tensorflow as tf
@@ -68,19 +88,7 @@ def convert_tflite(saved_model_dir: str, fmt: str, representative_images: np.nda
     elif fmt == "dynamic_range":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif fmt == "int8":
-        if representative_images is None or len(representative_images) == 0:
-            raise ValueError("int8 export needs representative (calibration) images")
-        calibration = anchored_pixels(representative_images)
-
-        def representative() -> Iterator[list[np.ndarray]]:
-            for image in calibration:
-                yield [image[None]]
-
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.uint8
-        converter.inference_output_type = tf.float32
+        configure_int8(converter, representative_images)
     return converter.convert()
 
 

@@ -40,7 +40,7 @@ from nse_tf.export.runtimes import (
     tflite_input_quantization,
     tflite_logits,
 )
-from nse_tf.export.staging import staged, write_synced
+from nse_tf.utils.atomic import staged, write_synced
 
 
 @dataclasses.dataclass

@@ -45,6 +45,11 @@ class EvolutionConfig:
     # "exact" averages the statistics of all of them, in forward passes of at most bn_batch_size images.
     bn_mode: str = "ema"
     bn_batch_size: int = 512
+    # Where an "ema" re-estimation starts: "previous", the statistics the architecture evaluated before left
+    # (the released code: not reset, so a result depends on the order); "trained", the supernet's own at the
+    # end of training, restored before each architecture, so results do not depend on the order and the
+    # evaluation is split across the workers of a multi-worker search ("exact" never depends on it).
+    bn_start: str = "previous"
     eval_batch_size: int | None = None  # held-out images per inference batch (None: the search's batch size)
     max_sample_draws: int = 200_000
     inherit_weights: bool = False
@@ -60,6 +65,8 @@ class EvolutionConfig:
             raise ValueError(f"max_rounds must be >= 1, got {self.max_rounds}")
         if self.bn_mode not in ("ema", "exact"):
             raise ValueError(f"bn_mode must be 'ema' or 'exact', got {self.bn_mode!r}")
+        if self.bn_start not in ("previous", "trained"):
+            raise ValueError(f"bn_start must be 'previous' or 'trained', got {self.bn_start!r}")
         if self.eval_batch_size is not None and self.eval_batch_size < 1:
             raise ValueError(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
         for name in ("num_archs", "bn_batches", "bn_batch_size", "max_sample_draws"):
@@ -74,6 +81,12 @@ class EvolutionConfig:
             if len(self.window) != 2 or not 0 <= self.window[0] < self.window[1]:
                 raise ValueError(f"window must be two costs low,high with 0 <= low < high, got {self.window}")
             object.__setattr__(self, "window", (float(self.window[0]), float(self.window[1])))
+
+    @property
+    def order_free(self) -> bool:
+        """Whether an architecture's accuracy is independent of what was evaluated before it (so the list may
+        be split across workers and the results gathered)."""
+        return self.bn_mode == "exact" or self.bn_start == "trained"
 
     def window_bounds(self, target: float) -> tuple[float, float]:
         """(low, high) of the end-of-round window: ``window`` if set, else target +- drift."""

@@ -21,7 +21,7 @@ from nse_tf.nets.batch_norm import average_statistics, batch_norm_layers
 from nse_tf.search import gates
 from nse_tf.search.supernet import Supernet
 from nse_tf.space.macro import MacroSpace
-from nse_tf.train.optimizers import FusedSGD
+from nse_tf.train.optimizers import FusedSGD, is_decayed
 from nse_tf.train.schedules import WarmupCosine
 
 
@@ -133,11 +133,6 @@ def split_batch(strategy: tf.distribute.Strategy, images: tf.Tensor, labels: tf.
 
 class SettingError(ValueError):
     """A search setting the run cannot use with its strategy; the message starts with the setting's name."""
-
-
-def is_decayed(variable: Any) -> bool:
-    """Weight decay on conv and dense kernels only, not on BN parameters or biases."""
-    return variable.path.split("/")[-1] == "kernel"
 
 
 class RoundTrainer:
@@ -261,14 +256,25 @@ class RoundTrainer:
         hits = tf.equal(tf.argmax(logits, -1, output_type=tf.int32), tf.cast(labels, tf.int32))
         return tf.reduce_sum(tf.cast(hits, tf.int32))
 
+    def bn_statistics(self) -> list[np.ndarray]:
+        """The supernet's BN moving statistics, to restore before each path (``evaluate``'s ``start``)."""
+        return [keras.ops.convert_to_numpy(v) for v in self._bn_statistic_variables()]
+
+    def _bn_statistic_variables(self) -> list[Any]:
+        return [v for layer in batch_norm_layers(self.net) for v in (layer.moving_mean, layer.moving_variance)]
+
     def evaluate(self, masks: np.ndarray, recalibration: Sequence[tf.Tensor], heldout: Any,
-                 bn_mode: str = "ema", bn_batch_size: int = 512) -> float:
+                 bn_mode: str = "ema", bn_batch_size: int = 512, start: Sequence[np.ndarray] | None = None) -> float:
         """Top-1 of one path with shared weights: BN statistics first re-estimated from the ``recalibration``
-        batches (``ema``: forward passes in training mode, moving averages not reset, the method's procedure;
-        ``exact``: the mean of their statistics, in equal passes of at most ``bn_batch_size`` images, nothing
-        of the previous path's left), then held-out accuracy with BN in inference mode."""
+        batches (``ema``: forward passes in training mode, moving averages not reset, the method's procedure,
+        from ``start`` (``bn_statistics()``) when given, else from what the previous path left; ``exact``: the
+        mean of their statistics, in equal passes of at most ``bn_batch_size`` images, nothing of the previous
+        path's left), then held-out accuracy with BN in inference mode."""
         mask_tensor = tf.constant(masks)
         with self.strategy.scope():
+            if start is not None:
+                for variable, value in zip(self._bn_statistic_variables(), start, strict=True):
+                    variable.assign(value)
             if bn_mode == "exact":  # eager passes: average_statistics sets the momentum before each
                 images = tf.concat(list(recalibration), 0)
                 passes = -(-int(images.shape[0]) // bn_batch_size)

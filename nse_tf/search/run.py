@@ -38,7 +38,8 @@ from nse_tf.search.config import CONFIG_FILE, STATE_FILE, SearchConfig
 from nse_tf.search.evolution import ArchPoint, EvolutionState, SamplingError, StateError
 from nse_tf.search.round_trainer import RoundConfig, RoundState, RoundTrainer, new_round_state
 from nse_tf.search.saved_config import END_OF_ROUND_SETTINGS, flag_for, setting_diffs, upgrade_saved_config
-from nse_tf.search.strategy import is_chief, is_multi_worker, make_strategy, require_shared_latency_table
+from nse_tf.search.strategy import (is_chief, is_multi_worker, make_strategy, require_shared_latency_table,
+                                   sum_across_workers, worker_shard)
 from nse_tf.space.architecture import Architecture, NetworkSpec
 from nse_tf.utils.atomic import atomic_write_json
 
@@ -196,9 +197,10 @@ class SearchRun:
             train_seconds = None
             if state.phase == "train":
                 self.check_window_reachable(state)
-                train_seconds = self.train_round(state, trainer, host, ckpt, iterators)
-                if train_seconds is None:
-                    return state
+                if host.step < self.steps_per_round:  # else stopped (--stop_after_steps) after the last step
+                    train_seconds = self.train_round(state, trainer, host, ckpt, iterators)
+                    if train_seconds is None:
+                        return state
                 state.phase = "evaluate"
                 self.save_state(state)
             self.end_of_round(state, trainer, host, round_dir, splits, train_seconds)
@@ -269,11 +271,13 @@ class SearchRun:
             self.write_summaries(state, trainer, host, stats)
             if self.on_step is not None:
                 self.on_step(stats)
-            if host.step % self.config.checkpoint_every == 0 or host.step == total:
+            saved = host.step % self.config.checkpoint_every == 0 or host.step == total
+            if saved:
                 ckpt.save(host)
             stop = self.config.stop_after_steps
-            if stop is not None and host.step >= stop and host.step < total:
-                ckpt.save(host)
+            if stop is not None and host.step >= stop:  # at the round's length: trained, not yet evaluated
+                if not saved:
+                    ckpt.save(host)
                 return None
         return time.time() - start
 
@@ -312,13 +316,27 @@ class SearchRun:
         # A fresh dataset object: the same augmented batches whether or not this process trained the round.
         recal = list(self.round_splits(state.round).train.take(cfg.bn_batches).map(lambda x, y: x))
         heldout = splits.heldout if cfg.eval_batch_size is None else splits.heldout.unbatch().batch(cfg.eval_batch_size)
-        progbar = keras.utils.Progbar(len(points), verbose=1 if self.chief else 0)
-        log.info("round %d: evaluating %d architectures (%d extra, %d from the previous front)", state.round + 1,
-                 len(points), sum(p.extra for p in sampled), len(previous))
-        for i, point in enumerate(points):
-            point.accuracy = trainer.evaluate(trainer.masks_for(point.cells), recal, heldout, cfg.bn_mode,
-                                              cfg.bn_batch_size)
-            progbar.update(i + 1)
+        # An order-free evaluation is split across the workers (architecture i on worker i mod n), then gathered,
+        # so every worker holds the same accuracies, front and next sub-spaces.
+        shard, shards = worker_shard(self.strategy) if cfg.order_free else (0, 1)
+        if shards == 1 and is_multi_worker(self.strategy):
+            log.warning("round %d: every worker evaluates every architecture: --bn_start=previous makes each "
+                        "result depend on the one before; --bn_start=trained splits the list", state.round + 1)
+        start_statistics = trainer.bn_statistics() if cfg.bn_mode == "ema" and cfg.bn_start == "trained" else None
+        mine = range(shard, len(points), shards)
+        log.info("round %d: evaluating %d architectures (%d extra, %d from the previous front)%s", state.round + 1,
+                 len(points), sum(p.extra for p in sampled), len(previous),
+                 f", {len(mine)} of them on this worker ({shard + 1} of {shards})" if shards > 1 else "")
+        progbar = keras.utils.Progbar(len(mine), verbose=1 if self.chief else 0)
+        accuracies = np.zeros(len(points))
+        for done, i in enumerate(mine):
+            accuracies[i] = trainer.evaluate(trainer.masks_for(points[i].cells), recal, heldout, cfg.bn_mode,
+                                             cfg.bn_batch_size, start_statistics)
+            progbar.update(done + 1)
+        if shards > 1:
+            accuracies = sum_across_workers(self.strategy, accuracies)
+        for point, accuracy in zip(points, accuracies):
+            point.accuracy = float(accuracy)
         in_window = [p for p in sampled if not p.extra]
         best = max(in_window, key=lambda p: p.accuracy)
         summary = {"train_seconds": train_seconds,

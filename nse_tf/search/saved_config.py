@@ -15,7 +15,7 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     if isinstance(saved.get("evolution"), dict):
         # before --window, then before the evaluation options existed
         evolution = {"window": None, "bn_mode": "ema", "bn_batch_size": 512, "eval_batch_size": None,
-                     **saved["evolution"]}
+                     "bn_start": "previous", **saved["evolution"]}
         if "mac_drift" in evolution:  # before latency searches
             evolution["drift"] = evolution.pop("mac_drift")
         saved["evolution"] = evolution
@@ -27,7 +27,7 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
 END_OF_ROUND_SETTINGS = frozenset({"evolution.num_archs", "evolution.num_extra", "evolution.drift",
                                    "evolution.extra_margin", "evolution.window", "evolution.max_sample_draws",
                                    "evolution.bn_batches", "evolution.bn_mode", "evolution.bn_batch_size",
-                                   "evolution.eval_batch_size"})
+                                   "evolution.bn_start", "evolution.eval_batch_size"})
 # config.json paths whose flag has another name (every other leaf is its own flag's name).
 _FLAGS = {"penalty.a": "penalty_a", "penalty.b": "penalty_b", "data.seed": "seed"}
 _FLAGS_BY_COST = {"penalty.target": {"macs": "target_macs", "latency": "target_ms"},

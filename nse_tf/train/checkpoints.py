@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from typing import Any
 
 import numpy as np
 
 from nse_tf.train.config import CHECKPOINT_STATE_NAME, TrainError
-from nse_tf.utils.atomic import atomic_write_json
+from nse_tf.utils.atomic import atomic_write_json, staged
 
 
 def epoch_checkpoint_callback(run_dir: str, processes: list[dict[str, Any]]) -> Any:
@@ -44,16 +45,13 @@ def save_checkpoint(model: Any, run_dir: str, epochs_done: int, processes: list[
     draws the same dropout masks as an uninterrupted one, and the records of the processes so far.
     """
     name = f"checkpoint-{epochs_done}.weights.h5"
-    tmp = os.path.join(run_dir, f".tmp-{name}")
     seeds = [np.asarray(g.state.value).tolist() for g in seed_generators(model)]
     try:
-        model.save_weights(tmp, overwrite=True)
-        os.replace(tmp, os.path.join(run_dir, name))
+        with staged(os.path.join(run_dir, name)) as path:
+            model.save_weights(path, overwrite=True)
         atomic_write_json(os.path.join(run_dir, CHECKPOINT_STATE_NAME),
                           {"epochs_done": epochs_done, "weights": name, "seeds": seeds, "processes": processes})
     except OSError as err:  # a full disk, a lost mount: the previous checkpoint and its JSON are untouched
-        if os.path.exists(tmp):
-            os.remove(tmp)
         previous = f"epoch {epochs_done - 1}'s checkpoint is intact" if epochs_done > 1 else "nothing is lost"
         raise TrainError(f"{run_dir}: cannot write the checkpoint of epoch {epochs_done} "
                          f"({err.strerror or err}); {previous}: free the space and rerun to resume") from None
@@ -62,8 +60,10 @@ def save_checkpoint(model: Any, run_dir: str, epochs_done: int, processes: list[
 
 def remove_checkpoints(run_dir: str, keep: str | None = None) -> None:
     for name in os.listdir(run_dir):
-        if name.startswith(("checkpoint-", ".tmp-checkpoint-")) and name.endswith(".weights.h5") and name != keep:
+        if name.startswith("checkpoint-") and name.endswith(".weights.h5") and name != keep:
             os.remove(os.path.join(run_dir, name))
+        elif name.startswith(".staging-checkpoint-"):  # what a killed write left
+            shutil.rmtree(os.path.join(run_dir, name), ignore_errors=True)
 
 
 def restore_checkpoint(model: Any, run_dir: str) -> tuple[int, list[dict[str, Any]]]:

@@ -28,7 +28,7 @@ from nse_tf.train.config import CHECKPOINT_STATE_NAME, HISTORY_NAME, RESULT_NAME
 from nse_tf.train.device import compute_device
 from nse_tf.train.optimizers import compile_model
 from nse_tf.train.run_dir import check_run_dir
-from nse_tf.utils.atomic import atomic_write_json
+from nse_tf.utils.atomic import atomic_write_json, staged
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,9 +103,8 @@ def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArray
     if config.ema_momentum is not None:
         recalibrate_batch_norm(final, calibration, config.batch_size)
     metrics = evaluate_arrays(final, data.x_test, data.y_test)
-    weights_tmp = os.path.join(run_dir, f".tmp-{WEIGHTS_NAME}")
-    final.save_weights(weights_tmp, overwrite=True)
-    os.replace(weights_tmp, os.path.join(run_dir, WEIGHTS_NAME))
+    with staged(os.path.join(run_dir, WEIGHTS_NAME)) as weights_path:
+        final.save_weights(weights_path, overwrite=True)
     result = TrainResult(run_dir=run_dir, top1=metrics["top1"], top5=metrics["top5"], epochs=config.epochs,
                          seconds=round(time.time() - started, 1), backend=keras.backend.backend(),
                          processes=tuple(p for p in processes if p["epochs"][1] >= p["epochs"][0]))

@@ -1,4 +1,5 @@
-"""SGD with (Nesterov) momentum as one fused TensorFlow kernel per variable.
+"""The optimizers: retraining's (the shared warm-up cosine, the one weight-decay rule), and the search's SGD
+with (Nesterov) momentum as one fused TensorFlow kernel per variable.
 
 Keras 3's SGD spells its update as about ten separate ops per variable; a supernet has hundreds of
 variables (every branch of every cell), so on CPU the update alone took a fifth of a weight step.
@@ -8,30 +9,36 @@ Nesterov, w += m without) in one kernel.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import keras
 
 from nse_tf.train.config import TrainConfig
 from nse_tf.train.device import use_xla
+from nse_tf.train.schedules import WarmupCosine
 
 
-def build_optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:
-    import keras
+def is_decayed(variable: Any) -> bool:
+    """The one weight-decay rule of search and retraining: conv, depthwise and dense kernels, never BN scales
+    and offsets or biases. (The search adds it to the gradient, as the method's SGD does; retraining uses
+    Keras's decoupled decay. Both decay the same variables.)"""
+    return variable.path.split("/")[-1] == "kernel"
 
-    total = config.epochs * steps_per_epoch
-    warmup = int(round(config.warmup_epochs * steps_per_epoch))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=config.lr if warmup == 0 else config.lr * 0.01, decay_steps=max(1, total - warmup),
-        alpha=config.min_lr_fraction, warmup_target=None if warmup == 0 else config.lr, warmup_steps=warmup)
+
+def build_optimizer(config: TrainConfig, steps_per_epoch: int, variables: Sequence[Any]) -> Any:
+    """The retraining optimizer over ``variables`` (a model's trainable variables): warm-up from 1% of the
+    peak, then the shared cosine (``WarmupCosine``); decay on ``is_decayed`` variables only."""
+    total = max(1, config.epochs * steps_per_epoch)
+    warmup = min(int(round(config.warmup_epochs * steps_per_epoch)), total)
+    schedule = WarmupCosine(config.lr, total, warmup, warmup_lr=config.lr * 0.01,
+                            min_lr_fraction=config.min_lr_fraction)
     ema = {"use_ema": config.ema_momentum is not None, "ema_momentum": config.ema_momentum or 0.99}
     wd = config.weight_decay or None
     if config.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True, weight_decay=wd, **ema)
     else:
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, **ema)
-    # Decay only conv/dense kernels: not BN scales/offsets, not biases (as the search does).
-    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    optimizer.exclude_from_weight_decay(var_list=[v for v in variables if not is_decayed(v)])
     return optimizer
 
 
@@ -39,7 +46,7 @@ def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None
     import keras
 
     model.compile(
-        optimizer=build_optimizer(config, steps_per_epoch),
+        optimizer=build_optimizer(config, steps_per_epoch, model.trainable_variables),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="top1"), keras.metrics.TopKCategoricalAccuracy(5, "top5")],
         jit_compile=use_xla())

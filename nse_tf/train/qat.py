@@ -178,18 +178,8 @@ def convert(qat_model: Any, calibration_images: np.ndarray) -> bytes:
     """The full-int8 TFLite file of the QAT model: uint8 pixels in (scale 1, zero point 0), float logits out."""
     import tensorflow as tf
 
-    from nse_tf.export.convert import anchored_pixels
+    from nse_tf.export.convert import configure_int8
 
-    calibration = anchored_pixels(calibration_images)
     converter = tf.lite.TFLiteConverter.from_keras_model(qat_model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-
-    def representative() -> Iterator[list[np.ndarray]]:
-        for image in calibration:
-            yield [image[None]]
-
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.float32
+    configure_int8(converter, calibration_images)
     return converter.convert()

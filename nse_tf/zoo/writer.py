@@ -17,7 +17,7 @@ import shutil
 from typing import Any, Callable
 
 from nse_tf.space.architecture import NetworkSpec
-from nse_tf.utils.atomic import atomic_write_json
+from nse_tf.utils.atomic import atomic_write_json, staged
 from nse_tf.zoo import registry
 
 
@@ -110,20 +110,13 @@ def architecture_fields(spec: NetworkSpec, weights_note: str | None = None) -> d
 def write_entry(root: str, name: str, spec: NetworkSpec, fields: Callable[[str], dict], command: str,
                 description: str = "", overwrite: bool = False) -> dict:
     """Stage the entry ``name`` under ``root`` (``fields(stage)`` writes its files and gives its metadata
-    fields), hash every file, and rename it into place; returns the metadata."""
+    fields), hash every file, and rename it into place (``utils.atomic.staged``); returns the metadata."""
     registry.check_entry_name(name)
     if name in registry.aliases():
         raise registry.ZooError(f"{name} is an alias of {registry.aliases()[name]} (zoo/aliases.json): write under "
                                 "the current name, or remove the alias first")
-    final, previous = os.path.join(root, name), os.path.join(root, f".previous-{name}")
-    if os.path.isdir(previous) and not os.path.exists(final):  # a write killed while replacing the entry
-        os.replace(previous, final)
-    if os.path.exists(final) and not overwrite:
-        raise FileExistsError(final)
-    stage = os.path.join(root, f".staging-{name}")
-    shutil.rmtree(stage, ignore_errors=True)
-    os.makedirs(stage)
-    try:
+    with staged(os.path.join(root, name), overwrite=overwrite) as stage:
+        os.makedirs(stage)
         values = fields(stage)
         spec.save(os.path.join(stage, registry.NETWORK_NAME))
         space = spec.space
@@ -133,12 +126,4 @@ def write_entry(root: str, name: str, spec: NetworkSpec, fields: Callable[[str],
                     "command": command, **values}
         metadata["files"] = {f: registry.sha256_file(os.path.join(stage, f)) for f in sorted(os.listdir(stage))}
         atomic_write_json(os.path.join(stage, registry.METADATA_NAME), metadata)
-        shutil.rmtree(previous, ignore_errors=True)
-        if os.path.exists(final):
-            os.replace(final, previous)
-        os.replace(stage, final)
-        shutil.rmtree(previous, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     return metadata

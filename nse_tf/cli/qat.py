@@ -1,0 +1,133 @@
+"""Quantization-aware fine-tuning of a zoo entry: ``python tools/qat.py --model=<zoo entry> [--epochs=3]``.
+
+Rebuilds the entry's network with tf_keras layers and its trained weights, fine-tunes it with tfmot's
+quantization-aware training (``nse_tf.train.qat``; resumable: rerun the same command), converts it to a full-int8
+``.tflite`` (uint8 pixels in, float logits out, as the entry's post-training ``int8.tflite``) and verifies that
+file with LiteRT against the QAT Keras model on the whole test split. With ``--write`` (the default) the file
+becomes the entry's ``int8_qat.tflite`` and its metadata gains ``tflite.int8_qat`` (top-1, agreement, size) and
+``qat`` (the recipe and this command). LiteRT times of it are taken by ``tools/zoo_table.py --retime``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from absl import app, flags  # noqa: E402
+
+from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
+
+F = flags.FLAGS
+flags.DEFINE_string("model", None, "A zoo entry with trained weights.")
+flags.DEFINE_integer("epochs", 3, "Fine-tuning epochs.")
+flags.DEFINE_float("lr", 0.005, "Peak learning rate (cosine to 0).")
+flags.DEFINE_integer("batch_size", 128, "Images per step.")
+flags.DEFINE_integer("seed", 0, "Seed of the data order and augmentation.")
+flags.DEFINE_integer("num_calibration", 500, "Training images that calibrate the input and preprocessing.")
+flags.DEFINE_string("run_dir", None, "Where the fine-tuning checkpoints go (default runs/qat/<model>; resumes).")
+flags.DEFINE_integer("threads", 0, "TensorFlow CPU threads (0: TensorFlow's default).")
+flags.DEFINE_bool("write", True, "Write int8_qat.tflite and its figures into the zoo entry.")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1:
+        print(f"qat.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
+        return 2
+    from nse_tf.data.idx import DatasetError
+    from nse_tf.train.config import TrainError
+    from nse_tf.zoo import registry as zoo
+
+    try:
+        if not F.model:
+            raise FlagError("model", "is required")
+        try:
+            entry = zoo.get_entry(F.model)
+        except zoo.ZooError as err:
+            raise FlagError("model", str(err)) from None
+        if not entry.has_weights:
+            raise FlagError("model", f"zoo entry {entry.name} has no trained weights")
+        if entry.flip_average:
+            raise FlagError("model", f"{entry.name} is a flip-averaged configuration of "
+                                     f"{entry.config.weights_from or 'its weights'}; fine-tune the single-pass entry")
+        from nse_tf.train.qat import QatConfig
+
+        try:
+            config = QatConfig(epochs=F.epochs, lr=F.lr, batch_size=F.batch_size, seed=F.seed,
+                               num_calibration=F.num_calibration)
+        except TrainError as err:
+            flag = next((k for k in ("epochs", "lr", "batch_size", "num_calibration") if str(err).startswith(k)),
+                        "epochs")
+            raise FlagError(flag, str(err)) from None
+        from nse_tf.train.device import set_cpu_threads
+
+        try:
+            set_cpu_threads(F.threads)
+        except TrainError as err:
+            raise FlagError("threads", str(err)) from None
+        run_dir = F.run_dir or os.path.join("runs", "qat", entry.name)
+        try:
+            report = fine_tune_and_convert(entry, config, run_dir)
+        except TrainError as err:  # the run directory holds another QAT run
+            raise FlagError("run_dir", str(err)) from None
+        except DatasetError as err:  # the entry's dataset
+            raise FlagError("model", str(err)) from None
+    except FlagError as err:
+        print(f"qat.py: error: {err}", file=sys.stderr)
+        return 2
+    print(f"{entry.name}: QAT int8 top-1 {report['top1']:.4f} (its QAT Keras model {report['keras_top1']:.4f}, "
+          f"agreement {report['top1_agreement']:.4f}); post-training int8 {report['ptq_top1']:.4f}, float32 "
+          f"{report['float32_top1']:.4f}")
+    return 0
+
+
+def fine_tune_and_convert(entry, config, run_dir: str) -> dict:
+    import dataclasses
+
+    import numpy as np
+
+    from nse_tf.data.arrays import load_arrays
+    from nse_tf.export.runtimes import tflite_input_quantization, tflite_logits
+    from nse_tf.nets.inference import predict_logits
+    from nse_tf.train import qat
+    from nse_tf.train.config import TrainConfig
+    from nse_tf.utils.atomic import atomic_write_bytes, atomic_write_json
+    from nse_tf.utils.metrics import top_k_accuracies
+    from nse_tf.zoo import registry as zoo
+
+    recipe = TrainConfig.from_dict(entry.metadata["training"]["recipe"], source=f"{entry.name}'s metadata")
+    data = load_arrays(entry.config.dataset)
+    model = qat.quantize(qat.tf_keras_copy(entry.network_spec(), zoo.load(entry.name, weights="pretrained")))
+    source = {"entry": entry.name, "weights_sha256": zoo.sha256_file(entry.weights_file())}
+    qat.fine_tune(model, data, recipe, config, run_dir, log=lambda line: print(line, flush=True), source=source)
+    keras_logits = predict_logits(model, data.x_test)
+    calibration = data.x_train[np.random.default_rng(0).permutation(len(data.x_train))[:config.num_calibration]]
+    path = os.path.join(run_dir, "int8_qat.tflite")
+    atomic_write_bytes(path, qat.convert(model, calibration))
+    logits = tflite_logits(path, data.x_test.astype(np.float32))
+    scale_zero = tflite_input_quantization(path)
+    report = {"size_bytes": os.path.getsize(path), "top1": top_k_accuracies(logits, data.y_test)["top1"],
+              "keras_top1": top_k_accuracies(keras_logits, data.y_test)["top1"],
+              "top1_agreement": float(np.mean(logits.argmax(1) == keras_logits.argmax(1))),
+              "input_quantization": None if scale_zero is None else {"scale": scale_zero[0], "zero_point": scale_zero[1]}}
+    metadata = zoo.metadata(entry.name)
+    report.update(ptq_top1=metadata["tflite"]["int8"]["top1"], float32_top1=metadata["top1"])
+    if F.write:
+        final = os.path.join(entry.path, "int8_qat.tflite")
+        with open(path, "rb") as f:
+            atomic_write_bytes(final, f.read())
+        metadata["tflite"]["int8_qat"] = {k: report[k] for k in ("size_bytes", "top1", "keras_top1", "top1_agreement",
+                                                                 "input_quantization")}
+        metadata["qat"] = {"recipe": dataclasses.asdict(config), "test_examples": int(len(data.y_test)),
+                           "command": "python tools/qat.py " + shlex.join(
+                               a for a in sys.argv[1:] if not a.startswith(("--run_dir", "--threads")))}
+        metadata["files"]["int8_qat.tflite"] = zoo.sha256_file(final)
+        atomic_write_json(os.path.join(entry.path, zoo.METADATA_NAME), metadata)
+    return report
+
+
+def run() -> None:
+    """``python tools/qat.py``."""
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=flags_parser("qat.py"))

@@ -1,0 +1,132 @@
+"""Print the zoo table of README.md from the entries' metadata: ``python tools/zoo_table.py [--write_readme]``.
+
+The README's table is this script's output verbatim (a test checks it), so its numbers are the
+measured ones in zoo/*/metadata.json.
+
+``python tools/zoo_table.py --retime [--rounds=5] [--runs=200] [--max_load=0.3]`` re-times the float32 and
+int8 files of every entry back to back in this one process (interleaved rounds, 1 thread, XNNPACK) and
+writes the medians into each entry's metadata (``tflite.<variant>.litert_latency_ms``), so every figure
+of the table's latency column was taken in the same conditions. It refuses to run while other processes
+keep more than ``--max_load`` cores busy (``nse_tf.export.timing.other_cpu_load``): times taken beside them mislead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+HEADER = ("| name | dataset | top-1 | MACs | params | float32 / int8 .tflite | int8 top-1 (post-training / QAT) | "
+          "LiteRT latency float32 / int8 (this CPU, 1 thread) |\n|---|---|---|---|---|---|---|---|")
+
+
+def _row(meta: dict) -> str:
+    top1 = "-" if meta["top1"] is None else f"{100 * meta['top1']:.2f}%"
+    tflite = meta.get("tflite") or {}
+    if tflite:
+        sizes = " / ".join(f"{tflite[v]['size_bytes'] / 1024:.0f} KiB" for v in ("float32", "int8"))
+        qat = tflite.get("int8_qat")
+        int8 = f"{100 * tflite['int8']['top1']:.2f}% / " + ("-" if qat is None else f"{100 * qat['top1']:.2f}%")
+        latency = " / ".join(f"{tflite[v]['litert_latency_ms']['median_ms']:.2f} ms" for v in ("float32", "int8"))
+    else:
+        sizes = int8 = latency = "-"
+    return (f"| {meta['name']} | {meta['dataset']} | {top1} | {meta['macs'] / 1e6:.2f}M | "
+            f"{meta['params'] / 1e6:.3f}M | {sizes} | {int8} | {latency} |")
+
+
+def zoo_table() -> str:
+    from nse_tf.zoo import registry as zoo
+
+    return "\n".join([HEADER] + [_row(zoo.metadata(name)) for name in zoo.list_models()])
+
+
+START, END = "<!-- zoo-table: output of tools/zoo_table.py -->", "<!-- /zoo-table -->"
+README = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "README.md")
+
+
+def readme_table(readme: str = README) -> str:
+    """The table as it stands between the markers in README.md."""
+    with open(readme, encoding="utf-8") as f:
+        text = f.read()
+    return text[text.index(START) + len(START):text.index(END)].strip()
+
+
+def write_readme(readme: str = README) -> None:
+    from nse_tf.utils.atomic import atomic_write_text
+
+    with open(readme, encoding="utf-8") as f:
+        text = f.read()
+    head, rest = text.split(START, 1)
+    atomic_write_text(readme, f"{head}{START}\n{zoo_table()}\n{END}{rest.split(END, 1)[1]}")
+
+
+def retime(rounds: int, runs: int, max_load: float) -> list[str]:
+    """Re-time every entry's .tflite files together; the names of the entries whose metadata changed."""
+    import datetime
+    import json
+
+    from nse_tf.export.timing import interleaved_latency_ms, require_quiet_machine
+    from nse_tf.utils.atomic import atomic_write_json
+    from nse_tf.zoo import registry as zoo
+
+    require_quiet_machine(max_load)
+    variants = {name: [v for v in zoo.TFLITE_VARIANTS if v in (zoo.metadata(name).get("tflite") or {})]
+                for name in zoo.list_models()}
+    entries = [name for name, present in variants.items() if present]
+    files = {(name, variant): zoo.tflite_path(name, variant) for name in entries for variant in variants[name]}
+    times = interleaved_latency_ms(list(files.values()), rounds, runs)
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    for name in entries:
+        entry = zoo.get_entry(name)
+        meta_path = os.path.join(entry.path, zoo.METADATA_NAME)
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+        for variant in variants[name]:
+            meta["tflite"][variant]["litert_latency_ms"] = {
+                **times[files[name, variant]], "retimed": when,
+                "with": f"tools/zoo_table.py --retime: all {len(files)} files of the zoo back to back"}
+        atomic_write_json(meta_path, meta)
+    return entries
+
+
+def main(argv: list[str]) -> int:
+    options = {"rounds": 5, "runs": 200, "max_load": 0.3}
+    write, do_retime = False, False
+    for arg in argv:
+        key, _, value = arg.removeprefix("--").partition("=")
+        if arg == "--write_readme":
+            write = True
+        elif arg == "--retime":
+            do_retime = True
+        elif key in options and value:
+            try:
+                options[key] = type(options[key])(value)
+            except ValueError:
+                print(f"zoo_table.py: error: --{key}: expected a number, got {value!r}", file=sys.stderr)
+                return 2
+        else:
+            print(f"zoo_table.py: error: {arg}: unknown argument (usage: python tools/zoo_table.py [--write_readme] "
+                  "[--retime [--rounds=N] [--runs=N] [--max_load=X]])", file=sys.stderr)
+            return 2
+    if do_retime:
+        from nse_tf.export.timing import BusyMachineError
+
+        if options["rounds"] < 1 or options["runs"] < 1:
+            print("zoo_table.py: error: --rounds and --runs must be positive", file=sys.stderr)
+            return 2
+        try:
+            retimed = retime(int(options["rounds"]), int(options["runs"]), float(options["max_load"]))
+        except BusyMachineError as err:
+            print(f"zoo_table.py: error: --max_load: {err}", file=sys.stderr)
+            return 2
+        print(f"re-timed {len(retimed)} entries: {', '.join(retimed)}"
+              + ("" if write else " (README.md's table changes with --write_readme)"), file=sys.stderr)
+    if write:
+        write_readme()
+    print(zoo_table())
+    return 0
+
+
+def run() -> None:
+    """``python tools/zoo_table.py``."""
+    sys.exit(main(sys.argv[1:]))
