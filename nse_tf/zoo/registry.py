@@ -19,6 +19,7 @@ import re
 from typing import Any
 
 from nse_tf.space.architecture import NetworkSpec
+from nse_tf.utils.atomic import previous_path
 
 ZOO_ENV = "NSE_TF_ZOO"
 METADATA_NAME = "metadata.json"
@@ -206,7 +207,7 @@ def get_entry(name: str) -> ZooEntry:
     path = os.path.join(zoo_dir(), check_entry_name(name))
     meta_path = os.path.join(path, METADATA_NAME)
     if not os.path.exists(meta_path):
-        if os.path.isdir(os.path.join(zoo_dir(), f".previous-{name}")):
+        if os.path.isdir(previous_path(path)):
             raise ZooError(f"zoo entry {name!r} is being replaced (or its replacement was interrupted): its previous "
                            f"files are in .previous-{name}; rerun tools/make_zoo_entry.py for it")
         raise ZooError(f"no zoo entry {name!r}; available: {', '.join(list_models()) or '(none)'}")
