@@ -22,9 +22,12 @@ from absl import app, flags  # noqa: E402
 
 from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
 
-METHODS = ("nse", "random", "baseline")
+# "reference": a further network shown beside the three for context (say, the search's own skeleton when the
+# baseline is narrowed to the pick's MACs); it takes no part in the verdict.
+METHODS = ("nse", "random", "baseline", "reference")
 F = flags.FLAGS
-flags.DEFINE_multi_string("row", [], "method:zoo_entry:seed, method one of nse, random, baseline.")
+flags.DEFINE_multi_string("row", [], "method:zoo_entry:seed, method one of nse, random, baseline, reference "
+                          "(a further network for context).")
 flags.DEFINE_string("search_run", None, "The search run the NSE rows come from (recorded in the JSON).")
 flags.DEFINE_integer("rounds", 5, "Interleaved timing rounds over all files.")
 flags.DEFINE_integer("runs", 200, "Invokes per file and round.")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -134,10 +134,11 @@ def _batches(data: ImageArrays, recipe: TrainConfig, config: QatConfig, epoch: i
 
 
 def fine_tune(qat_model: Any, data: ImageArrays, recipe: TrainConfig, config: QatConfig, run_dir: str,
-              log: Any = print, source: dict | None = None) -> int:
+              log: Any = print, source: dict | None = None, callbacks: Sequence[Any] = (), label: str = "QAT") -> int:
     """Fine-tune ``qat_model`` in ``run_dir`` (resuming after its last finished epoch); returns the epochs done.
     ``source`` (say, the entry and its weights' sha256) is recorded, and a run directory of another source or
-    recipe is refused rather than resumed."""
+    recipe is refused rather than resumed. ``callbacks`` (tf_keras callbacks, such as tfmot's pruning step) see
+    the train begin after the restore, every batch begin and every epoch end, as under ``fit``."""
     import tensorflow as tf
     import tf_keras
 
@@ -163,14 +164,23 @@ def fine_tune(qat_model: Any, data: ImageArrays, recipe: TrainConfig, config: Qa
         if done:
             checkpoint.restore(os.path.join(run_dir, state["checkpoint"])).expect_partial()  # write() saves no counter
     eye = np.eye(int(data.y_train.max()) + 1, dtype=np.float32)
+    for callback in callbacks:
+        callback.set_model(qat_model)
+        callback.on_train_begin()
     for epoch in range(done, config.epochs):
-        losses = [float(qat_model.train_on_batch(x, eye[y])) for x, y in _batches(data, recipe, config, epoch)]
+        losses = []
+        for batch, (x, y) in enumerate(_batches(data, recipe, config, epoch)):
+            for callback in callbacks:
+                callback.on_train_batch_begin(batch)
+            losses.append(float(qat_model.train_on_batch(x, eye[y])))
+        for callback in callbacks:
+            callback.on_epoch_end(epoch)
         prefix = checkpoint.write(os.path.join(run_dir, f"{CHECKPOINT_PREFIX}-{epoch + 1}"))
         atomic_write_json(state_path, {**identity, "epochs_done": epoch + 1, "checkpoint": os.path.basename(prefix)})
         for old in os.listdir(run_dir):  # keep the newest checkpoint only
             if old.startswith(f"{CHECKPOINT_PREFIX}-") and not old.startswith(os.path.basename(prefix) + "."):
                 os.remove(os.path.join(run_dir, old))
-        log(f"QAT epoch {epoch + 1}/{config.epochs}: training loss {np.mean(losses):.4f}")
+        log(f"{label} epoch {epoch + 1}/{config.epochs}: training loss {np.mean(losses):.4f}")
     return config.epochs
 
 

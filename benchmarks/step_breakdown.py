@@ -1,0 +1,127 @@
+"""Where the supernet weight step's extra time goes (issue 15): the branches' dispatch or the optimizer update.
+
+    python benchmarks/step_breakdown.py [--space=small --counts=1,1,1,1,1,1 --ops_per_cell=5 ...]
+
+The configuration of ``tools/benchmark.py supernet`` (its flags, same defaults). Times, interleaved in one
+process on one sampled path: the standalone child's train step and the supernet weight step (as the
+benchmark), each also without its optimizer update (gradients summed instead), and the weight step with the
+update compiled by XLA (``jit_compile`` on the decay and the fused momentum kernels). The differences say what
+the supernet adds in the forward/backward pass (its ``tf.cond`` branches) and in the update (every branch's
+variables, untaken ones included). The last line of stdout is JSON of the medians in ms.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from absl import app  # noqa: E402
+
+from nse_tf.cli import benchmark as bench  # noqa: E402  (its flags: the supernet benchmark's configuration)
+from nse_tf.utils.cli import flags_parser  # noqa: E402
+
+
+def _loss(logits, labels, batch: float):
+    import keras
+    import tensorflow as tf
+
+    return tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)) / batch
+
+
+def without_update(forward, variables, batch: float):
+    """A train step's forward and backward pass only: the gradients are summed, nothing is applied."""
+    import tensorflow as tf
+
+    def step(*args):
+        *inputs, labels = args
+        with tf.GradientTape() as tape:
+            loss = _loss(forward(*inputs), labels, batch)
+        grads = tape.gradient(loss, variables)
+        return loss, tf.add_n([tf.reduce_sum(g) for g in grads if g is not None])
+
+    return tf.function(step, autograph=False)
+
+
+def with_xla_update(trainer, batch: float):
+    """The weight step with its update (weight decay plus the fused momentum kernels) compiled by XLA."""
+    import tensorflow as tf
+
+    variables, decay, opt, wd = trainer.weight_vars, trainer._decay, trainer.weight_opt, trainer.optim.weight_decay
+
+    @tf.function(jit_compile=True, autograph=False)
+    def update(grads):
+        opt.apply_gradients(zip([g + wd * v if d and wd else g for g, v, d in zip(grads, variables, decay)],
+                                variables))
+
+    def step(images, masks, labels):
+        with tf.GradientTape() as tape:
+            loss = _loss(trainer.net.forward_sampled(images, masks, training=True), labels, batch)
+        update(tape.gradient(loss, variables))
+        return loss, loss
+
+    return tf.function(step, autograph=False)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1:
+        print(f"step_breakdown.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
+        return 2
+    import numpy as np
+    import tensorflow as tf
+
+    from nse_tf.nets.child import build_child
+    from nse_tf.nets.layers import Namespace
+    from nse_tf.search import gates
+    from nse_tf.search.round_trainer import OptimConfig, PenaltyConfig, RoundConfig, RoundTrainer
+    from nse_tf.space.architecture import Architecture, NetworkSpec
+
+    bench.require_positive(bench.BATCH_SIZE, bench.REPEATS, bench.OPS_PER_CELL, bench.WARMUP)
+    rng = np.random.default_rng(bench.SEED.value)
+    space = bench.build_space()
+    subspaces = bench.random_subspaces(space, bench.OPS_PER_CELL.value, rng)
+    batch = bench.BATCH_SIZE.value
+    images, labels = bench.synthetic_batch(space, batch, rng)
+    config = RoundConfig(steps=bench.STEPS.value, steps_per_epoch=bench.STEPS.value, batch_size=batch)
+    # one trainer per variant, so that no variant's updates move another's weights
+    trainers = [RoundTrainer(space, subspaces, OptimConfig(), PenaltyConfig(), config) for _ in range(3)]
+    net = trainers[0].net
+    mask = gates.sample_uniform(rng, net.all_on(), net.slots)
+    arch = Architecture(tuple(tuple(sub[j] for j in range(len(sub)) if mask[c, j])
+                              for c, sub in enumerate(net.subspaces)))
+    child = build_child(NetworkSpec(space, arch, name="breakdown_child"), Namespace.supernet())
+    mask_t = tf.constant(mask)
+    calls = {
+        "child": (bench.child_train_step(child, trainers[0]), (images, labels)),
+        "weight": (trainers[0].weight_step, (images, labels, mask_t)),
+        "child_no_update": (without_update(lambda x: child(x, training=True), child.trainable_variables, batch),
+                            (images, labels)),
+        "weight_no_update": (without_update(lambda x, m: trainers[1].net.forward_sampled(x, m, training=True),
+                                            trainers[1].weight_vars, batch), (images, mask_t, labels)),
+        "weight_xla_update": (with_xla_update(trainers[2], batch), (images, mask_t, labels)),
+    }
+    for fn, args in calls.values():
+        for _ in range(bench.WARMUP.value):  # the first call traces
+            bench.timed(fn, *args)
+    samples: dict[str, list[float]] = {key: [] for key in calls}
+    for _ in range(bench.REPEATS.value):
+        for key, (fn, args) in calls.items():
+            samples[key].append(bench.timed(fn, *args))
+    med = {key: 1e3 * statistics.median(v) for key, v in samples.items()}
+    print(f"supernet step breakdown: {len(space.cells())} cells x {bench.OPS_PER_CELL.value} ops, batch {batch}, "
+          f"{int(mask.sum())} ops on the timed path; {len(trainers[0].weight_vars)} supernet variables against "
+          f"{len(child.trainable_variables)} of the child; {bench.REPEATS.value} interleaved rounds, medians")
+    for key, value in med.items():
+        print(f"  {key:<20} {value:8.2f} ms  {value / med['child']:.3f}x the child step")
+    print(f"  forward/backward the supernet adds: {med['weight_no_update'] - med['child_no_update']:.2f} ms; "
+          f"its update adds: {(med['weight'] - med['weight_no_update']) - (med['child'] - med['child_no_update']):.2f}"
+          f" ms")
+    print(json.dumps({key: round(value, 3) for key, value in med.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=flags_parser("step_breakdown.py"))
