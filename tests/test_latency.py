@@ -128,6 +128,21 @@ def test_one_operation_is_timed_with_litert(tmp_path):
     assert isinstance(ms, float) and math.isfinite(ms) and ms > 0
 
 
+def test_a_whole_network_converts_in_the_tables_int8_form(tmp_path):
+    """A child network's input has a free batch dimension (the table's pieces have none): the int8 converter
+    calibrates it at batch 1, uint8 pixels in and float logits out, as the zoo's int8 files."""
+    from nse_tf.export.runtimes import litert_interpreter
+    from nse_tf.nets.child import build_child
+    from nse_tf.space.architecture import Architecture, NetworkSpec
+
+    model = build_child(NetworkSpec(SPACE, Architecture.from_cells([[0], [1]], SPACE.get_pool()), "net"))
+    path = tmp_path / "net.tflite"
+    path.write_bytes(latency.convert_network(model, "int8"))
+    interpreter = litert_interpreter(str(path))
+    assert interpreter.get_input_details()[0]["dtype"] == np.uint8
+    assert interpreter.get_output_details()[0]["dtype"] == np.float32
+
+
 @pytest.mark.slow
 def test_table_predicts_the_whole_networks_litert_latency(tmp_path):
     """Sum of table entries vs the exported child network, both on this CPU: within a factor of 2."""

@@ -14,18 +14,21 @@ noise hits all of them alike. Targets are printed beside the figures; the exit s
 With ``--json`` the last line of stdout is ``{"step_ratio": ..., "gate_ratio": ..., "traces": ...}``.
 
     python tools/benchmark.py evaluation [--json] [--train_steps=1200] [--archs=24] [--eval_batch_size=500]
-        [--bn_batch_size=640] [--bn_images=640] [--heldout_images=1500] [--blocks=3] [--seed=0]
+        [--bn_batch_size=640] [--bn_images=640] [--heldout_images=1500] [--reference_bn_batches=40] [--blocks=3]
+        [--seed=0]
 
 ``evaluation`` trains the quick space's supernet (configs/fashion_mnist_quick.flags: 9 cells, mac27, K = 4) on
 Fashion-MNIST for ``--train_steps`` steps, then evaluates the same uniformly sampled architectures with
 today's end-of-round procedure (BN re-estimated by EMA over 20 batches of 64, 2000 held-out images in
 batches of 64) and with the shortcut (``--bn_mode=exact``: the statistics of the first ``--bn_images`` of those
 1280 images in passes of ``--bn_batch_size``; the first ``--heldout_images`` held-out images,
-``--eval_batch_size`` per batch), in alternating whole blocks. It prints
-seconds per architecture of both and Kendall tau between their accuracies; with ``--json`` the last line
-is ``{"seconds_per_arch": <shortcut>, "archs": n, "heldout_examples": m, "today_seconds_per_arch": ...,
-"kendall_tau_vs_today": ..., "today_repeat_tau": ...}`` (today's procedure against itself one block later,
-the noise floor of tau).
+``--eval_batch_size`` per batch), in alternating whole blocks; then, once and untimed, with the reference both
+approximate (exact statistics of ``--reference_bn_batches`` batches of 64, all held-out images). It prints
+seconds per architecture of both, Kendall tau between their accuracies and each one's tau against the
+reference; with ``--json`` the last line is ``{"seconds_per_arch": <shortcut>, "archs": n, "heldout_examples": m,
+"today_seconds_per_arch": ..., "kendall_tau_vs_today": ..., "today_repeat_tau": ..., "today_tau_vs_reference":
+..., "shortcut_tau_vs_reference": ...}`` (``today_repeat_tau``: today's procedure against itself one block
+later, on the same images: the order's effect only).
 
     python tools/benchmark.py latency [--json] [--latency_archs=60] [--fit_archs=20] [--latency_rounds=3]
         [--latency_runs=100] [--latency_formats=float32,int8] [--seed=0]

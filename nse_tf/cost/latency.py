@@ -131,7 +131,7 @@ def _converter(model: Any, tflite_format: str, pixels_in: bool = False, logits_o
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if tflite_format == "int8":
         rng = np.random.default_rng(0)
-        shapes = [tuple(int(d) for d in x.shape) for x in model.inputs]
+        shapes = [tuple(1 if d is None else int(d) for d in x.shape) for x in model.inputs]  # a network: batch None
 
         def representative() -> Iterator[list[Any]]:
             for _ in range(8):
