@@ -219,7 +219,7 @@ CLI_ROWS = [
     row("evaluate.py", ["--model=not-json"], "--model", contains="not valid JSON", zoo=True),
     row("evaluate.py", [f"--model={TRAINED}", "--quick", "--tflite=int8"], "--tflite", contains="--quick"),
     row("evaluate.py", [f"--model={TRAINED}", "--tflite=int4"], "--tflite"),
-    row("evaluate.py", ["--model=nse-fmnist-6m", "--tflite=int8_qat"], "--tflite", contains="has no int8_qat file"),
+    row("evaluate.py", ["--model=mobilenetv2-style-fmnist.e60_flip", "--tflite=int8_qat"], "--tflite", contains="has no int8_qat file"),
     row("evaluate.py", [f"--model={TRAINED}", "--data_dir={idx_truncated}"], "--data_dir", contains="truncated"),
     row("evaluate.py", [f"--model={TRAINED}", "--dataset=npz:{npz_lengths}"], "--dataset", contains="7 labels"),
     row("evaluate.py", ["--model={not_a_run}"], "--model"),
