@@ -10,72 +10,35 @@ Writes the files and ``pruning.json`` into the run directory; the zoo entry is l
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags  # noqa: E402
 
+from nse_tf.cli import fine_tuning  # noqa: E402
 from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
 
 F = flags.FLAGS
-flags.DEFINE_string("model", None, "A zoo entry with trained weights.")
+fine_tuning.define_flags()
 flags.DEFINE_float("sparsity", 0.5, "Fraction of each pruned kernel's weights set to zero (1x1 and full convolutions, "
-                   "the classifier).")
-flags.DEFINE_integer("epochs", 3, "Fine-tuning epochs (the sparsity ramps up over the first three quarters).")
-flags.DEFINE_float("lr", 0.005, "Peak learning rate (cosine to 0).")
-flags.DEFINE_integer("batch_size", 128, "Images per step.")
-flags.DEFINE_integer("seed", 0, "Seed of the data order and augmentation.")
-flags.DEFINE_integer("num_calibration", 500, "Training images that calibrate the int8 file.")
+                   "the classifier); it ramps up from 0 over the first three quarters of the fine-tuning.")
 flags.DEFINE_string("run_dir", None, "Where the checkpoints, the files and pruning.json go "
                     "(default runs/prune/<model>-s<sparsity>; resumes).")
-flags.DEFINE_integer("threads", 0, "TensorFlow CPU threads (0: TensorFlow's default).")
-
-CONFIG_FLAGS = ("sparsity", "epochs", "lr", "batch_size", "num_calibration")
 
 
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         print(f"prune.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
-    from nse_tf.data.idx import DatasetError
-    from nse_tf.train.config import TrainError
-    from nse_tf.zoo import registry as zoo
-
     try:
-        if not F.model:
-            raise FlagError("model", "is required")
-        try:
-            entry = zoo.get_entry(F.model)
-        except zoo.ZooError as err:
-            raise FlagError("model", str(err)) from None
-        if not entry.has_weights:
-            raise FlagError("model", f"zoo entry {entry.name} has no trained weights")
-        if entry.flip_average:
-            raise FlagError("model", f"{entry.name} is a flip-averaged configuration of "
-                                     f"{entry.config.weights_from or 'its weights'}; prune the single-pass entry")
+        entry = fine_tuning.trained_entry("prune")
         from nse_tf.train.pruning import PruneConfig
 
-        try:
-            config = PruneConfig(epochs=F.epochs, lr=F.lr, batch_size=F.batch_size, seed=F.seed,
-                                 num_calibration=F.num_calibration, sparsity=F.sparsity)
-        except TrainError as err:
-            flag = next((k for k in CONFIG_FLAGS if str(err).startswith(k)), "epochs")
-            raise FlagError(flag, str(err)) from None
-        from nse_tf.train.device import set_cpu_threads
-
-        try:
-            set_cpu_threads(F.threads)
-        except TrainError as err:
-            raise FlagError("threads", str(err)) from None
+        config = fine_tuning.make_config(PruneConfig, sparsity=F.sparsity)
+        fine_tuning.set_threads()
         run_dir = F.run_dir or os.path.join("runs", "prune", f"{entry.name}-s{F.sparsity:g}")
-        try:
-            report = prune_and_convert(entry, config, run_dir)
-        except TrainError as err:  # the run directory holds another pruning run
-            raise FlagError("run_dir", str(err)) from None
-        except DatasetError as err:  # the entry's dataset
-            raise FlagError("model", str(err)) from None
+        report = fine_tuning.run_in(prune_and_convert, entry, config, run_dir)
     except FlagError as err:
         print(f"prune.py: error: {err}", file=sys.stderr)
         return 2
@@ -100,31 +63,24 @@ def prune_and_convert(entry, config, run_dir: str) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from nse_tf.data.arrays import load_arrays
     from nse_tf.export.convert import configure_int8
     from nse_tf.export.runtimes import tflite_logits
     from nse_tf.train import pruning, qat
-    from nse_tf.train.config import TrainConfig
     from nse_tf.utils.atomic import atomic_write_bytes, atomic_write_json
     from nse_tf.utils.metrics import top_k_accuracies
     from nse_tf.zoo import registry as zoo
 
-    recipe = TrainConfig.from_dict(entry.metadata["training"]["recipe"], source=f"{entry.name}'s metadata")
-    data = load_arrays(entry.config.dataset)
-    steps = len(data.x_train) // config.batch_size
-    model = pruning.prunable(qat.tf_keras_copy(entry.network_spec(), zoo.load(entry.name, weights="pretrained")),
-                             config, steps)
-    source = {"entry": entry.name, "weights_sha256": zoo.sha256_file(entry.weights_file())}
+    recipe, data, dense, source = fine_tuning.starting_point(entry)
+    model = pruning.prunable(dense, config, steps_per_epoch=len(data.x_train) // config.batch_size)
     qat.fine_tune(model, data, recipe, config, run_dir, log=lambda line: print(line, flush=True), source=source,
                   callbacks=pruning.step_callbacks(), label="pruning")
     stripped = pruning.strip(model)
-    calibration = data.x_train[np.random.default_rng(0).permutation(len(data.x_train))[:config.num_calibration]]
+    calibration = fine_tuning.calibration_images(data, config.num_calibration)
     images = data.x_test.astype(np.float32)
     report: dict = {"entry": entry.name, "config": dataclasses.asdict(config),
                     "kernel_sparsity": pruning.kernel_sparsity(stripped), "test_examples": int(len(data.y_test)),
                     "pruned": {}, "dense": {},
-                    "command": "python tools/prune.py " + shlex.join(
-                        a for a in sys.argv[1:] if not a.startswith(("--run_dir", "--threads")))}
+                    "command": fine_tuning.recorded_command("prune.py", sys.argv[1:])}
     for fmt in ("float32", "int8"):
         converter = tf.lite.TFLiteConverter.from_keras_model(stripped)
         if fmt == "int8":

@@ -11,24 +11,18 @@ becomes the entry's ``int8_qat.tflite`` and its metadata gains ``tflite.int8_qat
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags  # noqa: E402
 
+from nse_tf.cli import fine_tuning  # noqa: E402
 from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
 
 F = flags.FLAGS
-flags.DEFINE_string("model", None, "A zoo entry with trained weights.")
-flags.DEFINE_integer("epochs", 3, "Fine-tuning epochs.")
-flags.DEFINE_float("lr", 0.005, "Peak learning rate (cosine to 0).")
-flags.DEFINE_integer("batch_size", 128, "Images per step.")
-flags.DEFINE_integer("seed", 0, "Seed of the data order and augmentation.")
-flags.DEFINE_integer("num_calibration", 500, "Training images that calibrate the input and preprocessing.")
+fine_tuning.define_flags()
 flags.DEFINE_string("run_dir", None, "Where the fine-tuning checkpoints go (default runs/qat/<model>; resumes).")
-flags.DEFINE_integer("threads", 0, "TensorFlow CPU threads (0: TensorFlow's default).")
 flags.DEFINE_bool("write", True, "Write int8_qat.tflite and its figures into the zoo entry.")
 
 
@@ -36,44 +30,14 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         print(f"qat.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
-    from nse_tf.data.idx import DatasetError
-    from nse_tf.train.config import TrainError
-    from nse_tf.zoo import registry as zoo
-
     try:
-        if not F.model:
-            raise FlagError("model", "is required")
-        try:
-            entry = zoo.get_entry(F.model)
-        except zoo.ZooError as err:
-            raise FlagError("model", str(err)) from None
-        if not entry.has_weights:
-            raise FlagError("model", f"zoo entry {entry.name} has no trained weights")
-        if entry.flip_average:
-            raise FlagError("model", f"{entry.name} is a flip-averaged configuration of "
-                                     f"{entry.config.weights_from or 'its weights'}; fine-tune the single-pass entry")
+        entry = fine_tuning.trained_entry("fine-tune")
         from nse_tf.train.qat import QatConfig
 
-        try:
-            config = QatConfig(epochs=F.epochs, lr=F.lr, batch_size=F.batch_size, seed=F.seed,
-                               num_calibration=F.num_calibration)
-        except TrainError as err:
-            flag = next((k for k in ("epochs", "lr", "batch_size", "num_calibration") if str(err).startswith(k)),
-                        "epochs")
-            raise FlagError(flag, str(err)) from None
-        from nse_tf.train.device import set_cpu_threads
-
-        try:
-            set_cpu_threads(F.threads)
-        except TrainError as err:
-            raise FlagError("threads", str(err)) from None
-        run_dir = F.run_dir or os.path.join("runs", "qat", entry.name)
-        try:
-            report = fine_tune_and_convert(entry, config, run_dir)
-        except TrainError as err:  # the run directory holds another QAT run
-            raise FlagError("run_dir", str(err)) from None
-        except DatasetError as err:  # the entry's dataset
-            raise FlagError("model", str(err)) from None
+        config = fine_tuning.make_config(QatConfig)
+        fine_tuning.set_threads()
+        report = fine_tuning.run_in(fine_tune_and_convert, entry, config,
+                                    F.run_dir or os.path.join("runs", "qat", entry.name))
     except FlagError as err:
         print(f"qat.py: error: {err}", file=sys.stderr)
         return 2
@@ -88,22 +52,18 @@ def fine_tune_and_convert(entry, config, run_dir: str) -> dict:
 
     import numpy as np
 
-    from nse_tf.data.arrays import load_arrays
     from nse_tf.export.runtimes import tflite_input_quantization, tflite_logits
     from nse_tf.nets.inference import predict_logits
     from nse_tf.train import qat
-    from nse_tf.train.config import TrainConfig
     from nse_tf.utils.atomic import atomic_write_bytes, atomic_write_json
     from nse_tf.utils.metrics import top_k_accuracies
     from nse_tf.zoo import registry as zoo
 
-    recipe = TrainConfig.from_dict(entry.metadata["training"]["recipe"], source=f"{entry.name}'s metadata")
-    data = load_arrays(entry.config.dataset)
-    model = qat.quantize(qat.tf_keras_copy(entry.network_spec(), zoo.load(entry.name, weights="pretrained")))
-    source = {"entry": entry.name, "weights_sha256": zoo.sha256_file(entry.weights_file())}
+    recipe, data, dense, source = fine_tuning.starting_point(entry)
+    model = qat.quantize(dense)
     qat.fine_tune(model, data, recipe, config, run_dir, log=lambda line: print(line, flush=True), source=source)
     keras_logits = predict_logits(model, data.x_test)
-    calibration = data.x_train[np.random.default_rng(0).permutation(len(data.x_train))[:config.num_calibration]]
+    calibration = fine_tuning.calibration_images(data, config.num_calibration)
     path = os.path.join(run_dir, "int8_qat.tflite")
     atomic_write_bytes(path, qat.convert(model, calibration))
     logits = tflite_logits(path, data.x_test.astype(np.float32))
@@ -121,8 +81,7 @@ def fine_tune_and_convert(entry, config, run_dir: str) -> dict:
         metadata["tflite"]["int8_qat"] = {k: report[k] for k in ("size_bytes", "top1", "keras_top1", "top1_agreement",
                                                                  "input_quantization")}
         metadata["qat"] = {"recipe": dataclasses.asdict(config), "test_examples": int(len(data.y_test)),
-                           "command": "python tools/qat.py " + shlex.join(
-                               a for a in sys.argv[1:] if not a.startswith(("--run_dir", "--threads")))}
+                           "command": fine_tuning.recorded_command("qat.py", sys.argv[1:])}
         metadata["files"]["int8_qat.tflite"] = zoo.sha256_file(final)
         atomic_write_json(os.path.join(entry.path, zoo.METADATA_NAME), metadata)
     return report

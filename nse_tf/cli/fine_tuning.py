@@ -1,0 +1,108 @@
+"""What ``tools/qat.py`` and ``tools/prune.py`` share: the fine-tuning flags, the zoo entry they start from and
+its tf_keras rebuild, and the one-line errors around the run. Nothing here imports TensorFlow before the flags
+are known to be good."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from absl import flags
+
+from nse_tf.utils.cli import FlagError
+
+F = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The flags of a fine-tuning tool besides its own (``--run_dir`` and those of its method)."""
+    flags.DEFINE_string("model", None, "A zoo entry with trained weights.")
+    flags.DEFINE_integer("epochs", 3, "Fine-tuning epochs.")
+    flags.DEFINE_float("lr", 0.005, "Peak learning rate (cosine to 0).")
+    flags.DEFINE_integer("batch_size", 128, "Images per step.")
+    flags.DEFINE_integer("seed", 0, "Seed of the data order and augmentation.")
+    flags.DEFINE_integer("num_calibration", 500, "Training images that calibrate the int8 file (its input and "
+                         "preprocessing).")
+    flags.DEFINE_integer("threads", 0, "TensorFlow CPU threads (0: TensorFlow's default).")
+
+
+def trained_entry(verb: str) -> Any:
+    """The ``--model`` zoo entry, which must hold trained weights of a single-pass network."""
+    from nse_tf.zoo import registry as zoo
+
+    if not F.model:
+        raise FlagError("model", "is required")
+    try:
+        entry = zoo.get_entry(F.model)
+    except zoo.ZooError as err:
+        raise FlagError("model", str(err)) from None
+    if not entry.has_weights:
+        raise FlagError("model", f"zoo entry {entry.name} has no trained weights")
+    if entry.flip_average:
+        raise FlagError("model", f"{entry.name} is a flip-averaged configuration of "
+                                 f"{entry.config.weights_from or 'its weights'}; {verb} the single-pass entry")
+    return entry
+
+
+def make_config(factory: Callable[..., Any], **extra: Any) -> Any:
+    """``factory`` (QatConfig or a subclass) from the shared flags and ``extra``; a refused value names its flag."""
+    from nse_tf.train.config import TrainError
+
+    values = dict(epochs=F.epochs, lr=F.lr, batch_size=F.batch_size, seed=F.seed, num_calibration=F.num_calibration,
+                  **extra)
+    try:
+        return factory(**values)
+    except TrainError as err:
+        raise FlagError(next((k for k in values if str(err).startswith(k)), "epochs"), str(err)) from None
+
+
+def set_threads() -> None:
+    from nse_tf.train.config import TrainError
+    from nse_tf.train.device import set_cpu_threads
+
+    try:
+        set_cpu_threads(F.threads)
+    except TrainError as err:
+        raise FlagError("threads", str(err)) from None
+
+
+def run_in(work: Callable[..., dict], *args: Any) -> dict:
+    """``work(*args)``, its input errors as flag errors: the run directory holds another run, or the entry's
+    dataset is missing or damaged."""
+    from nse_tf.data.idx import DatasetError
+    from nse_tf.train.config import TrainError
+
+    try:
+        return work(*args)
+    except TrainError as err:
+        raise FlagError("run_dir", str(err)) from None
+    except DatasetError as err:
+        raise FlagError("model", str(err)) from None
+
+
+def starting_point(entry: Any) -> tuple[Any, Any, Any, dict]:
+    """The entry's training recipe, its dataset, its network rebuilt with tf_keras layers holding the trained
+    weights, and the ``source`` a fine-tuning run records (the entry and its weights' sha256)."""
+    from nse_tf.data.arrays import load_arrays
+    from nse_tf.train import qat
+    from nse_tf.train.config import TrainConfig
+    from nse_tf.zoo import registry as zoo
+
+    recipe = TrainConfig.from_dict(entry.metadata["training"]["recipe"], source=f"{entry.name}'s metadata")
+    data = load_arrays(entry.config.dataset)
+    model = qat.tf_keras_copy(entry.network_spec(), zoo.load(entry.name, weights="pretrained"))
+    source = {"entry": entry.name, "weights_sha256": zoo.sha256_file(entry.weights_file())}
+    return recipe, data, model, source
+
+
+def calibration_images(data: Any, count: int) -> Any:
+    """The int8 converter's calibration sample: ``count`` training images, the same draw for every tool."""
+    import numpy as np
+
+    return data.x_train[np.random.default_rng(0).permutation(len(data.x_train))[:count]]
+
+
+def recorded_command(tool: str, argv: list[str]) -> str:
+    """The command that rebuilds the result, without the flags that only say where and how fast it ran."""
+    import shlex
+
+    return f"python tools/{tool} " + shlex.join(a for a in argv if not a.startswith(("--run_dir", "--threads")))
