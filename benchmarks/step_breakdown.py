@@ -5,7 +5,8 @@
 The configuration of ``tools/benchmark.py supernet`` (its flags, same defaults). Times, interleaved in one
 process on one sampled path: the standalone child's train step and the supernet weight step (as the
 benchmark), each also without its optimizer update (gradients summed instead), and the weight step with the
-update compiled by XLA (``jit_compile`` on the decay and the fused momentum kernels). The differences say what
+update compiled by XLA (``jit_compile`` on the decay and the fused momentum kernels), and the weight step with the
+cells' previous form (``call_zeros_then_sum``: zeros for untaken branches, then one sum). The differences say what
 the supernet adds in the forward/backward pass (its ``tf.cond`` branches) and in the update (every branch's
 variables, untaken ones included). The last line of stdout is JSON of the medians in ms.
 """
@@ -87,7 +88,9 @@ def main(argv: list[str]) -> int:
     images, labels = bench.synthetic_batch(space, batch, rng)
     config = RoundConfig(steps=bench.STEPS.value, steps_per_epoch=bench.STEPS.value, batch_size=batch)
     # one trainer per variant, so that no variant's updates move another's weights
-    trainers = [RoundTrainer(space, subspaces, OptimConfig(), PenaltyConfig(), config) for _ in range(3)]
+    trainers = [RoundTrainer(space, subspaces, OptimConfig(), PenaltyConfig(), config) for _ in range(4)]
+    for cell in trainers[3].net.cells_:  # the previous form of the cells: zeros for untaken branches, one sum
+        cell.call_sampled = cell.call_zeros_then_sum
     net = trainers[0].net
     mask = gates.sample_uniform(rng, net.all_on(), net.slots)
     arch = Architecture(tuple(tuple(sub[j] for j in range(len(sub)) if mask[c, j])
@@ -102,6 +105,7 @@ def main(argv: list[str]) -> int:
         "weight_no_update": (without_update(lambda x, m: trainers[1].net.forward_sampled(x, m, training=True),
                                             trainers[1].weight_vars, batch), (images, mask_t, labels)),
         "weight_xla_update": (with_xla_update(trainers[2], batch), (images, mask_t, labels)),
+        "weight_zeros_then_sum": (trainers[3].weight_step, (images, labels, mask_t)),
     }
     for fn, args in calls.values():
         for _ in range(bench.WARMUP.value):  # the first call traces

@@ -292,6 +292,34 @@ def test_switched_off_branch_gets_no_gradient(net):
                 assert all(g is None or float(tf.reduce_max(tf.abs(g))) == 0.0 for g in branch_grads), (c, j)
 
 
+def test_running_sums_train_the_same_weights_as_zeros_then_sum():
+    """The weight step sums a cell's branches inside their conds (``switched_sum``); the plain form returns
+    zeros for untaken branches and adds every output (``branch_outputs`` + ``combine``). Ten weight steps on
+    changing paths from the same start, momentum and weight decay moving untaken branches too: the same
+    weights and BN statistics to float tolerance."""
+    config = search.RoundConfig(steps=10, steps_per_epoch=10, batch_size=BATCH)
+    # a wider N cell than the module's net, so that chains of several branches are exercised
+    subspaces = [[0, 3, 9, 12, 18], [0, 3]]
+    new, plain = (search.RoundTrainer(SPACE, subspaces, search.OptimConfig(weight_lr=0.2, warmup_epochs=0),
+                                      search.PenaltyConfig(), config) for _ in range(2))
+    randomise(new.net, 5)
+    start = new.net.get_weights()
+    plain.net.set_weights(start)
+    for cell in plain.net.cells_:
+        cell.call_sampled = cell.call_zeros_then_sum
+    rng = np.random.default_rng(7)
+    for step in range(10):
+        masks = tf.constant(gates.sample_uniform(rng, new.net.all_on(), new.net.slots))
+        images, labels = batch(step)
+        losses = [float(trainer.weight_step(images, labels, masks)[0]) for trainer in (new, plain)]
+        assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    for variable, want, first in zip(new.net.weights, plain.net.get_weights(), start, strict=True):
+        got = keras.ops.convert_to_numpy(variable)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=variable.path)
+        if search.is_decayed(variable):  # weight decay moves every kernel, taken or not
+            assert not np.allclose(got, first), variable.path
+
+
 def test_cell_combination_rule(net):
     rng = np.random.default_rng(3)
     x = tf.constant(rng.normal(size=(2, 8, 8, 8)).astype(np.float32))

@@ -69,6 +69,14 @@ def test_fused_batch_norm_matches_keras():
     np.testing.assert_allclose(plain.moving_variance, 0.9 + 0.1 * unbiased * (n - 1) / n, rtol=1e-4)
     # Inference differs only through that factor n/(n-1) in the variance.
     np.testing.assert_allclose(fused(x, training=False), plain(x, training=False), rtol=3e-3, atol=5e-3)
+    # A second step blends into non-trivial moving statistics (the kernel's exponential_avg_factor).
+    x2 = rng.normal(-1.0, 0.5, size=x.shape).astype("float32")
+    old_mean, old_variance = np.array(fused.moving_mean), np.array(fused.moving_variance)
+    fused(x2, training=True), plain(x2, training=True)
+    np.testing.assert_allclose(fused.moving_mean, plain.moving_mean, atol=1e-5)
+    np.testing.assert_allclose(fused.moving_mean, 0.9 * old_mean + 0.1 * x2.reshape(-1, 6).mean(axis=0), atol=1e-5)
+    np.testing.assert_allclose(fused.moving_variance,
+                               0.9 * old_variance + 0.1 * x2.reshape(-1, 6).var(axis=0, ddof=1), rtol=1e-4)
 
 
 @pytest.mark.parametrize("nesterov", [True, False])

@@ -85,7 +85,7 @@ LATENCY_ROUNDS = flags.DEFINE_integer("latency_rounds", 3, "latency: interleaved
 LATENCY_RUNS = flags.DEFINE_integer("latency_runs", 100, "latency: invokes per file and round (and per table piece).")
 LATENCY_FORMATS = flags.DEFINE_list("latency_formats", ["float32", "int8"], "latency: TFLite forms to check.")
 
-TARGETS = {"step_ratio": 1.15, "gate_ratio": 1.8}
+TARGETS = {"step_ratio": 1.10, "gate_ratio": 1.8}  # issue 15: the weight step at most 1.10x the child
 
 
 def build_space() -> Any:

@@ -2,7 +2,7 @@
 
 Branch masks enter the compiled step as a ``[n_cells, max_ops]`` bool tensor and every branch is
 guarded by ``tf.cond``, so one trace serves every sampled path and an untaken branch costs
-nothing (running all branches and multiplying by a 0/1 mask would cost |sub-space| times more).
+almost nothing (running all branches and multiplying by a 0/1 mask would cost |sub-space| times more).
 TensorFlow-only by design: the search runs under ``tf.distribute``; child networks and
 retraining (nse_tf.nets.child) stay backend-agnostic.
 """
@@ -20,6 +20,10 @@ from nse_tf.nets.layers import Namespace, apply_layer, op_layers
 from nse_tf.search.gates import GATE_SCALE, GATE_SHIFT, CellSlots
 from nse_tf.space.macro import CellSpec, MacroSpace
 from nse_tf.space.ops import out_size
+
+# Interleaved running sums per cell in weight steps and evaluation (``SupernetCell.switched_sum``): one
+# chain would run a cell's branches one after another; two keep both cores of a small machine busy.
+SUM_CHAINS = 2
 
 
 class SupernetCell(keras.layers.Layer):
@@ -55,17 +59,54 @@ class SupernetCell(keras.layers.Layer):
             total = tf.add_n(outs)
         else:
             total = tf.add_n([out * tf.cast(weights[j], out.dtype) for j, out in enumerate(outs)])
-        count = tf.cast(count, x.dtype)
+        return self.mean(x + total if self.cell.kind == "N" else total, count)
+
+    def mean(self, total: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
+        """The section 4 average of a sum over ``count`` branches (N cells: x is in the sum and counts once)."""
+        count = tf.cast(count, total.dtype)
         if self.cell.kind == "N":
-            return (x + total) / (count + 1.0)
+            return total / (count + 1.0)
         return total / tf.maximum(count, 1.0)
+
+    def switched_sum(self, x: tf.Tensor, run: tf.Tensor, training: bool) -> tf.Tensor:
+        """x (N cells) plus the switched-on branches' outputs, summed inside the branches' conds.
+
+        An untaken branch passes its running sum through instead of returning zeros to be added, so it
+        writes and adds no activation-sized zeros. The branches form ``SUM_CHAINS`` interleaved chains,
+        summed at the end, so that two branches of a cell can still run at once; only a chain whose first
+        branch is off starts from zeros (an N cell's first chain starts from x).
+        """
+        zeros_shape = tf.stack([tf.shape(x)[0], self.out_hw[0], self.out_hw[1], self.cell.cout])
+        totals = []
+        for first in range(min(SUM_CHAINS, len(self.branches))):
+            chain = list(range(first, len(self.branches), SUM_CHAINS))
+            if first == 0 and self.cell.kind == "N":
+                total = x
+            else:
+                j = chain.pop(0)
+                total = tf.cond(run[j], lambda branch=self.branches[j]: branch(x, training=training),
+                                lambda: tf.zeros(zeros_shape, x.dtype), name=f"{self.cell.name}_branch{j}")
+            for j in chain:
+                total = tf.cond(run[j],
+                                lambda branch=self.branches[j], total=total: total + branch(x, training=training),
+                                lambda total=total: tf.identity(total), name=f"{self.cell.name}_branch{j}")
+            totals.append(total)
+        return tf.add_n(totals) if len(totals) > 1 else totals[0]
 
     def call_sampled(self, x: tf.Tensor, mask: tf.Tensor, training: bool) -> tf.Tensor:
         if not self.branches:
             return x
         n = len(self.branches)
-        outs = self.branch_outputs(x, mask[:n], training)
-        return self.combine(x, outs, None, tf.reduce_sum(tf.cast(mask[:n], tf.int32)))
+        return self.mean(self.switched_sum(x, mask[:n], training), tf.reduce_sum(tf.cast(mask[:n], tf.int32)))
+
+    def call_zeros_then_sum(self, x: tf.Tensor, mask: tf.Tensor, training: bool) -> tf.Tensor:
+        """``call_sampled``'s plain form (zeros for untaken branches, then one sum): the reference that the
+        running sums are checked against (tests/test_supernet.py, benchmarks/step_breakdown.py)."""
+        if not self.branches:
+            return x
+        n = len(self.branches)
+        return self.combine(x, self.branch_outputs(x, mask[:n], training), None,
+                            tf.reduce_sum(tf.cast(mask[:n], tf.int32)))
 
     def call_two_path(self, x: tf.Tensor, s_mask: tf.Tensor, u_mask: tf.Tensor, ps: tf.Tensor,
                       pu: tf.Tensor, training: bool) -> tf.Tensor:
