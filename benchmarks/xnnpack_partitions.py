@@ -3,12 +3,12 @@
     python benchmarks/xnnpack_partitions.py [--models=mobilenetv2-style-fmnist,nse-fmnist-6m,nse-fmnist-7m]
         [--formats=float32,int8] [--rounds=3] [--runs=200] [--max_load=0.3]
 
-For each entry and form: the zoo's own file (exported with a free batch dimension) and the same network
-converted at batch 1 (``latency.convert_network``, as the latency table's whole-network check does). For
+For each entry and form: the zoo's own file (exported with a free batch dimension) and the same network with
+its input fixed at batch 1, converted by ``latency.convert_network`` (int8 calibrated on random pixels). For
 each file: its LiteRT op kinds, how many pieces XNNPACK took it in (``DELEGATE`` nodes: every op XNNPACK
-leaves to the builtin kernels ends one piece and starts another), and its median invoke time (1 thread,
-XNNPACK), all files timed back to back in this process. Needs the machine to itself (``--max_load``). The
-last line of stdout is JSON: per file, pieces and median ms.
+leaves to the builtin kernels ends one piece and starts another), and its median invoke time (1 thread)
+with XNNPACK and with LiteRT's builtin kernels alone, all files timed back to back in this process. Needs the machine to itself (``--max_load``). The
+last line of stdout is JSON: per file, pieces and the two medians in ms.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import statistics
 import sys
 import tempfile
 
@@ -30,6 +31,10 @@ MODELS = flags.DEFINE_list("models", ["mobilenetv2-style-fmnist", "nse-fmnist-6m
 FORMATS = flags.DEFINE_list("formats", ["float32", "int8"], "TFLite forms.")
 ROUNDS = flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds over all files.")
 RUNS = flags.DEFINE_integer("runs", 200, "Invokes per file and round.")
+OP_SPACE_OF = flags.DEFINE_string("op_space_of", "nse-fmnist-6m", "Zoo entry whose space's pool ops are timed one by "
+                                  "one (empty: skip that part).")
+OP_SHAPES = flags.DEFINE_list("op_shapes", ["0"], "Indices into that space's latency-table shapes "
+                              "(latency.table_shapes) at which every pool op is timed.")
 MAX_LOAD = flags.DEFINE_float("max_load", 0.3, "Refuse to time while other processes keep more cores busy.")
 
 
@@ -42,13 +47,52 @@ def op_kinds(path: str) -> collections.Counter:
     return collections.Counter(op["op_name"] for op in interpreter._get_ops_details())
 
 
+def median_ms(path: str, xnnpack: bool) -> float:
+    from nse_tf.export.timing import tflite_latency_ms
+
+    return statistics.median(tflite_latency_ms(path, runs=RUNS.value, xnnpack=xnnpack)["median_ms"]
+                             for _ in range(ROUNDS.value))
+
+
+def profile_ops(entry: str, shapes: list[int], workdir: str) -> dict[str, dict[str, float]]:
+    """Every pool op of ``entry``'s space alone (the latency table's pieces), float32 and int8, with XNNPACK and
+    with the builtin kernels: which operations XNNPACK's int8 path runs slower than the builtin kernels."""
+    import nse_tf
+    from nse_tf.cost import latency
+
+    space = nse_tf.resolve_spec(entry).space
+    table_shapes = latency.table_shapes(space)
+    pool = space.get_pool()
+    out: dict[str, dict[str, float]] = {}
+    for s in shapes:
+        cell = table_shapes[s]
+        print(f"pool ops alone at shape {s} of {entry}'s space ({cell.input_hw[0]}x{cell.input_hw[1]}, {cell.cin} -> "
+              f"{cell.cout}, stride {cell.stride}): ms with XNNPACK / builtin kernels")
+        for i, op in enumerate(pool.ops):
+            piece = latency.TablePiece(f"shape{s:02d}_op{i:02d}", "op", s, i)
+            model = latency.build_piece(space, piece)
+            row = {}
+            for fmt in ("float32", "int8"):
+                path = os.path.join(workdir, f"{piece.name}_{fmt}.tflite")
+                with open(path, "wb") as f:
+                    f.write(latency.convert_piece(model, piece, fmt))
+                row[f"{fmt}_xnnpack_ms"], row[f"{fmt}_builtin_ms"] = median_ms(path, True), median_ms(path, False)
+            out[f"shape{s}:{op.name}"] = {k: round(v, 4) for k, v in row.items()}
+            print(f"  {op.name:<14} float32 {row['float32_xnnpack_ms']:7.3f} / {row['float32_builtin_ms']:7.3f}   "
+                  f"int8 {row['int8_xnnpack_ms']:7.3f} / {row['int8_builtin_ms']:7.3f}"
+                  f"{'   <- int8 XNNPACK slower' if row['int8_xnnpack_ms'] > row['int8_builtin_ms'] else ''}")
+    return out
+
+
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         print(f"xnnpack_partitions.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
+    import keras
+
     import nse_tf
     from nse_tf.cost import latency
-    from nse_tf.export.timing import BusyMachineError, interleaved_latency_ms, require_quiet_machine
+    from nse_tf.export.timing import BusyMachineError, require_quiet_machine, tflite_latency_ms
     from nse_tf.zoo import registry
 
     formats = [fmt.strip() for fmt in FORMATS.value]
@@ -64,26 +108,36 @@ def main(argv: list[str]) -> int:
     files: dict[str, str] = {}
     for name in MODELS.value:
         model = nse_tf.create_model(name, pretrained=True)
+        image = keras.Input(model.inputs[0].shape[1:], batch_size=1)
+        model_batch1 = keras.Model(image, model(image), name=f"{model.name}_batch1")
         for fmt in formats:
             files[f"{name} {fmt} zoo file"] = registry.tflite_path(name, fmt)
             path = os.path.join(workdir, f"{name}_{fmt}_batch1.tflite")
             with open(path, "wb") as f:
-                f.write(latency.convert_network(model, fmt))
+                f.write(latency.convert_network(model_batch1, fmt))
             files[f"{name} {fmt} batch 1"] = path
     try:
         require_quiet_machine(MAX_LOAD.value)
     except BusyMachineError as err:
         print(f"xnnpack_partitions.py: error: {err}", file=sys.stderr)
         return 2
-    times = interleaved_latency_ms(list(files.values()), ROUNDS.value, RUNS.value)
+    # back to back in this process: every round times every file with XNNPACK, then with the builtin kernels
+    samples: dict[tuple[str, bool], list[float]] = {(p, x): [] for p in files.values() for x in (True, False)}
+    for _ in range(ROUNDS.value):
+        for path in files.values():
+            for xnnpack in (True, False):
+                samples[path, xnnpack].append(tflite_latency_ms(path, runs=RUNS.value, xnnpack=xnnpack)["median_ms"])
     summary = {}
-    print(f"XNNPACK pieces and LiteRT medians (1 thread; {ROUNDS.value} interleaved rounds of {RUNS.value} invokes)")
+    print(f"XNNPACK pieces and LiteRT medians (1 thread; {ROUNDS.value} interleaved rounds of {RUNS.value} invokes; "
+          "XNNPACK / builtin kernels alone)")
     for label, path in files.items():
         kinds = op_kinds(path)
         pieces = kinds.pop("DELEGATE", 0)
-        ms = times[path]["median_ms"]
-        summary[label] = {"pieces": pieces, "median_ms": round(ms, 4)}
-        print(f"  {label:<48} {pieces:>3} pieces {ms:8.3f} ms  {dict(sorted(kinds.items()))}")
+        ms, builtin_ms = (statistics.median(samples[path, x]) for x in (True, False))
+        summary[label] = {"pieces": pieces, "median_ms": round(ms, 4), "builtin_median_ms": round(builtin_ms, 4)}
+        print(f"  {label:<40} {pieces:>3} pieces {ms:8.3f} / {builtin_ms:8.3f} ms  {dict(sorted(kinds.items()))}")
+    if OP_SPACE_OF.value:
+        summary["ops"] = profile_ops(OP_SPACE_OF.value, [int(i) for i in OP_SHAPES.value], workdir)
     print(json.dumps(summary))
     return 0
 
