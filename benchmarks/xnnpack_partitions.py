@@ -104,6 +104,18 @@ def main(argv: list[str]) -> int:
         if not registry.is_entry(name):
             print(f"xnnpack_partitions.py: error: --models: no zoo entry {name!r}", file=sys.stderr)
             return 2
+    op_shapes: list[int] = []
+    if OP_SPACE_OF.value:
+        if not registry.is_entry(OP_SPACE_OF.value):
+            print(f"xnnpack_partitions.py: error: --op_space_of: no zoo entry {OP_SPACE_OF.value!r}", file=sys.stderr)
+            return 2
+        n_shapes = len(latency.table_shapes(nse_tf.resolve_spec(OP_SPACE_OF.value).space))
+        for index in OP_SHAPES.value:
+            if not index.strip().isdigit() or int(index) >= n_shapes:
+                print(f"xnnpack_partitions.py: error: --op_shapes: {index!r} is not a shape index of "
+                      f"{OP_SPACE_OF.value}'s space (0 to {n_shapes - 1})", file=sys.stderr)
+                return 2
+            op_shapes.append(int(index))
     workdir = tempfile.mkdtemp(prefix="xnnpack_partitions_")
     files: dict[str, str] = {}
     for name in MODELS.value:
@@ -137,7 +149,7 @@ def main(argv: list[str]) -> int:
         summary[label] = {"pieces": pieces, "median_ms": round(ms, 4), "builtin_median_ms": round(builtin_ms, 4)}
         print(f"  {label:<40} {pieces:>3} pieces {ms:8.3f} / {builtin_ms:8.3f} ms  {dict(sorted(kinds.items()))}")
     if OP_SPACE_OF.value:
-        summary["ops"] = profile_ops(OP_SPACE_OF.value, [int(i) for i in OP_SHAPES.value], workdir)
+        summary["ops"] = profile_ops(OP_SPACE_OF.value, op_shapes, workdir)
     print(json.dumps(summary))
     return 0
 
