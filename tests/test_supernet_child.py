@@ -77,6 +77,12 @@ def test_fused_batch_norm_matches_keras():
     np.testing.assert_allclose(fused.moving_mean, 0.9 * old_mean + 0.1 * x2.reshape(-1, 6).mean(axis=0), atol=1e-5)
     np.testing.assert_allclose(fused.moving_variance,
                                0.9 * old_variance + 0.1 * x2.reshape(-1, 6).var(axis=0, ddof=1), rtol=1e-4)
+    # Compiled, with a ReLU after it (Grappler fuses BN + ReLU): the same blend.
+    old_mean, old_variance = np.array(fused.moving_mean), np.array(fused.moving_variance)
+    tf.function(lambda images: tf.nn.relu(fused(images, training=True)))(tf.constant(x))
+    np.testing.assert_allclose(fused.moving_mean, 0.9 * old_mean + 0.1 * x.reshape(-1, 6).mean(axis=0), atol=1e-5)
+    np.testing.assert_allclose(fused.moving_variance,
+                               0.9 * old_variance + 0.1 * x.reshape(-1, 6).var(axis=0, ddof=1), rtol=1e-4)
 
 
 @pytest.mark.parametrize("nesterov", [True, False])
