@@ -88,13 +88,14 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         print(f"xnnpack_partitions.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
-    import keras
-
     import nse_tf
     from nse_tf.cost import latency
-    from nse_tf.export.timing import BusyMachineError, require_quiet_machine, tflite_latency_ms
     from nse_tf.zoo import registry
 
+    for flag in (ROUNDS, RUNS):
+        if flag.value < 1:
+            print(f"xnnpack_partitions.py: error: --{flag.name}: must be >= 1, got {flag.value}", file=sys.stderr)
+            return 2
     formats = [fmt.strip() for fmt in FORMATS.value]
     for fmt in formats:
         if fmt not in registry.TFLITE_VARIANTS or fmt == "int8_qat":
@@ -116,7 +117,19 @@ def main(argv: list[str]) -> int:
                       f"{OP_SPACE_OF.value}'s space (0 to {n_shapes - 1})", file=sys.stderr)
                 return 2
             op_shapes.append(int(index))
-    workdir = tempfile.mkdtemp(prefix="xnnpack_partitions_")
+    with tempfile.TemporaryDirectory(prefix="xnnpack_partitions_") as workdir:
+        return measure(formats, op_shapes, workdir)
+
+
+def measure(formats: list[str], op_shapes: list[int], workdir: str) -> int:
+    """Convert, time and print (``main`` has checked the flags); the converted files go in ``workdir``."""
+    import keras
+
+    import nse_tf
+    from nse_tf.cost import latency
+    from nse_tf.export.timing import BusyMachineError, require_quiet_machine, tflite_latency_ms
+    from nse_tf.zoo import registry
+
     files: dict[str, str] = {}
     for name in MODELS.value:
         model = nse_tf.create_model(name, pretrained=True)
