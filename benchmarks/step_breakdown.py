@@ -119,7 +119,7 @@ def main(argv: list[str]) -> int:
           f"{int(mask.sum())} ops on the timed path; {len(trainers[0].weight_vars)} supernet variables against "
           f"{len(child.trainable_variables)} of the child; {bench.REPEATS.value} interleaved rounds, medians")
     for key, value in med.items():
-        print(f"  {key:<20} {value:8.2f} ms  {value / med['child']:.3f}x the child step")
+        print(f"  {key:<22} {value:8.2f} ms  {value / med['child']:.3f}x the child step")
     print(f"  forward/backward the supernet adds: {med['weight_no_update'] - med['child_no_update']:.2f} ms; "
           f"its update adds: {(med['weight'] - med['weight_no_update']) - (med['child'] - med['child_no_update']):.2f}"
           f" ms")

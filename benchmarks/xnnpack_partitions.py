@@ -1,14 +1,18 @@
 """Which zoo files XNNPACK runs in one piece, and what the pieces cost (issue 18, int8 on the fast path).
 
     python benchmarks/xnnpack_partitions.py [--models=mobilenetv2-style-fmnist,nse-fmnist-6m,nse-fmnist-7m]
-        [--formats=float32,int8] [--rounds=3] [--runs=200] [--max_load=0.3]
+        [--formats=float32,int8] [--rounds=3] [--runs=200] [--op_space_of=nse-fmnist-6m] [--op_shapes=0]
+        [--max_load=0.3]
 
 For each entry and form: the zoo's own file (exported with a free batch dimension) and the same network with
 its input fixed at batch 1, converted by ``latency.convert_network`` (int8 calibrated on random pixels). For
 each file: its LiteRT op kinds, how many pieces XNNPACK took it in (``DELEGATE`` nodes: every op XNNPACK
 leaves to the builtin kernels ends one piece and starts another), and its median invoke time (1 thread)
-with XNNPACK and with LiteRT's builtin kernels alone, all files timed back to back in this process. Needs the machine to itself (``--max_load``). The
-last line of stdout is JSON: per file, pieces and the two medians in ms.
+with XNNPACK and with LiteRT's builtin kernels alone, all files timed back to back in this process. Then, unless
+``--op_space_of`` is empty, every pool op of that entry's space alone (the latency table's pieces) at the
+``--op_shapes`` cells, float32 and int8, XNNPACK against builtin (each op's XNNPACK rounds, then its builtin
+ones): which operations XNNPACK runs slower. Needs the machine to itself (``--max_load``). The last line of
+stdout is JSON: per file, pieces and the two medians in ms; under ``"ops"``, the per-op medians.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ def op_kinds(path: str) -> collections.Counter:
 
 
 def median_ms(path: str, xnnpack: bool) -> float:
+    """The median of ``--rounds`` medians of ``--runs`` invokes, one file in one configuration."""
     from nse_tf.export.timing import tflite_latency_ms
 
     return statistics.median(tflite_latency_ms(path, runs=RUNS.value, xnnpack=xnnpack)["median_ms"]
@@ -71,7 +76,7 @@ def profile_ops(entry: str, shapes: list[int], workdir: str) -> dict[str, dict[s
         for i, op in enumerate(pool.ops):
             piece = latency.TablePiece(f"shape{s:02d}_op{i:02d}", "op", s, i)
             model = latency.build_piece(space, piece)
-            row = {}
+            row: dict[str, float] = {}
             for fmt in ("float32", "int8"):
                 path = os.path.join(workdir, f"{piece.name}_{fmt}.tflite")
                 with open(path, "wb") as f:
@@ -85,6 +90,7 @@ def profile_ops(entry: str, shapes: list[int], workdir: str) -> dict[str, dict[s
 
 
 def main(argv: list[str]) -> int:
+    """Check every flag first (one line, exit 2), then measure."""
     if len(argv) > 1:
         print(f"xnnpack_partitions.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
@@ -102,8 +108,11 @@ def main(argv: list[str]) -> int:
             print(f"xnnpack_partitions.py: error: --formats: {fmt!r} is not float32 or int8", file=sys.stderr)
             return 2
     for name in MODELS.value:
-        if not registry.is_entry(name):
-            print(f"xnnpack_partitions.py: error: --models: no zoo entry {name!r}", file=sys.stderr)
+        try:
+            for fmt in formats:
+                registry.tflite_path(name, fmt)
+        except registry.ZooError as err:
+            print(f"xnnpack_partitions.py: error: --models: {name}: {err}", file=sys.stderr)
             return 2
     op_shapes: list[int] = []
     if OP_SPACE_OF.value:

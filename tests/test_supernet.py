@@ -292,14 +292,14 @@ def test_switched_off_branch_gets_no_gradient(net):
                 assert all(g is None or float(tf.reduce_max(tf.abs(g))) == 0.0 for g in branch_grads), (c, j)
 
 
-def test_running_sums_train_the_same_weights_as_zeros_then_sum():
+@pytest.mark.parametrize("subspaces", [[[0, 3, 9, 12, 18], [0, 3, 9]], [[0], [3]]],
+                         ids=["chains of several branches", "one branch per cell"])
+def test_running_sums_train_the_same_weights_as_zeros_then_sum(subspaces):
     """The weight step sums a cell's branches inside their conds (``switched_sum``); the plain form returns
     zeros for untaken branches and adds every output (``branch_outputs`` + ``combine``). Ten weight steps on
     changing paths from the same start, momentum and weight decay moving untaken branches too: the same
     weights and BN statistics to float tolerance."""
     config = search.RoundConfig(steps=10, steps_per_epoch=10, batch_size=BATCH)
-    # a wider N cell than the module's net, so that chains of several branches are exercised
-    subspaces = [[0, 3, 9, 12, 18], [0, 3]]
     new, plain = (search.RoundTrainer(SPACE, subspaces, search.OptimConfig(weight_lr=0.2, warmup_epochs=0),
                                       search.PenaltyConfig(), config) for _ in range(2))
     randomise(new.net, 5)

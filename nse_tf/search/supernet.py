@@ -45,7 +45,7 @@ class SupernetCell(keras.layers.Layer):
         self.branch_layers = [layer for branch in self.branches for layer in branch.all_layers()]
 
     def branch_outputs(self, x: tf.Tensor, run: tf.Tensor, training: bool) -> list[tf.Tensor]:
-        """Outputs of every branch; a branch whose ``run`` flag is off returns zeros and costs nothing."""
+        """Outputs of every branch; a branch whose ``run`` flag is off returns zeros and costs almost nothing."""
         zeros_shape = tf.stack([tf.shape(x)[0], self.out_hw[0], self.out_hw[1], self.cell.cout])
         outs = []
         for j, branch in enumerate(self.branches):
