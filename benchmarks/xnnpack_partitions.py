@@ -23,6 +23,7 @@ import os
 import statistics
 import sys
 import tempfile
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -53,19 +54,16 @@ def op_kinds(path: str) -> collections.Counter:
 
 def median_ms(path: str, xnnpack: bool) -> float:
     """The median of ``--rounds`` medians of ``--runs`` invokes, one file in one configuration."""
-    from nse_tf.export.timing import tflite_latency_ms
+    from nse_tf.export.timing import interleaved_latency_ms
 
-    return statistics.median(tflite_latency_ms(path, runs=RUNS.value, xnnpack=xnnpack)["median_ms"]
-                             for _ in range(ROUNDS.value))
+    return interleaved_latency_ms([path], ROUNDS.value, RUNS.value, xnnpack=xnnpack)[path]["median_ms"]
 
 
-def profile_ops(entry: str, shapes: list[int], workdir: str) -> dict[str, dict[str, float]]:
-    """Every pool op of ``entry``'s space alone (the latency table's pieces), float32 and int8, with XNNPACK and
-    with the builtin kernels: which operations XNNPACK's int8 path runs slower than the builtin kernels."""
-    import nse_tf
+def profile_ops(entry: str, space: Any, shapes: list[int], workdir: str) -> dict[str, dict[str, float]]:
+    """Every pool op of ``entry``'s ``space`` alone (the latency table's pieces), float32 and int8, with XNNPACK
+    and with the builtin kernels: which operations XNNPACK's int8 path runs slower than the builtin kernels."""
     from nse_tf.cost import latency
 
-    space = nse_tf.resolve_spec(entry).space
     table_shapes = latency.table_shapes(space)
     pool = space.get_pool()
     out: dict[str, dict[str, float]] = {}
@@ -104,7 +102,7 @@ def main(argv: list[str]) -> int:
             return 2
     formats = [fmt.strip() for fmt in FORMATS.value]
     for fmt in formats:
-        if fmt not in registry.TFLITE_VARIANTS or fmt == "int8_qat":
+        if fmt not in latency.TFLITE_FORMATS:
             print(f"xnnpack_partitions.py: error: --formats: {fmt!r} is not float32 or int8", file=sys.stderr)
             return 2
     for name in MODELS.value:
@@ -115,11 +113,13 @@ def main(argv: list[str]) -> int:
             print(f"xnnpack_partitions.py: error: --models: {name}: {err}", file=sys.stderr)
             return 2
     op_shapes: list[int] = []
+    op_space = None
     if OP_SPACE_OF.value:
         if not registry.is_entry(OP_SPACE_OF.value):
             print(f"xnnpack_partitions.py: error: --op_space_of: no zoo entry {OP_SPACE_OF.value!r}", file=sys.stderr)
             return 2
-        n_shapes = len(latency.table_shapes(nse_tf.resolve_spec(OP_SPACE_OF.value).space))
+        op_space = nse_tf.resolve_spec(OP_SPACE_OF.value).space
+        n_shapes = len(latency.table_shapes(op_space))
         for index in OP_SHAPES.value:
             if not index.strip().isdigit() or int(index) >= n_shapes:
                 print(f"xnnpack_partitions.py: error: --op_shapes: {index!r} is not a shape index of "
@@ -127,10 +127,10 @@ def main(argv: list[str]) -> int:
                 return 2
             op_shapes.append(int(index))
     with tempfile.TemporaryDirectory(prefix="xnnpack_partitions_") as workdir:
-        return measure(formats, op_shapes, workdir)
+        return measure(formats, op_space, op_shapes, workdir)
 
 
-def measure(formats: list[str], op_shapes: list[int], workdir: str) -> int:
+def measure(formats: list[str], op_space: Any, op_shapes: list[int], workdir: str) -> int:
     """Convert, time and print (``main`` has checked the flags); the converted files go in ``workdir``."""
     import keras
 
@@ -170,8 +170,8 @@ def measure(formats: list[str], op_shapes: list[int], workdir: str) -> int:
         ms, builtin_ms = (statistics.median(samples[path, x]) for x in (True, False))
         summary[label] = {"pieces": pieces, "median_ms": round(ms, 4), "builtin_median_ms": round(builtin_ms, 4)}
         print(f"  {label:<40} {pieces:>3} pieces {ms:8.3f} / {builtin_ms:8.3f} ms  {dict(sorted(kinds.items()))}")
-    if OP_SPACE_OF.value:
-        summary["ops"] = profile_ops(OP_SPACE_OF.value, op_shapes, workdir)
+    if op_space is not None:
+        summary["ops"] = profile_ops(OP_SPACE_OF.value, op_space, op_shapes, workdir)
     print(json.dumps(summary))
     return 0
 

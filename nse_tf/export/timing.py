@@ -70,15 +70,16 @@ def require_quiet_machine(max_load: float) -> None:
                                "beside them mislead; stop them and rerun")
 
 
-def interleaved_latency_ms(paths: Sequence[str], rounds: int, runs: int) -> dict[str, dict[str, Any]]:
-    """Each file's median invoke time (1 thread, XNNPACK), timed back to back in this process: ``rounds``
-    interleaved rounds of ``runs`` invokes over all files, so a change of load hits every file alike; the
-    median of the rounds' medians, with the rounds' own."""
+def interleaved_latency_ms(paths: Sequence[str], rounds: int, runs: int, xnnpack: bool = True
+                           ) -> dict[str, dict[str, Any]]:
+    """Each file's median invoke time (1 thread; XNNPACK unless ``xnnpack`` is False), timed back to back in this
+    process: ``rounds`` interleaved rounds of ``runs`` invokes over all files, so a change of load hits every file
+    alike; the median of the rounds' medians, with the rounds' own."""
     if rounds < 1 or runs < 1:
         raise ValueError(f"need rounds >= 1 and runs >= 1, got {rounds} and {runs}")
     per_round: dict[str, list[float]] = {p: [] for p in paths}
     for _ in range(rounds):
         for path in paths:
-            per_round[path].append(tflite_latency_ms(path, runs=runs)["median_ms"])
+            per_round[path].append(tflite_latency_ms(path, runs=runs, xnnpack=xnnpack)["median_ms"])
     return {p: {"median_ms": statistics.median(v), "round_medians_ms": v, "rounds": rounds, "runs": runs,
-                "num_threads": 1, "xnnpack": True} for p, v in per_round.items()}
+                "num_threads": 1, "xnnpack": xnnpack} for p, v in per_round.items()}
