@@ -393,3 +393,24 @@ def test_zoo_table_retime_times_every_file_together_and_refuses_a_busy_machine(t
             assert latency["median_ms"] > 0 and f"all {n_files} files" in latency["with"]
     assert f"{timed[0]} |" in result.stdout  # the table printed from the new figures
     assert run_tool("zoo_table.py", "--retime", "--runs=x", zoo_dir=str(copy)).returncode == 2
+
+
+def test_reexport_rewrites_the_tflite_files_and_their_figures(trained_zoo, tmp_path, monkeypatch):
+    copy = tmp_path / "zoo"
+    shutil.copytree(trained_zoo, copy)
+    monkeypatch.setenv(zoo.ZOO_ENV, str(copy))
+    before = zoo.metadata("tiny-fmnist")
+    (copy / "tiny-fmnist" / "int8.tflite").write_bytes(b"damaged")  # the rewrite does not read the old file
+    result = run_tool("make_zoo_entry.py", "--reexport=tiny-fmnist", "--num_calibration=200", "--latency_runs=20",
+                      f"--zoo_dir={copy}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "re-exported tiny-fmnist" in result.stdout
+    meta = zoo.metadata("tiny-fmnist")
+    entry = zoo.get_entry("tiny-fmnist")  # checks every file's sha256 against the new metadata
+    for variant in ("float32", "int8"):
+        assert zoo.sha256_file(entry.file(f"{variant}.tflite")) == meta["files"][f"{variant}.tflite"]
+        assert meta["tflite"][variant]["top1"] == before["tflite"][variant]["top1"]  # same weights, calibration
+        assert meta["tflite"][variant]["exported"]["command"].startswith("python tools/make_zoo_entry.py --reexport")
+        assert measure("tiny-fmnist", tflite=variant)["matches_metadata"]
+    assert meta["quick_check"] == before["quick_check"] and meta["top1"] == before["top1"]
+    assert not (copy / "tiny-fmnist" / ".reexport").exists()

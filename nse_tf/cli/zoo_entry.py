@@ -34,6 +34,9 @@ flags.DEFINE_bool("flip_average", False, "The trained network run on each image 
 flags.DEFINE_string("weights_from", None, "With --flip_average: the zoo entry that holds this run's weights; the "
                     "new entry records their sha256 instead of a second copy.")
 flags.DEFINE_string("zoo_dir", None, "Zoo folder (default: nse_tf.zoo.zoo_dir()).")
+flags.DEFINE_string("reexport", None, "A trained entry whose float32/int8 .tflite files to rewrite from its committed "
+                    "weights with today's exporter (figures, quick check and hashes updated; alone, or with "
+                    "--num_calibration/--latency_runs/--zoo_dir).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing entry of that name (its files are deleted).")
 
 
@@ -56,6 +59,8 @@ def main(argv: list[str]) -> int:
     from nse_tf.zoo import writer
 
     try:
+        if F.reexport is not None:
+            return reexport(writer, zoo)
         if not F.name:
             raise FlagError("name", "is required")
         try:
@@ -113,6 +118,25 @@ def main(argv: list[str]) -> int:
         return 2
     print(f"wrote {os.path.join(root, F.name)}: top-1 {metadata['top1']}, {metadata['macs'] / 1e6:.2f} M MACs, "
           f"{metadata['params']:,} params")
+    return 0
+
+
+def reexport(writer, zoo) -> int:
+    """``--reexport=<entry>``: that entry's .tflite files again, from its weights."""
+    others = [flag for flag in ("name", "train_dir", "arch", "command", "weights_from") if getattr(F, flag)]
+    if others or F.flip_average:
+        raise FlagError("reexport", f"takes no --{(others or ['flip_average'])[0]}: it rewrites an existing entry")
+    if F.zoo_dir:
+        os.environ["NSE_TF_ZOO"] = F.zoo_dir
+    try:
+        name = zoo.canonical_name(F.reexport)
+        command = "python tools/make_zoo_entry.py " + shlex.join(
+            a for a in sys.argv[1:] if not a.startswith("--zoo_dir"))
+        figures = writer.reexport_tflite(name, command, F.num_calibration, F.latency_runs)
+    except zoo.ZooError as err:
+        raise FlagError("reexport", str(err)) from None
+    print(f"re-exported {name}: top-1 float32 {figures['before']['float32']} -> {figures['after']['float32']}, "
+          f"int8 {figures['before']['int8']} -> {figures['after']['int8']}")
     return 0
 
 

@@ -122,12 +122,18 @@ def _quiet() -> Iterator[None]:
             absl_logging.set_verbosity(verbosity)
 
 
-def _converter(model: Any, tflite_format: str, pixels_in: bool = False, logits_out: bool = False) -> Any:
+def _converter(model: Any, tflite_format: str, pixels_in: bool = False, logits_out: bool = False,
+               tile: bool = True) -> Any:
     """The TFLite converter of one measured piece; for int8, calibrated on random inputs (pixels for the stem,
-    unit-scale activations elsewhere: the timing does not depend on the scales)."""
+    unit-scale activations elsewhere: the timing does not depend on the scales). ``tile``: large depthwise
+    kernels in the form the zoo's files run them (``export.tiling``)."""
     import numpy as np
     import tensorflow as tf
 
+    from nse_tf.export.tiling import tile_large_depthwise
+
+    if tile:
+        model = tile_large_depthwise(model)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if tflite_format == "int8":
         rng = np.random.default_rng(0)
@@ -265,11 +271,18 @@ def convert_piece(model: Any, piece: TablePiece, tflite_format: str) -> bytes:
         return _converter(model, tflite_format, piece.pixels_in, piece.logits_out).convert()
 
 
-def convert_network(model: Any, tflite_format: str) -> bytes:
+def convert_piece_model(model: Any, tflite_format: str, tile: bool = True) -> bytes:
+    """Any Keras model's .tflite in the table's form for a piece inside a network (int8 in and out for int8);
+    ``tile=False`` keeps large depthwise kernels whole, to measure what tiling gives."""
+    with _quiet():
+        return _converter(model, tflite_format, tile=tile).convert()
+
+
+def convert_network(model: Any, tflite_format: str, tile: bool = True) -> bytes:
     """A whole child network's .tflite in the table's form (uint8 pixels in and float logits out for int8, as the
     zoo's files): what a table's prediction is checked against."""
     with _quiet():
-        return _converter(model, tflite_format, pixels_in=True, logits_out=True).convert()
+        return _converter(model, tflite_format, pixels_in=True, logits_out=True, tile=tile).convert()
 
 
 def assemble(space: MacroSpace, times_ms: dict[str, float], device: str, num_threads: int, runs: int,

@@ -4,7 +4,9 @@ full-integer int8) and ONNX, each written atomically and checked against Keras o
 Why one SavedModel feeds every TFLite file: Keras 3's ``model.export(format="litert")`` writes a fresh
 SavedModel per call and then runs ``TFLiteConverter.from_saved_model``; writing it once and converting it
 four times is the same conversion at a fraction of the cost. TFLite files hold builtin ops only (no Flex
-ops), so the plain LiteRT runtime of a phone runs them.
+ops), so the plain LiteRT runtime of a phone runs them, and depthwise kernels over 5x5 are tiled into 5x5 or
+smaller pieces (``nse_tf.export.tiling``: XNNPACK runs large kernels many times slower); the SavedModel and ONNX
+files keep the trained layers as they are.
 
 Why ONNX does not go through ``model.export(format="onnx")``: with TF 2.21 a tf.function lists the
 captured constants of Keras's Normalization layer (mean, variance) among its inputs, and tf2onnx's
@@ -40,6 +42,7 @@ from nse_tf.export.runtimes import (
     tflite_input_quantization,
     tflite_logits,
 )
+from nse_tf.export.tiling import tile_large_depthwise
 from nse_tf.utils.atomic import staged, write_synced
 
 
@@ -114,10 +117,11 @@ def export_model(model: Any, out_dir: str | os.PathLike, formats: Sequence[str] 
     scratch = None  # a SavedModel only as the TFLite source, when saved_model itself was not asked for
     try:
         saved_model_dir = os.path.join(out_dir, artifact_name(name, "saved_model"))
-        if "saved_model" not in formats and set(formats) & set(TFLITE_FORMATS):
+        deployable = tile_large_depthwise(model)  # TFLite's form of large depthwise kernels (export.tiling)
+        if set(formats) & set(TFLITE_FORMATS) and ("saved_model" not in formats or deployable is not model):
             scratch = tempfile.mkdtemp(prefix="nse-export-")
             saved_model_dir = os.path.join(scratch, "saved_model")
-            model.export(saved_model_dir, format="tf_saved_model", verbose=False)
+            deployable.export(saved_model_dir, format="tf_saved_model", verbose=False)
         for fmt in formats:
             path = os.path.join(out_dir, artifact_name(name, fmt))
             start = time.perf_counter()
