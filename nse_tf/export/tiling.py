@@ -1,8 +1,8 @@
 """Large depthwise kernels in the form LiteRT runs fast: a sum of depthwise convs of at most 25 taps each.
 
 XNNPACK, LiteRT's default CPU delegate, has fast depthwise kernels up to 25 taps (5x5); a 7x7 to 11x11 kernel
-takes a generic path that measured 4-8x slower than the tiled form in float32 and 20-35x slower in int8 on this
-project's CPU (``benchmarks/README.md``, ``tiling``). So, for TFLite only, each such conv becomes: one zero
+takes a generic path, several times slower than the tiled form in float32 and tens of times in int8 on this
+project's CPU (``benchmarks/README.md``, ``depthwise_tiling``). So, for TFLite only, each such conv becomes: one zero
 padding ('same', as TensorFlow pads), then one 'valid' depthwise conv per tile of the kernel on a slice of the
 padded input, summed. The sum is the same conv, to float rounding; int8 files quantize each tile's output on
 its own, which the zoo's whole-test-split top-1 of each re-exported file measures.
