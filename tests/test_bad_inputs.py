@@ -251,7 +251,7 @@ CLI_ROWS = [
     row("make_zoo_entry.py", ["--name=x", "--arch={net_float_size}"], "--arch", contains="input_size"),
     row("make_zoo_entry.py", ["--name=x", "--arch=NSENet-27", "--flip_average"], "--flip_average"),
     row("make_zoo_entry.py", ["--reexport=no-such-entry"], "--reexport", contains="no-such-entry"),
-    row("make_zoo_entry.py", ["--reexport=NSENet-27"], "--reexport", contains="no weights"),
+    row("make_zoo_entry.py", ["--reexport=missing-weights"], "--reexport", contains="model.weights.h5 is missing"),
     row("make_zoo_entry.py", [f"--reexport={TRAINED}", "--name=x"], "--reexport", contains="takes no --name"),
     # tools/search.py (flag checks before any training)
     row("search.py", [], "--run_dir", contains="is required"),

@@ -77,11 +77,11 @@ def test_exported_tflite_files_run_tiled_and_agree(tmp_path):
 
     rng = np.random.default_rng(2)
     inputs = keras.Input((8, 8, 1))
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs / 255.0)
-    x = keras.layers.DepthwiseConv2D(11, strides=2, padding="same", use_bias=False)(x)  # 4x4 out: padding-only tiles
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inputs / 255.0)  # 4x4
+    x = keras.layers.DepthwiseConv2D(11, strides=2, padding="same", use_bias=False)(x)  # 3 of its 6 strips: padding
     x = keras.layers.BatchNormalization()(x)
     x = keras.layers.ReLU()(x)
-    x = keras.layers.DepthwiseConv2D(7, padding="same", use_bias=False)(x)
+    x = keras.layers.DepthwiseConv2D(7, padding="same", use_bias=False)(x)  # on 2x2: 1 of its 3 strips padding
     logits = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
     model = keras.Model(inputs, logits)
     images = rng.uniform(0, 255, size=(64, 8, 8, 1)).astype(np.float32)
@@ -93,7 +93,24 @@ def test_exported_tflite_files_run_tiled_and_agree(tmp_path):
         interpreter.allocate_tensors()
         shapes = {t["index"]: t["shape"] for t in interpreter.get_tensor_details()}
         depthwise = [op for op in interpreter._get_ops_details() if op["op_name"] == "DEPTHWISE_CONV_2D"]
-        assert len(depthwise) > 2, result.format  # tiled: several convs where the model has two
+        assert len(depthwise) == 3 + 2, result.format  # the tiles that read real input, none of the others
         assert all(int(np.prod(shapes[op["inputs"][1]][1:3])) <= MAX_TAPS for op in depthwise)
         assert result.top1_agreement >= (1.0 if result.format == "float32" else 0.9), result.format
     assert results[0].max_abs_diff < 1e-4
+
+
+def test_a_bn_is_not_folded_when_the_conv_output_is_read_elsewhere():
+    """The conv's own output is also a model output: folding the BN into it would change that output."""
+    rng = np.random.default_rng(3)
+    inputs = keras.Input((9, 9, 4))
+    conv = keras.layers.DepthwiseConv2D(7, padding="same", use_bias=False)
+    bn = keras.layers.BatchNormalization()
+    raw = conv(inputs)
+    model = keras.Model(inputs, [raw, bn(raw)])
+    conv.set_weights([rng.normal(size=(7, 7, 4, 1)).astype(np.float32)])
+    bn.set_weights([rng.uniform(0.5, 2, 4), rng.normal(size=4), rng.normal(size=4), rng.uniform(0.5, 3, 4)])
+    tiled = tile_large_depthwise(model)
+    x = rng.normal(size=(2, 9, 9, 4)).astype(np.float32)
+    for got, expected in zip(tiled.predict(x, verbose=0), model.predict(x, verbose=0)):
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert "BatchNormalization" in [type(layer).__name__ for layer in tiled.layers]

@@ -409,8 +409,12 @@ def test_reexport_rewrites_the_tflite_files_and_their_figures(trained_zoo, tmp_p
     entry = zoo.get_entry("tiny-fmnist")  # checks every file's sha256 against the new metadata
     for variant in ("float32", "int8"):
         assert zoo.sha256_file(entry.file(f"{variant}.tflite")) == meta["files"][f"{variant}.tflite"]
-        assert meta["tflite"][variant]["top1"] == before["tflite"][variant]["top1"]  # same weights, calibration
+        # same weights and calibration images; the int8 converter is not bit-for-bit repeatable
+        assert abs(meta["tflite"][variant]["top1"] - before["tflite"][variant]["top1"]) <= (0 if variant == "float32"
+                                                                                              else 0.01)
         assert meta["tflite"][variant]["exported"]["command"].startswith("python tools/make_zoo_entry.py --reexport")
         assert measure("tiny-fmnist", tflite=variant)["matches_metadata"]
-    assert meta["quick_check"] == before["quick_check"] and meta["top1"] == before["top1"]
-    assert not (copy / "tiny-fmnist" / ".reexport").exists()
+    assert meta["quick_check"]["keras_top1"] == before["quick_check"]["keras_top1"] and meta["top1"] == before["top1"]
+    assert abs(meta["quick_check"]["int8_top1"] - before["quick_check"]["int8_top1"]) <= 0.01
+    assert sorted(os.listdir(copy)) == ["tiny-fmnist"]  # no staging or previous folder left beside it
+    assert not (copy / "tiny-fmnist" / ".export").exists()

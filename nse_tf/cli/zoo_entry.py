@@ -4,6 +4,8 @@ From a finished tools/train.py run, or from --arch alone (published networks wit
 entry holds and how it is written: ``nse_tf.zoo.writer``. Names may carry a tag (``<architecture>.<tag>``,
 e.g. ``mobilenetv2-style-fmnist.e60``), so one architecture keeps several trained weights;
 ``--flip_average --weights_from=<entry>`` makes a second configuration of an entry's weights without a copy.
+``--reexport=<entry>`` alone rewrites an existing entry's float32/int8 .tflite files from its weights with today's
+exporter (``writer.reexport_tflite``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -121,19 +124,27 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def reexport(writer, zoo) -> int:
+def reexport(writer: Any, zoo: Any) -> int:
     """``--reexport=<entry>``: that entry's .tflite files again, from its weights."""
-    others = [flag for flag in ("name", "train_dir", "arch", "command", "weights_from") if getattr(F, flag)]
-    if others or F.flip_average:
-        raise FlagError("reexport", f"takes no --{(others or ['flip_average'])[0]}: it rewrites an existing entry")
+    from nse_tf.data.idx import DatasetError
+
+    given = [flag for flag in ("name", "train_dir", "arch", "command", "weights_from", "description", "weights_note",
+                               "training_note") if getattr(F, flag)]
+    given += [flag for flag in ("flip_average", "overwrite") if getattr(F, flag)]
+    if given:
+        raise FlagError("reexport", f"takes no --{given[0]}: it rewrites an existing entry's .tflite files")
+    if F.num_calibration < 1:
+        raise FlagError("num_calibration", f"must be at least 1, got {F.num_calibration}")
+    if F.latency_runs < 1:
+        raise FlagError("latency_runs", f"must be at least 1, got {F.latency_runs}")
     if F.zoo_dir:
-        os.environ["NSE_TF_ZOO"] = F.zoo_dir
+        os.environ[zoo.ZOO_ENV] = F.zoo_dir  # this process only: the registry reads the zoo from there
     try:
         name = zoo.canonical_name(F.reexport)
         command = "python tools/make_zoo_entry.py " + shlex.join(
             a for a in sys.argv[1:] if not a.startswith("--zoo_dir"))
         figures = writer.reexport_tflite(name, command, F.num_calibration, F.latency_runs)
-    except zoo.ZooError as err:
+    except (zoo.ZooError, DatasetError) as err:
         raise FlagError("reexport", str(err)) from None
     print(f"re-exported {name}: top-1 float32 {figures['before']['float32']} -> {figures['after']['float32']}, "
           f"int8 {figures['before']['int8']} -> {figures['after']['int8']}")

@@ -114,10 +114,12 @@ def export_model(model: Any, out_dir: str | os.PathLike, formats: Sequence[str] 
     reference = None if verify_images is None else keras_logits(model, verify_images)
 
     results: list[ExportResult] = []
-    scratch = None  # a SavedModel only as the TFLite source, when saved_model itself was not asked for
+    scratch = None  # a SavedModel only as the TFLite source (saved_model not asked for, or kernels tiled)
     try:
         saved_model_dir = os.path.join(out_dir, artifact_name(name, "saved_model"))
-        deployable = tile_large_depthwise(model)  # TFLite's form of large depthwise kernels (export.tiling)
+        # TFLite's source: the requested SavedModel when it is already TFLite's form, else a scratch one of the
+        # model with its large depthwise kernels tiled (export.tiling)
+        deployable = tile_large_depthwise(model) if set(formats) & set(TFLITE_FORMATS) else model
         if set(formats) & set(TFLITE_FORMATS) and ("saved_model" not in formats or deployable is not model):
             scratch = tempfile.mkdtemp(prefix="nse-export-")
             saved_model_dir = os.path.join(scratch, "saved_model")

@@ -121,6 +121,8 @@ def _needs_tiling(layer: Any, max_taps: int) -> bool:
     """A Keras DepthwiseConv2D that XNNPACK runs slowly and the tiled form can replace exactly."""
     if type(layer) is not keras.layers.DepthwiseConv2D:  # subclasses (the strided dilated conv) compute otherwise
         return False
+    if len(layer._inbound_nodes) != 1 or None in tuple(layer.input.shape)[1:3]:  # one call, static height/width
+        return False
     kh, kw = layer.kernel_size
     return (kh == kw and kh * kw > max_taps and tuple(layer.dilation_rate) == (1, 1) and layer.depth_multiplier == 1
             and layer.padding == "same" and layer.data_format == "channels_last"
@@ -134,6 +136,7 @@ def _only_consumer(layer: Any) -> Any:
 
 
 def _all_layers(model: Any) -> list[Any]:
+    """Every layer of ``model``, nested models' layers included."""
     out = []
     for layer in model.layers:
         out.append(layer)
@@ -162,10 +165,14 @@ def tile_large_depthwise(model: Any, max_taps: int = MAX_TAPS) -> Any:
     tiled = [layer for layer in layers if _needs_tiling(layer, max_taps)]
     if not tiled:
         return model
+    members = {id(layer) for layer in layers}
+    outputs = [t for m in [model, *[layer for layer in layers if isinstance(layer, keras.Model)]] for t in m.outputs]
     folds = {}
     for conv in tiled:
         bn = _only_consumer(conv)
-        if isinstance(bn, keras.layers.BatchNormalization) and bn.axis in (-1, 3) and len(bn._inbound_nodes) == 1:
+        # fold only a BN of this model that alone reads the conv, which is not itself an output
+        if (isinstance(bn, keras.layers.BatchNormalization) and id(bn) in members and bn.axis in (-1, 3)
+                and len(bn._inbound_nodes) == 1 and not any(conv.output is t for t in outputs)):
             folds[id(conv)] = bn
     folded_bns = {id(bn) for bn in folds.values()}
     replace = {id(conv) for conv in tiled}

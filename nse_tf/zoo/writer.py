@@ -132,7 +132,8 @@ def write_entry(root: str, name: str, spec: NetworkSpec, fields: Callable[[str],
 def reexport_tflite(name: str, command: str, num_calibration: int = 500, latency_runs: int = 200) -> dict:
     """Rewrite a trained entry's ``float32.tflite`` and ``int8.tflite`` from its committed weights with today's
     exporter (calibrated, verified and timed as ``trained_fields`` does), update their figures, quick check and
-    hashes in its metadata, and return the figures before and after. ``int8_qat.tflite`` is left as it is."""
+    hashes in its metadata, and return the figures before and after. ``int8_qat.tflite`` is left as it is. The
+    entry is rebuilt in a staged copy and renamed into place, so a killed run leaves the old entry whole."""
     import datetime
 
     import numpy as np
@@ -140,7 +141,6 @@ def reexport_tflite(name: str, command: str, num_calibration: int = 500, latency
     from nse_tf.data.arrays import load_arrays
     from nse_tf.export.exporter import export_model
     from nse_tf.export.timing import tflite_latency_ms
-    from nse_tf.utils.atomic import atomic_write_bytes
     from nse_tf.zoo.evaluation import quick_check_figures
 
     entry = registry.get_entry(name)
@@ -151,16 +151,15 @@ def reexport_tflite(name: str, command: str, num_calibration: int = 500, latency
     calibration = data.x_train[np.random.default_rng(0).permutation(len(data.x_train))[:num_calibration]]
     metadata = registry.metadata(name)
     before = {fmt: metadata["tflite"][fmt]["top1"] for fmt in ("float32", "int8")}
-    scratch = os.path.join(entry.path, ".reexport")
-    shutil.rmtree(scratch, ignore_errors=True)
-    try:
-        exports = export_model(model, scratch, formats=("float32", "int8"), representative_images=calibration,
-                               verify_images=data.x_test, verify_labels=data.y_test, name="model")
-        when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    with staged(entry.path, overwrite=True) as stage:
+        shutil.copytree(entry.path, stage)
+        exports = export_model(model, os.path.join(stage, ".export"), formats=("float32", "int8"),
+                               representative_images=calibration, verify_images=data.x_test,
+                               verify_labels=data.y_test, name="model")
         for item in exports:
-            final = os.path.join(entry.path, f"{item.format}.tflite")
-            with open(item.path, "rb") as f:
-                atomic_write_bytes(final, f.read())
+            final = os.path.join(stage, f"{item.format}.tflite")
+            os.replace(item.path, final)
             metadata["tflite"][item.format].update(
                 size_bytes=item.size_bytes, top1=item.top1, keras_top1=item.keras_top1,
                 max_abs_diff=item.max_abs_diff, top1_agreement=item.top1_agreement,
@@ -168,9 +167,8 @@ def reexport_tflite(name: str, command: str, num_calibration: int = 500, latency
                 litert_latency_ms=tflite_latency_ms(final, runs=latency_runs),
                 exported={"date": when, "command": command})
             metadata["files"][f"{item.format}.tflite"] = registry.sha256_file(final)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    metadata["quick_check"] = quick_check_figures(model, os.path.join(entry.path, "int8.tflite"), data.x_test,
-                                                  data.y_test)
-    atomic_write_json(os.path.join(entry.path, registry.METADATA_NAME), metadata)
+        shutil.rmtree(os.path.join(stage, ".export"))
+        metadata["quick_check"] = quick_check_figures(model, os.path.join(stage, "int8.tflite"), data.x_test,
+                                                      data.y_test)
+        atomic_write_json(os.path.join(stage, registry.METADATA_NAME), metadata)
     return {"before": before, "after": {fmt: metadata["tflite"][fmt]["top1"] for fmt in ("float32", "int8")}}
