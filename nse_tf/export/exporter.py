@@ -4,8 +4,8 @@ full-integer int8) and ONNX, each written atomically and checked against Keras o
 Why one SavedModel feeds every TFLite file: Keras 3's ``model.export(format="litert")`` writes a fresh
 SavedModel per call and then runs ``TFLiteConverter.from_saved_model``; writing it once and converting it
 four times is the same conversion at a fraction of the cost. TFLite files hold builtin ops only (no Flex
-ops), so the plain LiteRT runtime of a phone runs them, and depthwise kernels over 5x5 are tiled into 5x5 or
-smaller pieces (``nse_tf.export.tiling``: XNNPACK runs large kernels many times slower); the SavedModel and ONNX
+ops), so the plain LiteRT runtime of a phone runs them, and depthwise kernels over 5x5 are tiled into pieces
+of at most 25 taps (``nse_tf.export.tiling``: XNNPACK runs larger kernels many times slower); the SavedModel and ONNX
 files keep the trained layers as they are.
 
 Why ONNX does not go through ``model.export(format="onnx")``: with TF 2.21 a tf.function lists the
