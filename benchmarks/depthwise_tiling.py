@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags  # noqa: E402
 
-from nse_tf.utils.cli import flags_parser  # noqa: E402
+from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
 
 KERNELS = flags.DEFINE_list("kernels", ["3", "5", "7", "9", "11"], "Depthwise kernel sizes.")
 CHANNELS = flags.DEFINE_integer("channels", 96, "Channels of the depthwise conv.")
@@ -51,30 +51,42 @@ def conv_bn_relu(kernel: int, stride: int, size: int, channels: int):
     return model
 
 
+def checked_kernels() -> list[int]:
+    """``--kernels`` as integers, after every flag of this script is checked (FlagError names the bad one)."""
+    from nse_tf.zoo import registry as zoo
+
+    try:
+        kernels = [int(k) for k in KERNELS.value]
+    except ValueError:
+        kernels = []
+    if not kernels or min(kernels) < 1:
+        raise FlagError("kernels", f"need positive integers, got {','.join(KERNELS.value)}")
+    for flag in (CHANNELS, ROUNDS, RUNS):
+        if flag.value < 1:
+            raise FlagError(flag.name, f"must be positive, got {flag.value}")
+    for name in MODELS.value:
+        try:
+            if not zoo.get_entry(name).has_weights:
+                raise zoo.ZooError(f"zoo entry {name} has no weights")
+        except zoo.ZooError as err:
+            raise FlagError("models", str(err)) from None
+    return kernels
+
+
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         print(f"depthwise_tiling.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
     try:
-        kernels = [int(k) for k in KERNELS.value]
-        if not kernels or min(kernels) < 1:
-            raise ValueError
-    except ValueError:
-        print(f"depthwise_tiling.py: error: --kernels: need positive integers, got {','.join(KERNELS.value)}",
-              file=sys.stderr)
+        kernels = checked_kernels()
+    except FlagError as err:
+        print(f"depthwise_tiling.py: error: {err}", file=sys.stderr)
         return 2
     from nse_tf.cost.latency import convert_network, convert_piece_model
     from nse_tf.export.timing import interleaved_latency_ms, require_quiet_machine
     from nse_tf.export.tiling import tile_large_depthwise
     from nse_tf.zoo import registry as zoo
 
-    for name in MODELS.value:
-        try:
-            if not zoo.get_entry(name).has_weights:
-                raise zoo.ZooError(f"zoo entry {name} has no weights")
-        except zoo.ZooError as err:
-            print(f"depthwise_tiling.py: error: --models: {err}", file=sys.stderr)
-            return 2
     require_quiet_machine(MAX_LOAD.value)
     files: dict[tuple[int, int, str, str], str] = {}
     with tempfile.TemporaryDirectory(prefix="nse-tiling-") as workdir:

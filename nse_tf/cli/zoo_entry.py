@@ -129,8 +129,7 @@ def reexport(writer: Any, zoo: Any) -> int:
     from nse_tf.data.idx import DatasetError
 
     given = [flag for flag in ("name", "train_dir", "arch", "command", "weights_from", "description", "weights_note",
-                               "training_note") if getattr(F, flag)]
-    given += [flag for flag in ("flip_average", "overwrite") if getattr(F, flag)]
+                               "training_note", "flip_average", "overwrite") if getattr(F, flag)]
     if given:
         raise FlagError("reexport", f"takes no --{given[0]}: it rewrites an existing entry's .tflite files")
     if F.num_calibration < 1:

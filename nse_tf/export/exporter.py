@@ -119,8 +119,9 @@ def export_model(model: Any, out_dir: str | os.PathLike, formats: Sequence[str] 
         saved_model_dir = os.path.join(out_dir, artifact_name(name, "saved_model"))
         # TFLite's source: the requested SavedModel when it is already TFLite's form, else a scratch one of the
         # model with its large depthwise kernels tiled (export.tiling)
-        deployable = tile_large_depthwise(model) if set(formats) & set(TFLITE_FORMATS) else model
-        if set(formats) & set(TFLITE_FORMATS) and ("saved_model" not in formats or deployable is not model):
+        wants_tflite = bool(set(formats) & set(TFLITE_FORMATS))
+        deployable = tile_large_depthwise(model) if wants_tflite else model
+        if wants_tflite and ("saved_model" not in formats or deployable is not model):
             scratch = tempfile.mkdtemp(prefix="nse-export-")
             saved_model_dir = os.path.join(scratch, "saved_model")
             deployable.export(saved_model_dir, format="tf_saved_model", verbose=False)

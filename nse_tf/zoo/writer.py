@@ -27,20 +27,43 @@ def preprocessing_note(space: Any) -> dict:
             "output": "logits"}
 
 
+def export_tflite_files(model: Any, data: Any, stage: str, num_calibration: int, latency_runs: int
+                        ) -> tuple[dict, dict]:
+    """Write ``float32.tflite`` and ``int8.tflite`` into ``stage`` (int8 calibrated on ``num_calibration`` shuffled
+    training images), each verified on the whole test split and timed; their metadata figures per form, and the
+    quick check of the Keras model and the int8 file."""
+    import numpy as np
+
+    from nse_tf.export.exporter import export_model
+    from nse_tf.export.timing import tflite_latency_ms
+    from nse_tf.zoo.evaluation import quick_check_figures
+
+    calibration = data.x_train[np.random.default_rng(0).permutation(len(data.x_train))[:num_calibration]]
+    exports = export_model(model, os.path.join(stage, ".export"), formats=("float32", "int8"),
+                           representative_images=calibration, verify_images=data.x_test,
+                           verify_labels=data.y_test, name="model")
+    tflite = {}
+    for item in exports:
+        final = os.path.join(stage, f"{item.format}.tflite")
+        os.replace(item.path, final)
+        tflite[item.format] = {"size_bytes": item.size_bytes, "top1": item.top1, "keras_top1": item.keras_top1,
+                               "max_abs_diff": item.max_abs_diff, "top1_agreement": item.top1_agreement,
+                               "input_quantization": item.to_dict()["input_quantization"],
+                               "litert_latency_ms": tflite_latency_ms(final, runs=latency_runs)}
+    shutil.rmtree(os.path.join(stage, ".export"))
+    quick = quick_check_figures(model, os.path.join(stage, "int8.tflite"), data.x_test, data.y_test)
+    return tflite, quick
+
+
 def trained_fields(stage: str, train_dir: str, flip_average: bool = False, weights_from: str | None = None,
                    num_calibration: int = 500, latency_runs: int = 200, training_note: str | None = None) -> dict:
     """Metadata fields of a trained entry; its weights and TFLite files are written into ``stage``."""
-    import numpy as np
-
     from nse_tf.data.arrays import load_arrays
-    from nse_tf.export.exporter import export_model
-    from nse_tf.export.timing import tflite_latency_ms
     from nse_tf.nets.counting import count_macs, count_params
     from nse_tf.nets.inference import evaluate_arrays
     from nse_tf.nets.layers import LEGACY_INITIALIZATION
     from nse_tf.train.config import BN_RECALIBRATION_BATCHES, CONFIG_NAME, RESULT_NAME, WEIGHTS_NAME
     from nse_tf.train.run_dir import load_trained_run, read_history
-    from nse_tf.zoo.evaluation import quick_check_figures
 
     model, dataset = load_trained_run(train_dir)
     if flip_average:
@@ -62,20 +85,7 @@ def trained_fields(stage: str, train_dir: str, flip_average: bool = False, weigh
         shared = {"weights_from": source.name, "weights_sha256": sha}
     data = load_arrays(dataset)
     metrics = evaluate_arrays(model, data.x_test, data.y_test)
-    calibration = data.x_train[np.random.default_rng(0).permutation(len(data.x_train))[:num_calibration]]
-    exports = export_model(model, os.path.join(stage, ".export"), formats=("float32", "int8"),
-                           representative_images=calibration, verify_images=data.x_test,
-                           verify_labels=data.y_test, name="model")
-    tflite = {}
-    for item in exports:
-        final = os.path.join(stage, f"{item.format}.tflite")
-        os.replace(item.path, final)
-        tflite[item.format] = {"size_bytes": item.size_bytes, "top1": item.top1, "keras_top1": item.keras_top1,
-                               "max_abs_diff": item.max_abs_diff, "top1_agreement": item.top1_agreement,
-                               "input_quantization": item.to_dict()["input_quantization"],
-                               "litert_latency_ms": tflite_latency_ms(final, runs=latency_runs)}
-    shutil.rmtree(os.path.join(stage, ".export"))
-    quick = quick_check_figures(model, os.path.join(stage, "int8.tflite"), data.x_test, data.y_test)
+    tflite, quick = export_tflite_files(model, data, stage, num_calibration, latency_runs)
     history = read_history(train_dir)
     return {"dataset": dataset, "macs": count_macs(model), "params": count_params(model), "top1": metrics["top1"],
             "top5": metrics["top5"], "test_examples": metrics["examples"], "weights": True,
@@ -131,44 +141,26 @@ def write_entry(root: str, name: str, spec: NetworkSpec, fields: Callable[[str],
 
 def reexport_tflite(name: str, command: str, num_calibration: int = 500, latency_runs: int = 200) -> dict:
     """Rewrite a trained entry's ``float32.tflite`` and ``int8.tflite`` from its committed weights with today's
-    exporter (calibrated, verified and timed as ``trained_fields`` does), update their figures, quick check and
-    hashes in its metadata, and return the figures before and after. ``int8_qat.tflite`` is left as it is. The
-    entry is rebuilt in a staged copy and renamed into place, so a killed run leaves the old entry whole."""
+    exporter (``export_tflite_files``, as a new entry gets them), update their figures, quick check and hashes in
+    its metadata, and return the figures before and after. ``int8_qat.tflite`` is left as it is. The entry is
+    rebuilt in a staged copy and renamed into place, so a killed run leaves the old entry whole."""
     import datetime
 
-    import numpy as np
-
     from nse_tf.data.arrays import load_arrays
-    from nse_tf.export.exporter import export_model
-    from nse_tf.export.timing import tflite_latency_ms
-    from nse_tf.zoo.evaluation import quick_check_figures
 
     entry = registry.get_entry(name)
     if not entry.has_weights or not entry.metadata.get("tflite"):
         raise registry.ZooError(f"zoo entry {name} has no weights and .tflite files to re-export")
     model = registry.load(name, weights="pretrained")
     data = load_arrays(entry.metadata["dataset"])
-    calibration = data.x_train[np.random.default_rng(0).permutation(len(data.x_train))[:num_calibration]]
-    metadata = registry.metadata(name)
+    metadata = entry.metadata
     before = {fmt: metadata["tflite"][fmt]["top1"] for fmt in ("float32", "int8")}
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    exported = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"), "command": command}
     with staged(entry.path, overwrite=True) as stage:
         shutil.copytree(entry.path, stage)
-        exports = export_model(model, os.path.join(stage, ".export"), formats=("float32", "int8"),
-                               representative_images=calibration, verify_images=data.x_test,
-                               verify_labels=data.y_test, name="model")
-        for item in exports:
-            final = os.path.join(stage, f"{item.format}.tflite")
-            os.replace(item.path, final)
-            metadata["tflite"][item.format].update(
-                size_bytes=item.size_bytes, top1=item.top1, keras_top1=item.keras_top1,
-                max_abs_diff=item.max_abs_diff, top1_agreement=item.top1_agreement,
-                input_quantization=item.to_dict()["input_quantization"],
-                litert_latency_ms=tflite_latency_ms(final, runs=latency_runs),
-                exported={"date": when, "command": command})
-            metadata["files"][f"{item.format}.tflite"] = registry.sha256_file(final)
-        shutil.rmtree(os.path.join(stage, ".export"))
-        metadata["quick_check"] = quick_check_figures(model, os.path.join(stage, "int8.tflite"), data.x_test,
-                                                      data.y_test)
+        tflite, metadata["quick_check"] = export_tflite_files(model, data, stage, num_calibration, latency_runs)
+        for fmt, figures in tflite.items():
+            metadata["tflite"][fmt].update(figures, exported=exported)
+            metadata["files"][f"{fmt}.tflite"] = registry.sha256_file(os.path.join(stage, f"{fmt}.tflite"))
         atomic_write_json(os.path.join(stage, registry.METADATA_NAME), metadata)
     return {"before": before, "after": {fmt: metadata["tflite"][fmt]["top1"] for fmt in ("float32", "int8")}}
