@@ -5,6 +5,8 @@ The net: stem (8 ch, 8x8) -> N cell over 3 ops -> R cell over 2 ops -> head (8 c
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import numpy as np
 import pytest
@@ -318,6 +320,46 @@ def test_running_sums_train_the_same_weights_as_zeros_then_sum(subspaces):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=variable.path)
         if search.is_decayed(variable):  # weight decay moves every kernel, taken or not
             assert not np.allclose(got, first), variable.path
+
+
+def _conds_pass_optionals(concrete: Any) -> bool:
+    """Whether a step graph's conds hand intermediates to the backward pass as optionals (variant outputs).
+    (Only the graph's own nodes: its library also holds every function the process has traced.)"""
+    return any(tf.variant.as_datatype_enum in node.attr["Tout"].list.type
+               for node in concrete.graph.as_graph_def().node if node.op in ("If", "StatelessIf"))
+
+
+def test_steps_without_optionals_train_bit_for_bit_as_with_them(monkeypatch):
+    """``branch_gradients`` hands the conds' intermediates to the backward pass without optionals: no cond of
+    the step graphs outputs one, and weight and gate steps on changing paths (untaken branches among them)
+    give exactly the weights, BN statistics and gate logits of plain ``tape.gradient``."""
+    config = search.RoundConfig(steps=6, steps_per_epoch=6, batch_size=BATCH)
+    new, plain = (search.RoundTrainer(SPACE, SUBSPACES, search.OptimConfig(weight_lr=0.2, warmup_epochs=0),
+                                      search.PenaltyConfig(), config) for _ in range(2))
+    randomise(new.net, 5)
+    plain.net.set_weights(new.net.get_weights())
+    rng = np.random.default_rng(3)
+    for step in range(6):
+        masks = tf.constant(gates.sample_uniform(rng, new.net.all_on(), new.net.slots))
+        s, u, choice = (tf.constant(m) for m in gates.sample_two_paths(rng, new.alpha(), new.net.all_on(),
+                                                                        new.net.slots))
+        images, labels = batch(step)
+        results = []
+        for trainer in (new, plain):
+            with monkeypatch.context() as patch:
+                if trainer is plain:  # traced on its first call: plain tape.gradient, optionals and all
+                    patch.setattr(search, "branch_gradients", lambda tape, loss, variables: tape.gradient(loss, variables))
+                results.append([float(t) for t in trainer.weight_step(images, labels, masks)]
+                               + [float(t) for t in trainer.gate_step(images, labels, s, u, choice,
+                                                                      tf.constant(new.net.all_on()))])
+        assert results[0] == results[1], step
+    for variable, want in zip(new.net.weights, plain.net.get_weights(), strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), want, err_msg=variable.path)
+    for trainer, has_optionals in ((new, False), (plain, True)):  # the switch works, and the test can tell
+        traced = (trainer.weight_step.get_concrete_function(images, labels, masks),  # the cached traces
+                  trainer.gate_step.get_concrete_function(images, labels, s, u, choice, tf.constant(new.net.all_on())))
+        assert [_conds_pass_optionals(concrete) for concrete in traced] == [has_optionals] * 2
+    assert new.tracing_counts() == plain.tracing_counts() == (1, 1)
 
 
 def test_cell_combination_rule(net):

@@ -19,7 +19,7 @@ import tensorflow as tf
 from nse_tf.cost.model import CostModel, macs_model
 from nse_tf.nets.batch_norm import average_statistics, batch_norm_layers
 from nse_tf.search import gates
-from nse_tf.search.supernet import Supernet
+from nse_tf.search.supernet import Supernet, branch_gradients
 from nse_tf.space.macro import MacroSpace
 from nse_tf.train.optimizers import FusedSGD, is_decayed
 from nse_tf.train.schedules import WarmupCosine
@@ -176,7 +176,7 @@ class RoundTrainer:
                 logits = self.net.forward_sampled(images, masks, training=True)
                 loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
                 loss = loss / batch
-            grads = tape.gradient(loss, self.weight_vars)
+            grads = branch_gradients(tape, loss, self.weight_vars)
             grads = [g + wd * v if decay and wd else g for g, v, decay in zip(grads, self.weight_vars, self._decay)]
             self.weight_opt.apply_gradients(zip(grads, self.weight_vars))
             correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
@@ -202,7 +202,7 @@ class RoundTrainer:
                 expected = self.fixed_cost + tf.reduce_sum(ps * cost_s + pu * cost_u)
                 penalty = self.penalty.a * tf.abs(expected - self.penalty.target) ** self.penalty.b
                 loss = ce / batch + penalty / replicas
-            grads = tape.gradient(loss, [self.net.alpha])
+            grads = branch_gradients(tape, loss, [self.net.alpha])
             self.gate_opt.apply_gradients(zip(grads, [self.net.alpha]))
             return loss, expected / replicas
 

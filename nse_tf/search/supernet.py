@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.eager import context as tf_context
 
 from nse_tf.nets.child import entry_layers, exit_layers
 from nse_tf.nets.layers import Namespace, apply_layer, op_layers
@@ -24,6 +25,18 @@ from nse_tf.space.ops import out_size
 # Interleaved running sums per cell in weight steps and evaluation (``SupernetCell.switched_sum``): one
 # chain would run a cell's branches one after another; two keep both cores of a small machine busy.
 SUM_CHAINS = 2
+
+
+def branch_gradients(tape: tf.GradientTape, loss: tf.Tensor, variables: Sequence[Any]) -> list[Any]:
+    """``tape.gradient`` with the branches' forward intermediates handed to the backward conds directly.
+
+    By default TensorFlow wraps each intermediate that a ``tf.cond``'s gradient reads in an optional (a
+    handful of small ops per value, about 21 values per taken branch). Without optionals, as under XLA, an
+    untaken branch's slot holds a ``FakeParam`` (one preallocated tensor) that its dead gradient branch
+    never reads: the same gradients from fewer ops. Keras uses the same switch (b/171080602).
+    """
+    with tf_context.temporarily_disable_optionals_in_gradients():
+        return tape.gradient(loss, variables)
 
 
 class SupernetCell(keras.layers.Layer):
