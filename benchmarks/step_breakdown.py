@@ -17,6 +17,7 @@ import json
 import os
 import statistics
 import sys
+from unittest import mock
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -76,7 +77,7 @@ def main(argv: list[str]) -> int:
 
     from nse_tf.nets.child import build_child
     from nse_tf.nets.layers import Namespace
-    from nse_tf.search import gates
+    from nse_tf.search import gates, round_trainer
     from nse_tf.search.round_trainer import OptimConfig, PenaltyConfig, RoundConfig, RoundTrainer
     from nse_tf.space.architecture import Architecture, NetworkSpec
 
@@ -88,7 +89,7 @@ def main(argv: list[str]) -> int:
     images, labels = bench.synthetic_batch(space, batch, rng)
     config = RoundConfig(steps=bench.STEPS.value, steps_per_epoch=bench.STEPS.value, batch_size=batch)
     # one trainer per variant, so that no variant's updates move another's weights
-    trainers = [RoundTrainer(space, subspaces, OptimConfig(), PenaltyConfig(), config) for _ in range(4)]
+    trainers = [RoundTrainer(space, subspaces, OptimConfig(), PenaltyConfig(), config) for _ in range(5)]
     for cell in trainers[3].net.cells_:  # the previous form of the cells: zeros for untaken branches, one sum
         cell.call_sampled = cell.call_zeros_then_sum
     net = trainers[0].net
@@ -97,6 +98,9 @@ def main(argv: list[str]) -> int:
                               for c, sub in enumerate(net.subspaces)))
     child = build_child(NetworkSpec(space, arch, name="breakdown_child"), Namespace.supernet())
     mask_t = tf.constant(mask)
+    with_optionals = tf.function(trainers[4]._weight_step, autograph=False)
+    with mock.patch.object(round_trainer, "branch_gradients", lambda tape, loss, variables: tape.gradient(loss, variables)):
+        bench.timed(with_optionals, images, labels, mask_t)  # traced here, with plain tape.gradient
     calls = {
         "child": (bench.child_train_step(child, trainers[0]), (images, labels)),
         "weight": (trainers[0].weight_step, (images, labels, mask_t)),
@@ -106,6 +110,7 @@ def main(argv: list[str]) -> int:
                                             trainers[1].weight_vars, batch), (images, mask_t, labels)),
         "weight_xla_update": (with_xla_update(trainers[2], batch), (images, mask_t, labels)),
         "weight_zeros_then_sum": (trainers[3].weight_step, (images, labels, mask_t)),
+        "weight_with_optionals": (with_optionals, (images, labels, mask_t)),
     }
     for fn, args in calls.values():
         for _ in range(bench.WARMUP.value):  # the first call traces
