@@ -348,7 +348,7 @@ def test_steps_without_optionals_train_bit_for_bit_as_with_them(monkeypatch):
         for trainer in (new, plain):
             with monkeypatch.context() as patch:
                 if trainer is plain:  # traced on its first call: plain tape.gradient, optionals and all
-                    patch.setattr(search, "branch_gradients", lambda tape, loss, variables: tape.gradient(loss, variables))
+                    patch.setattr(search, "branch_gradients", lambda tape, loss, v: tape.gradient(loss, v))
                 results.append([float(t) for t in trainer.weight_step(images, labels, masks)]
                                + [float(t) for t in trainer.gate_step(images, labels, s, u, choice,
                                                                       tf.constant(new.net.all_on()))])
