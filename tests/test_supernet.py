@@ -339,10 +339,11 @@ def test_steps_without_optionals_train_bit_for_bit_as_with_them(monkeypatch):
     randomise(new.net, 5)
     plain.net.set_weights(new.net.get_weights())
     rng = np.random.default_rng(3)
+    all_on = new.net.all_on()
+    active = tf.constant(all_on)
     for step in range(6):
-        masks = tf.constant(gates.sample_uniform(rng, new.net.all_on(), new.net.slots))
-        s, u, choice = (tf.constant(m) for m in gates.sample_two_paths(rng, new.alpha(), new.net.all_on(),
-                                                                        new.net.slots))
+        masks = tf.constant(gates.sample_uniform(rng, all_on, new.net.slots))
+        s, u, choice = (tf.constant(m) for m in gates.sample_two_paths(rng, new.alpha(), all_on, new.net.slots))
         images, labels = batch(step)
         results = []
         for trainer in (new, plain):
@@ -350,14 +351,13 @@ def test_steps_without_optionals_train_bit_for_bit_as_with_them(monkeypatch):
                 if trainer is plain:  # traced on its first call: plain tape.gradient, optionals and all
                     patch.setattr(search, "branch_gradients", lambda tape, loss, v: tape.gradient(loss, v))
                 results.append([float(t) for t in trainer.weight_step(images, labels, masks)]
-                               + [float(t) for t in trainer.gate_step(images, labels, s, u, choice,
-                                                                      tf.constant(new.net.all_on()))])
+                               + [float(t) for t in trainer.gate_step(images, labels, s, u, choice, active)])
         assert results[0] == results[1], step
     for variable, want in zip(new.net.weights, plain.net.get_weights(), strict=True):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), want, err_msg=variable.path)
     for trainer, has_optionals in ((new, False), (plain, True)):  # the switch works, and the test can tell
         traced = (trainer.weight_step.get_concrete_function(images, labels, masks),  # the cached traces
-                  trainer.gate_step.get_concrete_function(images, labels, s, u, choice, tf.constant(new.net.all_on())))
+                  trainer.gate_step.get_concrete_function(images, labels, s, u, choice, active))
         assert [_conds_pass_optionals(concrete) for concrete in traced] == [has_optionals] * 2
     assert new.tracing_counts() == plain.tracing_counts() == (1, 1)
 

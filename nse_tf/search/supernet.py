@@ -33,7 +33,7 @@ def branch_gradients(tape: tf.GradientTape, loss: tf.Tensor, variables: Sequence
     By default TensorFlow wraps each intermediate that a ``tf.cond``'s gradient reads in an optional (a
     handful of small ops per value, about 21 values per taken branch). Without optionals, as under XLA, an
     untaken branch's slot holds a ``FakeParam`` (one preallocated tensor) that its dead gradient branch
-    never reads: the same gradients from fewer ops. Keras uses the same switch (b/171080602).
+    never reads: the same gradients from fewer ops (cond_v2's own XLA path, chosen here by its switch).
     """
     with tf_context.temporarily_disable_optionals_in_gradients():
         return tape.gradient(loss, variables)
