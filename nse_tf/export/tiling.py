@@ -9,7 +9,9 @@ its own, which the zoo's whole-test-split top-1 of each re-exported file measure
 
 The BatchNormalization that follows a tiled conv is folded into its kernels and bias (the converter folds a BN
 into one conv, not into a sum of them). Training, checkpoints and the SavedModel and ONNX exports keep the
-plain layers; ``tile_large_depthwise`` makes a new model that shares every other layer with the original.
+plain layers; ``tile_large_depthwise`` makes a new model that shares every other layer with the original. The
+tiles' geometry is ``nets.depthwise_tiles``, which the quantization-aware tf_keras build
+(``nets.layers.TiledDepthwise``) shares, so QAT and pruned files run the same tiles.
 """
 
 from __future__ import annotations
@@ -20,42 +22,10 @@ from typing import Any
 import keras
 import numpy as np
 
-MAX_TAPS = 25  # XNNPACK's largest fast depthwise kernel, 5x5
+from nse_tf.nets.depthwise_tiles import MAX_TAPS, TiledGeometry, kernel_tiles, needs_tiling
 
-
-def kernel_tiles(kernel: int, max_taps: int = MAX_TAPS) -> list[tuple[int, int, int, int]]:
-    """(row0, row1, col0, col1) tiles of a ``kernel`` x ``kernel`` kernel, each of at most ``max_taps`` taps:
-    the grid with the fewest tiles (7x7: three strips of 3, 3 and 1 rows; 9x9: four of at most 5x5; 11x11: six
-    strips of 2 rows or less), so the fewest partial sums to add."""
-    if kernel < 1 or max_taps < 1:
-        raise ValueError(f"need kernel >= 1 and max_taps >= 1, got {kernel} and {max_taps}")
-    best: tuple[int, int, int] | None = None
-    for height in range(1, kernel + 1):
-        width = min(kernel, max_taps // height)
-        if width < 1:
-            break
-        count = math.ceil(kernel / height) * math.ceil(kernel / width)
-        if best is None or count < best[0]:
-            best = (count, height, width)
-    _, height, width = best
-
-    def spans(size: int) -> list[tuple[int, int]]:
-        return [(start, min(start + size, kernel)) for start in range(0, kernel, size)]
-
-    return [(r0, r1, c0, c1) for r0, r1 in spans(height) for c0, c1 in spans(width)]
-
-
-def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow's 'same' padding of one spatial axis: (before, after)."""
-    out = math.ceil(size / stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
-
-def _reaches_input(start: int, stop: int, outputs: int, stride: int, pad_before: int, size: int) -> bool:
-    """Whether kernel taps ``start:stop`` of one axis read any real (unpadded) input for some output position."""
-    return any(pad_before <= o * stride + tap < pad_before + size for o in range(outputs) for tap in range(start, stop))
-
+__all__ = ["MAX_TAPS", "TiledDepthwiseConv2D", "FoldedBatchNorm", "folded_kernel_and_bias", "kernel_tiles",
+           "tile_large_depthwise"]
 
 @keras.saving.register_keras_serializable(package="nse_tf")
 class TiledDepthwiseConv2D(keras.layers.Layer):
@@ -80,19 +50,14 @@ class TiledDepthwiseConv2D(keras.layers.Layer):
         self.bias = self.add_weight(name="bias", shape=(channels,), initializer="zeros") if self.use_bias else None
 
     def call(self, inputs: Any) -> Any:
-        k, s = self.kernel_size, self.strides
-        height, width = int(inputs.shape[1]), int(inputs.shape[2])
-        pad_h, pad_w = same_padding(height, k, s), same_padding(width, k, s)
-        padded = keras.ops.pad(inputs, [(0, 0), pad_h, pad_w, (0, 0)])
-        out_h, out_w = math.ceil(height / s), math.ceil(width / s)
+        geometry = TiledGeometry.of(int(inputs.shape[1]), int(inputs.shape[2]), self.kernel_size, self.strides,
+                                    self.max_taps)
+        padded = keras.ops.pad(inputs, [(0, 0), geometry.pad_h, geometry.pad_w, (0, 0)])
         total = None
-        for r0, r1, c0, c1 in self.tiles:
-            if not (_reaches_input(r0, r1, out_h, s, pad_h[0], height)
-                    and _reaches_input(c0, c1, out_w, s, pad_w[0], width)):
-                continue  # only padding under this tile (small inputs): exactly zero, and an int8 scale of 0
-            rows, cols = (out_h - 1) * s + (r1 - r0), (out_w - 1) * s + (c1 - c0)
-            window = padded[:, r0:r0 + rows, c0:c0 + cols, :]
-            part = keras.ops.depthwise_conv(window, self.kernel[r0:r1, c0:c1], strides=s, padding="valid")
+        for window in geometry.windows:
+            (r0, r1), (c0, c1) = window.rows, window.cols
+            part = keras.ops.depthwise_conv(padded[:, r0:r0 + window.height, c0:c0 + window.width, :],
+                                            self.kernel[r0:r1, c0:c1], strides=self.strides, padding="valid")
             total = part if total is None else total + part
         return total if self.bias is None else total + self.bias
 
@@ -123,8 +88,8 @@ def _needs_tiling(layer: Any, max_taps: int) -> bool:
         return False
     if len(layer._inbound_nodes) != 1 or None in tuple(layer.input.shape)[1:3]:  # one call, static height/width
         return False
-    kh, kw = layer.kernel_size
-    return (kh == kw and kh * kw > max_taps and tuple(layer.dilation_rate) == (1, 1) and layer.depth_multiplier == 1
+    return (needs_tiling(tuple(layer.kernel_size), max_taps) and tuple(layer.dilation_rate) == (1, 1)
+            and layer.depth_multiplier == 1
             and layer.padding == "same" and layer.data_format == "channels_last"
             and layer.strides[0] == layer.strides[1] and layer.activation is keras.activations.linear)
 
@@ -145,8 +110,9 @@ def _all_layers(model: Any) -> list[Any]:
     return out
 
 
-def _folded(conv: Any, bn: Any | None) -> tuple[np.ndarray, np.ndarray]:
-    """``conv``'s kernel with ``bn`` folded in, and the bias that leaves."""
+def folded_kernel_and_bias(conv: Any, bn: Any | None) -> tuple[np.ndarray, np.ndarray]:
+    """``conv``'s kernel with ``bn`` (inference mode) folded in, and the bias that leaves; the Keras 3 and the
+    tf_keras layers both expose these attributes."""
     kernel = np.asarray(conv.kernel.numpy() if hasattr(conv.kernel, "numpy") else conv.kernel, dtype=np.float32)
     channels = kernel.shape[2]
     bias = np.asarray(conv.bias, dtype=np.float32) if conv.use_bias else np.zeros(channels, np.float32)
@@ -179,7 +145,7 @@ def tile_large_depthwise(model: Any, max_taps: int = MAX_TAPS) -> Any:
 
     def clone(layer: Any) -> Any:
         if id(layer) in replace:
-            kernel, bias = _folded(layer, folds.get(id(layer)))
+            kernel, bias = folded_kernel_and_bias(layer, folds.get(id(layer)))
             new = TiledDepthwiseConv2D(layer.kernel_size[0], layer.strides[0], max_taps=max_taps, name=layer.name)
             new.build(tuple(layer.input.shape))
             new.set_weights([kernel, bias])

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import keras
 
+from nse_tf.nets.depthwise_tiles import MAX_TAPS, TiledGeometry, needs_tiling
 from nse_tf.space.ops import OpSpec, se_channels, subsample_start
 
 BN_MOMENTUM = 0.9  # PyTorch's momentum 0.1, as in the reference code
@@ -23,7 +24,8 @@ BN_EPSILON = 1e-5
 @dataclasses.dataclass(frozen=True)
 class Namespace:
     """Which Keras to build with: ``layers``, ``Input`` and ``Model`` of Keras 3 or tf_keras, and the
-    BatchNormalization class (the supernet swaps in a fused one; the variables are the same)."""
+    BatchNormalization class (the supernet swaps in a fused one; the variables are the same). With
+    ``tiled_depthwise_taps``, a depthwise conv of more taps is built as ``TiledDepthwise``, its BN folded in."""
 
     layers: Any
     Input: Callable[..., Any]
@@ -31,6 +33,7 @@ class Namespace:
     initializers: Any
     name: str
     batch_norm: Any = None
+    tiled_depthwise_taps: int = 0
 
     @staticmethod
     def keras3() -> "Namespace":
@@ -40,11 +43,13 @@ class Namespace:
                          keras.layers.BatchNormalization)
 
     @staticmethod
-    def tf_keras() -> "Namespace":
+    def tf_keras(tile_large_depthwise: bool = False) -> "Namespace":
+        """tf_keras (for tfmot); ``tile_large_depthwise``: the form of the TFLite exports, so that quantization-aware
+        training sees the tiles the int8 file runs."""
         import tf_keras
 
         return Namespace(tf_keras.layers, tf_keras.Input, tf_keras.Model, tf_keras.initializers, "tf_keras",
-                         tf_keras.layers.BatchNormalization)
+                         tf_keras.layers.BatchNormalization, MAX_TAPS if tile_large_depthwise else 0)
 
     @staticmethod
     def supernet() -> "Namespace":
@@ -133,6 +138,39 @@ class StridedDilatedDepthwiseConv2D(keras.layers.DepthwiseConv2D):
         return config
 
 
+class TiledDepthwise:
+    """A large 'same' depthwise conv made of layers that tfmot quantizes and XNNPACK runs fast:
+    ``ZeroPadding2D``, then per live tile (``depthwise_tiles.TiledGeometry``) a ``Cropping2D`` and a 'valid'
+    ``DepthwiseConv2D``, then ``Add``, the form of the TFLite exports (``export.tiling``). The first live tile has a
+    bias, where the folded BN's shift goes. Its layers are made on the first call, since the live tiles depend on
+    the input's size; they are named ``{name}_pad``, ``{name}_tile{i}_crop``, ``{name}_tile{i}`` (``i``: the tile's
+    place in ``kernel_tiles``) and ``{name}_sum``."""
+
+    def __init__(self, ns: Namespace, name: str, kernel: int, stride: int, max_taps: int):
+        self.ns, self.name, self.kernel, self.stride, self.max_taps = ns, name, int(kernel), int(stride), max_taps
+        self.called = False
+
+    def __call__(self, x: Any) -> Any:
+        if self.called:  # a second call would make a second set of layers under the same names
+            raise RuntimeError(f"{self.name} is applied once")
+        self.called = True
+        L = self.ns.layers
+        height, width, channels = (int(d) for d in x.shape[1:])
+        geometry = TiledGeometry.of(height, width, self.kernel, self.stride, self.max_taps)
+        padded = L.ZeroPadding2D((geometry.pad_h, geometry.pad_w), name=f"{self.name}_pad")(x)
+        padded_h, padded_w = height + sum(geometry.pad_h), width + sum(geometry.pad_w)
+        parts = []
+        for window in geometry.windows:
+            (r0, r1), (c0, c1) = window.rows, window.cols
+            crop = L.Cropping2D(((r0, padded_h - r0 - window.height), (c0, padded_w - c0 - window.width)),
+                                name=f"{self.name}_tile{window.index}_crop")(padded)
+            conv = L.DepthwiseConv2D((r1 - r0, c1 - c0), strides=self.stride, padding="valid", use_bias=not parts,
+                                     depthwise_initializer=depthwise_initializer(self.ns, channels),
+                                     name=f"{self.name}_tile{window.index}")
+            parts.append(conv(crop))
+        return parts[0] if len(parts) == 1 else L.Add(name=f"{self.name}_sum")(parts)
+
+
 @dataclasses.dataclass
 class OpLayers:
     """The layers of one branch: a chain, an optional squeeze-excitation, and the projection."""
@@ -187,6 +225,12 @@ def conv_bn(ns: Namespace, prefix: str, filters: int, kernel: tuple[int, int] | 
             return [conv, bn, *act, Subsample(stride_value, extent, name=f"{prefix}_subsample")]
         conv = StridedDilatedDepthwiseConv2D(kernel, strides=stride_value, dilation_rate=dilation, use_bias=False,
                                             depthwise_initializer=init, name=f"{prefix}_conv")
+    elif depthwise and ns.tiled_depthwise_taps and dilation == 1 and needs_tiling(kernel, ns.tiled_depthwise_taps):
+        # no BN layer: its statistics fold into the tiles when the trained weights are copied (qat.tf_keras_copy),
+        # as the exporter folds them, since a BN after the sum would be an op of its own in the int8 file
+        kernel_size = kernel if isinstance(kernel, int) else kernel[0]
+        act = [L.Activation(activation, name=f"{prefix}_act")] if activation is not None else []
+        return [TiledDepthwise(ns, f"{prefix}_conv", kernel_size, stride_value, ns.tiled_depthwise_taps), *act]
     elif depthwise:
         conv = L.DepthwiseConv2D(kernel, strides=strides, padding="same", dilation_rate=dilation, use_bias=False,
                                  depthwise_initializer=init, name=f"{prefix}_conv")

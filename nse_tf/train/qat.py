@@ -47,20 +47,33 @@ class QatConfig:
             raise TrainError(f"lr must be positive, got {self.lr}")
 
 
-def tf_keras_copy(spec: NetworkSpec, model: Any) -> Any:
-    """The tf_keras build of ``spec`` holding ``model``'s weights (copied by layer name)."""
+def tf_keras_copy(spec: NetworkSpec, model: Any, tile_large_depthwise: bool = True) -> Any:
+    """The tf_keras build of ``spec`` holding ``model``'s weights (copied by layer name). With
+    ``tile_large_depthwise`` (the default), depthwise convs over 25 taps are built as the TFLite exports run them
+    (``nets.layers.TiledDepthwise``): each tile gets its slice of the kernel with the BN after it folded in, so
+    that fine-tuning trains, and the int8 file runs, the tiles."""
+    from nse_tf.export.tiling import folded_kernel_and_bias
     from nse_tf.nets.child import build_child
+    from nse_tf.nets.depthwise_tiles import MAX_TAPS, kernel_tiles
     from nse_tf.nets.layers import Namespace
 
-    copy = build_child(spec, Namespace.tf_keras())
+    copy = build_child(spec, Namespace.tf_keras(tile_large_depthwise))
     names = {layer.name for layer in copy.layers}
     for layer in model.layers:
         weights = layer.get_weights()
         if not weights:
             continue
-        if layer.name not in names:  # the two builds disagree: a bug, not an input error
+        if layer.name in names:
+            copy.get_layer(layer.name).set_weights(weights)
+        elif f"{layer.name}_pad" in names:  # a tiled conv: its BN (conv_bn's `{prefix}_bn`) folds into the tiles
+            kernel, bias = folded_kernel_and_bias(layer, model.get_layer(layer.name.removesuffix("_conv") + "_bn"))
+            for index, (r0, r1, c0, c1) in enumerate(kernel_tiles(kernel.shape[0], MAX_TAPS)):
+                if f"{layer.name}_tile{index}" in names:  # absent: it reads only padding
+                    tile = copy.get_layer(f"{layer.name}_tile{index}")
+                    tile.set_weights([kernel[r0:r1, c0:c1]] + ([bias] if tile.use_bias else []))
+        elif not (layer.name.endswith("_bn") and layer.name.removesuffix("_bn") + "_conv_pad" in names):
+            # the two builds disagree: a bug, not an input error
             raise RuntimeError(f"layer {layer.name} of {spec.name} has no tf_keras counterpart")
-        copy.get_layer(layer.name).set_weights(weights)
     return copy
 
 
