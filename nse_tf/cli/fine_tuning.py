@@ -81,7 +81,8 @@ def run_in(work: Callable[..., dict], *args: Any) -> dict:
 
 def starting_point(entry: Any) -> tuple[Any, Any, Any, dict]:
     """The entry's training recipe, its dataset, its network rebuilt with tf_keras layers holding the trained
-    weights, and the ``source`` a fine-tuning run records (the entry and its weights' sha256)."""
+    weights (large depthwise kernels tiled, as the TFLite files run them), and the ``source`` a fine-tuning run
+    records (the entry, its weights' sha256 and the build's form)."""
     from nse_tf.data.arrays import load_arrays
     from nse_tf.train import qat
     from nse_tf.train.config import TrainConfig
@@ -90,7 +91,9 @@ def starting_point(entry: Any) -> tuple[Any, Any, Any, dict]:
     recipe = TrainConfig.from_dict(entry.metadata["training"]["recipe"], source=f"{entry.name}'s metadata")
     data = load_arrays(entry.config.dataset)
     model = qat.tf_keras_copy(entry.network_spec(), zoo.load(entry.name, weights="pretrained"))
-    source = {"entry": entry.name, "weights_sha256": zoo.sha256_file(entry.weights_file())}
+    # the build's form too: a run directory of the plain-kernel build (before tiling) must not resume into tiles
+    source = {"entry": entry.name, "weights_sha256": zoo.sha256_file(entry.weights_file()),
+              "large_depthwise": "tiled"}
     return recipe, data, model, source
 
 
