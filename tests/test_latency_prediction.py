@@ -40,3 +40,12 @@ def test_fit_recovers_a_linear_law_and_scores_held_out_networks(tmp_path):
     assert off["within_10pct"] == pytest.approx(2 / 3) and off["n"] == 3
     with pytest.raises(ValueError, match="at least 5 measured networks"):
         latency_prediction.fit(TABLE, SPACE, ARCHS[:3], measured[:3])
+
+
+def test_repeat_agreement_scores_odd_rounds_against_even_ones():
+    # network 0: odd rounds 1.0, even rounds 1.0 (agree); network 1: odd 1.2 against even 1.0 (20% off)
+    rounds = [[1.0, 1.0, 1.0, 1.0], [1.0, 1.2, 1.0, 1.2], [2.0, 2.1, 2.0, 2.1]]
+    repeat = latency_prediction.repeat_agreement(rounds)
+    assert repeat["within_10pct"] == pytest.approx(2 / 3) and repeat["n"] == 3
+    assert repeat["rmse_ms"] == pytest.approx(np.sqrt((0.2 ** 2 + 0.1 ** 2) / 3))
+    assert latency_prediction.repeat_agreement([[1.0], [2.0, 2.0]]) is None  # a network timed once

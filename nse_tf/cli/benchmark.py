@@ -35,7 +35,9 @@ later, on the same images: the order's effect only).
 
 ``latency`` checks the latency model that predicts (``nse_tf.cost.latency_prediction``): on the quick latency
 space, per TFLite form, it measures the table, exports and times random whole networks back to back, fits
-the correction on some and scores it on the others: share within +-10%, RMSE, Kendall tau; with ``--json``
+the correction on some and scores it on the others: share within +-10%, RMSE, Kendall tau, and the same
+scores of the timing against itself (odd rounds against even ones: what the measurement lets a target ask,
+so give it four rounds or more); with ``--json``
 the last line is ``{"within_10pct": ..., "rmse_ms": ..., "kendall_tau": ..., "n": ...}`` (the worse form),
 then each form's figures. It refuses to run on a busy machine.
 """
@@ -455,14 +457,19 @@ def run_latency() -> dict[str, Any]:
         plain = [table_model.architecture_cost(cells) for cells in archs]
         scores = latency_prediction.accuracy(predicted[check_part], measured[check_part])
         raw = latency_prediction.accuracy(plain[check_part], measured[check_part])
+        repeat = latency_prediction.repeat_agreement([timed[p]["round_medians_ms"] for p in paths[check_part]])
         results[fmt] = {**{k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()},
                         "table_sum": {k: round(v, 4) if isinstance(v, float) else v for k, v in raw.items()},
+                        "repeat": repeat and {k: round(v, 4) if isinstance(v, float) else v for k, v in repeat.items()},
                         "weights": [round(w, 5) for w in correction.weights],
                         "measured_ms_range": [round(min(measured), 4), round(max(measured), 4)]}
         print(f"{fmt}: {len(archs)} networks ({min(measured):.3f}-{max(measured):.3f} ms), correction fitted on "
               f"{FIT_ARCHS.value}, scored on {scores['n']}: within +-10% {scores['within_10pct']:.2f} "
               f"(the table's sum alone {raw['within_10pct']:.2f}), RMSE {scores['rmse_ms']:.4f} ms, Kendall tau "
               f"{scores['kendall_tau']:.3f}; target >= 0.9 within +-10%: {verdict(scores['within_10pct'] >= 0.9)}")
+        if repeat:
+            print(f"  the measurement against itself (odd rounds' median against even rounds'): within +-10% "
+                  f"{repeat['within_10pct']:.2f}, RMSE {repeat['rmse_ms']:.4f} ms, Kendall tau {repeat['kendall_tau']:.3f}")
     print(f"  total {time.perf_counter() - t_all:.0f} s")
     worst = min(results.values(), key=lambda r: r["within_10pct"])
     return {"within_10pct": worst["within_10pct"], "rmse_ms": worst["rmse_ms"], "kendall_tau": worst["kendall_tau"],

@@ -93,3 +93,14 @@ def accuracy(predicted: Sequence[float], measured: Sequence[float]) -> dict[str,
     p, m = np.asarray(predicted, dtype=np.float64), np.asarray(measured, dtype=np.float64)
     return {"within_10pct": float(np.mean(np.abs(p - m) <= 0.1 * m)), "rmse_ms": float(np.sqrt(np.mean((p - m) ** 2))),
             "kendall_tau": float(kendall_tau(list(p), list(m))), "n": int(len(m))}
+
+
+def repeat_agreement(round_medians: Sequence[Sequence[float]]) -> dict[str, float] | None:
+    """How well a timing predicts itself, scored as ``accuracy`` scores a prediction: each network's median over
+    its odd rounds against its median over its even rounds (None under two rounds). Each half is noisier than
+    all the rounds together, so a perfect predictor would score about this or better against the full medians:
+    what the measurement allows a target to ask."""
+    if not round_medians or min(len(r) for r in round_medians) < 2:
+        return None
+    return accuracy([float(np.median(r[1::2])) for r in round_medians],
+                    [float(np.median(r[0::2])) for r in round_medians])
