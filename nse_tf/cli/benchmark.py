@@ -469,7 +469,8 @@ def run_latency() -> dict[str, Any]:
               f"{scores['kendall_tau']:.3f}; target >= 0.9 within +-10%: {verdict(scores['within_10pct'] >= 0.9)}")
         if repeat:
             print(f"  the measurement against itself (odd rounds' median against even rounds'): within +-10% "
-                  f"{repeat['within_10pct']:.2f}, RMSE {repeat['rmse_ms']:.4f} ms, Kendall tau {repeat['kendall_tau']:.3f}")
+                  f"{repeat['within_10pct']:.2f}, RMSE {repeat['rmse_ms']:.4f} ms, "
+                  f"Kendall tau {repeat['kendall_tau']:.3f}")
     print(f"  total {time.perf_counter() - t_all:.0f} s")
     worst = min(results.values(), key=lambda r: r["within_10pct"])
     return {"within_10pct": worst["within_10pct"], "rmse_ms": worst["rmse_ms"], "kendall_tau": worst["kendall_tau"],

@@ -27,6 +27,7 @@ from nse_tf.nets.depthwise_tiles import MAX_TAPS, TiledGeometry, kernel_tiles, n
 __all__ = ["MAX_TAPS", "TiledDepthwiseConv2D", "FoldedBatchNorm", "folded_kernel_and_bias", "kernel_tiles",
            "tile_large_depthwise"]
 
+
 @keras.saving.register_keras_serializable(package="nse_tf")
 class TiledDepthwiseConv2D(keras.layers.Layer):
     """A 'same' depthwise conv (depth multiplier 1, no dilation) computed as a sum of tiles of its kernel.
