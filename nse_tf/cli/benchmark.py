@@ -30,14 +30,14 @@ reference; with ``--json`` the last line is ``{"seconds_per_arch": <shortcut>, "
 ..., "shortcut_tau_vs_reference": ...}`` (``today_repeat_tau``: today's procedure against itself one block
 later, on the same images: the order's effect only).
 
-    python tools/benchmark.py latency [--json] [--latency_archs=60] [--fit_archs=20] [--latency_rounds=3]
+    python tools/benchmark.py latency [--json] [--latency_archs=60] [--fit_archs=20] [--latency_rounds=4]
         [--latency_runs=100] [--latency_formats=float32,int8] [--seed=0]
 
 ``latency`` checks the latency model that predicts (``nse_tf.cost.latency_prediction``): on the quick latency
 space, per TFLite form, it measures the table, exports and times random whole networks back to back, fits
 the correction on some and scores it on the others: share within +-10%, RMSE, Kendall tau, and the same
 scores of the timing against itself (odd rounds against even ones: what the measurement lets a target ask,
-so give it four rounds or more); with ``--json``
+hence four rounds by default); with ``--json``
 the last line is ``{"within_10pct": ..., "rmse_ms": ..., "kendall_tau": ..., "n": ...}`` (the worse form),
 then each form's figures. It refuses to run on a busy machine.
 """
@@ -83,7 +83,7 @@ BLOCKS = flags.DEFINE_integer("blocks", 3, "evaluation: alternating blocks per p
 LATENCY_ARCHS = flags.DEFINE_integer("latency_archs", 60, "latency: random architectures exported and timed.")
 FIT_ARCHS = flags.DEFINE_integer("fit_archs", 20, "latency: of those, how many fit the correction (the rest "
                                  "validate it).")
-LATENCY_ROUNDS = flags.DEFINE_integer("latency_rounds", 3, "latency: interleaved timing rounds over all files.")
+LATENCY_ROUNDS = flags.DEFINE_integer("latency_rounds", 4, "latency: interleaved timing rounds over all files.")
 LATENCY_RUNS = flags.DEFINE_integer("latency_runs", 100, "latency: invokes per file and round (and per table piece).")
 LATENCY_FORMATS = flags.DEFINE_list("latency_formats", ["float32", "int8"], "latency: TFLite forms to check.")
 

@@ -82,7 +82,7 @@ def run_in(work: Callable[..., dict], *args: Any) -> dict:
 def starting_point(entry: Any) -> tuple[Any, Any, Any, dict]:
     """The entry's training recipe, its dataset, its network rebuilt with tf_keras layers holding the trained
     weights (large depthwise kernels tiled, as the TFLite files run them), and the ``source`` a fine-tuning run
-    records (the entry, its weights' sha256 and the build's form)."""
+    records (the entry, its weights' sha256 and, where it has tiles, the build's form)."""
     from nse_tf.data.arrays import load_arrays
     from nse_tf.train import qat
     from nse_tf.train.config import TrainConfig
@@ -91,9 +91,9 @@ def starting_point(entry: Any) -> tuple[Any, Any, Any, dict]:
     recipe = TrainConfig.from_dict(entry.metadata["training"]["recipe"], source=f"{entry.name}'s metadata")
     data = load_arrays(entry.config.dataset)
     model = qat.tf_keras_copy(entry.network_spec(), zoo.load(entry.name, weights="pretrained"))
-    # the build's form too: a run directory of the plain-kernel build (before tiling) must not resume into tiles
-    source = {"entry": entry.name, "weights_sha256": zoo.sha256_file(entry.weights_file()),
-              "large_depthwise": "tiled"}
+    source = {"entry": entry.name, "weights_sha256": zoo.sha256_file(entry.weights_file())}
+    if any(layer.name.endswith("_conv_pad") for layer in model.layers):  # nets.layers.TiledDepthwise's padding
+        source["large_depthwise"] = "tiled"  # a run of the plain-kernel build (before tiling) must not resume here
     return recipe, data, model, source
 
 
