@@ -54,10 +54,11 @@ def tf_keras_copy(spec: NetworkSpec, model: Any, tile_large_depthwise: bool = Tr
     that fine-tuning trains, and the int8 file runs, the tiles."""
     from nse_tf.export.tiling import folded_kernel_and_bias
     from nse_tf.nets.child import build_child
-    from nse_tf.nets.depthwise_tiles import MAX_TAPS, kernel_tiles
+    from nse_tf.nets.depthwise_tiles import kernel_tiles
     from nse_tf.nets.layers import Namespace
 
-    copy = build_child(spec, Namespace.tf_keras(tile_large_depthwise))
+    namespace = Namespace.tf_keras(tile_large_depthwise)
+    copy = build_child(spec, namespace)
     names = {layer.name for layer in copy.layers}
     for layer in model.layers:
         weights = layer.get_weights()
@@ -67,7 +68,7 @@ def tf_keras_copy(spec: NetworkSpec, model: Any, tile_large_depthwise: bool = Tr
             copy.get_layer(layer.name).set_weights(weights)
         elif f"{layer.name}_pad" in names:  # a tiled conv: its BN (conv_bn's `{prefix}_bn`) folds into the tiles
             kernel, bias = folded_kernel_and_bias(layer, model.get_layer(layer.name.removesuffix("_conv") + "_bn"))
-            for index, (r0, r1, c0, c1) in enumerate(kernel_tiles(kernel.shape[0], MAX_TAPS)):
+            for index, (r0, r1, c0, c1) in enumerate(kernel_tiles(kernel.shape[0], namespace.tiled_depthwise_taps)):
                 if f"{layer.name}_tile{index}" in names:  # absent: it reads only padding
                     tile = copy.get_layer(f"{layer.name}_tile{index}")
                     tile.set_weights([kernel[r0:r1, c0:c1]] + ([bias] if tile.use_bias else []))
