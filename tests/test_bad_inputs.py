@@ -292,13 +292,34 @@ CLI_ROWS = [
 ]
 
 
-@pytest.mark.parametrize("tool, args, names, contains, zoo", CLI_ROWS)
-def test_a_bad_input_gives_one_line_naming_its_cause(bad, tool, args, names, contains, zoo):
-    args = [a.format(**bad) for a in args]
+def run_row(bad: dict[str, str], number: int, tool: str, args: list[str], zoo: bool) -> subprocess.CompletedProcess:
+    """One row's tool, with its own empty ``{root}`` for what it may write (rows never see each other's outputs)."""
+    root = os.path.join(bad["root"], f"row{number:03d}")
+    os.makedirs(root)
+    args = [a.format(**{**bad, "root": root}) for a in args]
     zoo = zoo or tool == "make_zoo_entry.py"  # never stage anything in the repository's zoo
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **({"NSE_TF_ZOO": bad["zoo"]} if zoo else {}))
-    result = subprocess.run([sys.executable, os.path.join(REPO, "tools", tool), *args], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, os.path.join(REPO, "tools", tool), *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def cli_results(bad, request) -> dict[tuple, subprocess.CompletedProcess]:
+    """The selected CLI rows run at once, one process per core: each tool's start-up is mostly TensorFlow's
+    import (about 9 s here), and one row at a time the catalogue took two thirds of the suite."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys = [(p["tool"], tuple(p["args"]), p["zoo"]) for p in (item.callspec.params for item in request.session.items
+            if getattr(item, "originalname", None) == "test_a_bad_input_gives_one_line_naming_its_cause")]
+    assert len(set(keys)) == len(keys), "two rows run the same command"
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+        futures = {key: pool.submit(run_row, bad, i, key[0], list(key[1]), key[2]) for i, key in enumerate(keys)}
+        return {key: future.result() for key, future in futures.items()}
+
+
+@pytest.mark.parametrize("tool, args, names, contains, zoo", CLI_ROWS)
+def test_a_bad_input_gives_one_line_naming_its_cause(bad, cli_results, tool, args, names, contains, zoo):
+    result = cli_results[tool, tuple(args), zoo]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     lines = [line for line in result.stderr.splitlines() if line.startswith(f"{tool}: error:")]
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-3000:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -69,19 +70,38 @@ def test_bad_table_is_one_clear_error_naming_the_file(tmp_path, edit, message):
     assert str(path) in str(info.value)
 
 
+def stub_timer(monkeypatch, convert=None):
+    """Pieces "convert" to their parameter count and "time" at 0.001 ms per parameter + 0.05 ms per invoke; the
+    models converted, in order, and the timer's calls."""
+    converted, timed = [], []
+
+    def write_piece(model, piece, tflite_format, workdir):
+        if convert is not None:
+            convert(model, piece, tflite_format)
+        converted.append(model)
+        path = os.path.join(workdir, f"{piece.name}.tflite")
+        with open(path, "w") as f:
+            f.write(str(model.count_params()))
+        return path
+
+    def interleaved_ms(paths, num_threads, runs, warmup, rounds):
+        timed.append((list(paths), rounds))
+        return {p: 0.05 + 0.001 * int(open(p).read()) for p in paths}
+
+    monkeypatch.setattr(latency, "_write_piece", write_piece)
+    monkeypatch.setattr(latency, "_interleaved_ms", interleaved_ms)
+    return converted, timed
+
+
 def test_measure_subtracts_the_invoke_overhead_and_shares_cells_of_one_shape(monkeypatch):
     """Stub timer = 0.001 ms per parameter + 0.05 ms per invoke: ops and adds come out without the 0.05,
-    the fixed part keeps it once, and the two N cells of one shape get identical entries."""
+    the fixed part keeps it once, and the two N cells of one shape get identical entries. Every piece is
+    converted before any is timed, and all are timed together in interleaved rounds."""
     space = SPACE.replace(counts=(2, 0))
-    calls = []
-
-    def fake_invoke_ms(model, workdir, num_threads, runs, warmup, tflite_format, pixels_in=False, logits_out=False):
-        calls.append(model)
-        return 0.05 + 0.001 * model.count_params()
-
-    monkeypatch.setattr(latency, "_median_invoke_ms", fake_invoke_ms)
-    table = latency.measure(space, runs=3)
+    calls, timed = stub_timer(monkeypatch)
+    table = latency.measure(space, runs=3, rounds=4)
     assert len(calls) == 1 + 2 * (2 + 1) + 2  # overhead, 2 shapes x (2 ops + add), stem and head
+    assert len(timed) == 1 and len(timed[0][0]) == len(calls) and timed[0][1] == 4 and table.rounds == 4
     assert table.op_ms[0] == table.op_ms[1] and table.add_ms[0] == table.add_ms[1] == 0.0
     assert table.op_ms[0][1] > table.op_ms[0][0] > 0
     overhead_params = calls[0].count_params()
@@ -89,6 +109,9 @@ def test_measure_subtracts_the_invoke_overhead_and_shares_cells_of_one_shape(mon
     assert table.fixed_ms == pytest.approx(0.05 + 0.001 * (calls[-2].count_params() + calls[-1].count_params()
                                                            - overhead_params))
     table.check_matches(space, "measured")
+    old = table.to_json()
+    del old["rounds"]  # tables measured before rounds: one window per piece
+    assert latency.LatencyTable.from_json(old, "old.json").rounds == 1
 
 
 def test_an_int8_table_times_int8_files_and_is_kept_apart_from_float32(tmp_path, monkeypatch):
@@ -98,14 +121,11 @@ def test_an_int8_table_times_int8_files_and_is_kept_apart_from_float32(tmp_path,
 
     seen = []
 
-    def convert_and_record(model, workdir, num_threads, runs, warmup, tflite_format, pixels_in=False,
-                           logits_out=False):
-        interpreter = tf.lite.Interpreter(model_content=latency._converter(model, tflite_format, pixels_in,
-                                                                           logits_out).convert())
+    def convert_and_record(model, piece, tflite_format):
+        interpreter = tf.lite.Interpreter(model_content=latency.convert_piece(model, piece, tflite_format))
         seen.append((interpreter.get_input_details()[0]["dtype"], interpreter.get_output_details()[0]["dtype"]))
-        return 0.05 + 0.001 * model.count_params()
 
-    monkeypatch.setattr(latency, "_median_invoke_ms", convert_and_record)
+    stub_timer(monkeypatch, convert_and_record)
     table = latency.measure(SPACE, runs=3, tflite_format="int8")
     assert table.tflite_format == "int8" and "LiteRT int8" in table.device
     assert seen[-2] == (np.uint8, np.int8) and seen[-1] == (np.int8, np.float32)  # stem, head
@@ -121,10 +141,32 @@ def test_an_int8_table_times_int8_files_and_is_kept_apart_from_float32(tmp_path,
     assert latency.load(str(tmp_path / "old.json"), SPACE).tflite_format == "float32"
 
 
+@pytest.mark.parametrize("cpuinfo, expected", [
+    ("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse avx avx2 fma\n\nprocessor\t: 1\n"
+     "model name\t: AMD EPYC\nflags\t\t: fpu sse avx avx2 fma\n", "AMD EPYC ({n} cores; avx2)"),
+    ("model name\t: Intel(R) Xeon(R) Platinum 8480+\nflags\t: avx2 avx512f avx512_vnni amx_int8 amx_tile\n",
+     "Intel(R) Xeon(R) Platinum 8480+ ({n} cores; avx2 avx512f avx512_vnni amx_int8)"),
+    ("processor\t: 0\nFeatures\t: fp asimd asimddp i8mm sve\nCPU part\t: 0xd40\n", "{m} ({n} cores; asimddp i8mm)"),
+])
+def test_timings_name_the_cpu_and_its_int8_extensions(tmp_path, cpuinfo, expected):
+    """Whether int8 beats float32 depends on the CPU's SIMD extensions, so every timing record names them."""
+    import os
+    import platform
+
+    from nse_tf.export.timing import cpu_description
+
+    (tmp_path / "cpuinfo").write_text(cpuinfo)
+    machine = platform.processor() or platform.machine()
+    assert cpu_description(str(tmp_path / "cpuinfo")) == expected.format(n=os.cpu_count(), m=machine)
+    assert cpu_description(str(tmp_path / "absent")) == f"{machine} ({os.cpu_count()} cores)"
+
+
 def test_one_operation_is_timed_with_litert(tmp_path):
     """The real timer: a converted one-op model runs under LiteRT and gives a finite positive median (how fast it
     is belongs to benchmarks/, not to a unit test)."""
-    ms = latency._median_invoke_ms(latency._op_model(SPACE, SPACE.cells()[0], 1), str(tmp_path), 1, 20, 2)
+    piece = latency.table_pieces(SPACE)[2]
+    path = latency._write_piece(latency.build_piece(SPACE, piece), piece, "float32", str(tmp_path))
+    ms = latency._interleaved_ms([path], 1, 20, 2, 2)[path]
     assert isinstance(ms, float) and math.isfinite(ms) and ms > 0
 
 

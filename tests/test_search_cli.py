@@ -95,8 +95,15 @@ def stub_latency_timer(monkeypatch):
     """0.01 ms per thousand parameters plus 0.02 ms per invoke: a table without converting any model."""
     from nse_tf.cost import latency
 
-    monkeypatch.setattr(latency, "_median_invoke_ms",
-                        lambda model, *args, **kwargs: 0.02 + 1e-5 * model.count_params())
+    def write_piece(model, piece, tflite_format, workdir):
+        path = os.path.join(workdir, f"{piece.name}.tflite")
+        with open(path, "w") as f:
+            f.write(str(model.count_params()))
+        return path
+
+    monkeypatch.setattr(latency, "_write_piece", write_piece)
+    monkeypatch.setattr(latency, "_interleaved_ms", lambda paths, *args: {
+        p: 0.02 + 1e-5 * int(open(p).read()) for p in paths})
 
 
 @pytest.mark.parametrize("args, flag", [

@@ -375,6 +375,10 @@ def test_a_tampered_tflite_file_is_refused(tmp_path, monkeypatch, variant):
 
 
 def test_zoo_table_retime_times_every_file_together_and_refuses_a_busy_machine(tmp_path):
+    import datetime
+
+    from nse_tf.export.timing import cpu_description
+
     copy = tmp_path / "zoo"
     shutil.copytree(os.path.join(REPO, "zoo"), copy)
     timed = [name for name in zoo.list_models() if zoo.metadata(name).get("tflite")]
@@ -384,6 +388,7 @@ def test_zoo_table_retime_times_every_file_together_and_refuses_a_busy_machine(t
     assert (copy / timed[0] / zoo.METADATA_NAME).read_text() == \
         open(os.path.join(REPO, "zoo", timed[0], zoo.METADATA_NAME)).read()
     result = run_tool("zoo_table.py", "--retime", "--rounds=2", "--runs=3", "--max_load=1000", zoo_dir=str(copy))
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     assert result.returncode == 0, result.stderr[-2000:]
     for name in timed:
         meta = json.loads((copy / name / zoo.METADATA_NAME).read_text())
@@ -391,7 +396,9 @@ def test_zoo_table_retime_times_every_file_together_and_refuses_a_busy_machine(t
             latency = meta["tflite"][variant]["litert_latency_ms"]
             assert latency["rounds"] == 2 and latency["runs"] == 3 and len(latency["round_medians_ms"]) == 2
             assert latency["median_ms"] > 0 and f"all {n_files} files" in latency["with"]
+            assert latency["cpu"] == cpu_description() and latency["retimed"] == today
     assert f"{timed[0]} |" in result.stdout  # the table printed from the new figures
+    assert f"every file re-timed together on {today}, on {cpu_description()}" in result.stdout
     assert run_tool("zoo_table.py", "--retime", "--runs=x", zoo_dir=str(copy)).returncode == 2
 
 

@@ -30,14 +30,15 @@ reference; with ``--json`` the last line is ``{"seconds_per_arch": <shortcut>, "
 ..., "shortcut_tau_vs_reference": ...}`` (``today_repeat_tau``: today's procedure against itself one block
 later, on the same images: the order's effect only).
 
-    python tools/benchmark.py latency [--json] [--latency_archs=60] [--fit_archs=20] [--latency_rounds=4]
-        [--latency_runs=100] [--latency_formats=float32,int8] [--seed=0]
+    python tools/benchmark.py latency [--json] [--latency_archs=60] [--fit_archs=20] [--latency_rounds=200]
+        [--latency_runs=10] [--latency_formats=float32,int8] [--seed=0] [--latency_out=DIR]
 
 ``latency`` checks the latency model that predicts (``nse_tf.cost.latency_prediction``): on the quick latency
-space, per TFLite form, it measures the table, exports and times random whole networks back to back, fits
-the correction on some and scores it on the others: share within +-10%, RMSE, Kendall tau, and the same
-scores of the timing against itself (odd rounds against even ones: what the measurement lets a target ask,
-hence four rounds by default); with ``--json``
+space, per TFLite form, it exports the table's pieces and random whole networks, times them all together in
+short interleaved rounds (so the table and the networks see the same states of the machine), fits the
+correction on some networks and scores it on the others: share within +-10%, RMSE, Kendall tau, and the same
+scores of the timing against itself (odd rounds against even ones: what the measurement lets a target ask);
+with ``--json``
 the last line is ``{"within_10pct": ..., "rmse_ms": ..., "kendall_tau": ..., "n": ...}`` (the worse form),
 then each form's figures. It refuses to run on a busy machine.
 """
@@ -83,9 +84,14 @@ BLOCKS = flags.DEFINE_integer("blocks", 3, "evaluation: alternating blocks per p
 LATENCY_ARCHS = flags.DEFINE_integer("latency_archs", 60, "latency: random architectures exported and timed.")
 FIT_ARCHS = flags.DEFINE_integer("fit_archs", 20, "latency: of those, how many fit the correction (the rest "
                                  "validate it).")
-LATENCY_ROUNDS = flags.DEFINE_integer("latency_rounds", 4, "latency: interleaved timing rounds over all files.")
-LATENCY_RUNS = flags.DEFINE_integer("latency_runs", 100, "latency: invokes per file and round (and per table piece).")
+LATENCY_ROUNDS = flags.DEFINE_integer("latency_rounds", 200, "latency: short interleaved timing rounds over all files "
+                                      "(the table's pieces and the networks together).")
+LATENCY_RUNS = flags.DEFINE_integer("latency_runs", 10, "latency: invokes per file and round.")
 LATENCY_FORMATS = flags.DEFINE_list("latency_formats", ["float32", "int8"], "latency: TFLite forms to check.")
+LATENCY_OUT = flags.DEFINE_string("latency_out", "", "latency: a folder to keep each form's table "
+                                  "(<form>_table.json), networks (<form>_networks/) and their timings "
+                                  "(<form>_networks.json) in, so that a predictor can be refitted on them, or the "
+                                  "files re-timed, without exporting again (empty: keep nothing).")
 
 TARGETS = {"step_ratio": 1.10, "gate_ratio": 1.8}  # issue 15: the weight step at most 1.10x the child
 
@@ -409,10 +415,12 @@ def random_architectures(space: Any, n: int, rng: Any) -> list[list[list[int]]]:
 
 def run_latency() -> dict[str, Any]:
     """Whole networks' LiteRT times against the table's prediction, on the quick latency space
-    (configs/fashion_mnist_latency_quick.flags): per TFLite form, the table measured here, then
-    --latency_archs random architectures exported and timed back to back (--latency_rounds interleaved
-    rounds of --latency_runs invokes, 1 thread, XNNPACK); the correction (nse_tf.cost.latency_prediction) is
-    fitted on the first --fit_archs and scored on the others, beside the table's plain sum."""
+    (configs/fashion_mnist_latency_quick.flags): per TFLite form, the table's pieces and --latency_archs random
+    architectures exported, then all timed back to back (--latency_rounds interleaved rounds of --latency_runs
+    invokes, 1 thread, XNNPACK) and the table assembled from the pieces' times; the correction
+    (nse_tf.cost.latency_prediction) is fitted on the first --fit_archs and scored on the others, beside the
+    table's plain sum."""
+    import contextlib
     import tempfile
 
     import keras
@@ -424,6 +432,7 @@ def run_latency() -> dict[str, Any]:
     from nse_tf.nets.child import build_child
     from nse_tf.space.architecture import Architecture, NetworkSpec
     from nse_tf.space.macro import get_space
+    from nse_tf.utils.atomic import atomic_write_json
 
     require_positive(LATENCY_ARCHS, FIT_ARCHS, LATENCY_ROUNDS, LATENCY_RUNS)
     if not len(latency_prediction.FEATURES) <= FIT_ARCHS.value < LATENCY_ARCHS.value:
@@ -439,18 +448,36 @@ def run_latency() -> dict[str, Any]:
     fit_part, check_part = slice(0, FIT_ARCHS.value), slice(FIT_ARCHS.value, None)
     results: dict[str, Any] = {}
     for fmt in LATENCY_FORMATS.value:
-        table = latency.measure(space, runs=LATENCY_RUNS.value, tflite_format=fmt)
-        with tempfile.TemporaryDirectory(prefix="nse-latency-bench-") as workdir:
+        with contextlib.ExitStack() as stack:
+            if LATENCY_OUT.value:
+                workdir = LATENCY_OUT.value
+            else:
+                workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="nse-latency-bench-"))
+            for sub in ("pieces", "networks"):
+                os.makedirs(os.path.join(workdir, f"{fmt}_{sub}"), exist_ok=True)
+            pieces = latency.write_pieces(space, fmt, os.path.join(workdir, f"{fmt}_pieces"))
             paths = []
             for i, cells in enumerate(archs):
                 spec = NetworkSpec(space, Architecture.from_cells(cells, space.get_pool()), f"arch{i}")
-                path = os.path.join(workdir, f"arch{i:03d}.tflite")
+                path = os.path.join(workdir, f"{fmt}_networks", f"arch{i:03d}.tflite")
                 with open(path, "wb") as f:
                     f.write(latency.convert_network(build_child(spec), fmt))
                 keras.backend.clear_session(free_memory=False)
                 paths.append(path)
-            timed = interleaved_latency_ms(paths, LATENCY_ROUNDS.value, LATENCY_RUNS.value)
+            # the table's pieces and the networks in the same rounds: both see the same states of the machine
+            timed = interleaved_latency_ms(list(pieces.values()) + paths, LATENCY_ROUNDS.value, LATENCY_RUNS.value)
+        table = latency.assemble(space, {name: timed[path]["median_ms"] for name, path in pieces.items()},
+                                 latency.host_device(fmt), 1, LATENCY_RUNS.value, fmt, LATENCY_ROUNDS.value)
         measured = [timed[p]["median_ms"] for p in paths]
+        if LATENCY_OUT.value:
+            latency.save(table, os.path.join(LATENCY_OUT.value, f"{fmt}_table.json"))
+            atomic_write_json(os.path.join(LATENCY_OUT.value, f"{fmt}_networks.json"), {
+                "format": "nse_tf.latency_benchmark_networks", "version": 1, "tflite_format": fmt,
+                "quick_space": QUICK, "seed": SEED.value, "fit_archs": FIT_ARCHS.value,
+                "rounds": LATENCY_ROUNDS.value, "runs": LATENCY_RUNS.value,
+                "pieces": {name: timed[path]["round_medians_ms"] for name, path in pieces.items()},
+                "networks": [{"cells": [list(map(int, c)) for c in cells], "median_ms": timed[p]["median_ms"],
+                              "round_medians_ms": timed[p]["round_medians_ms"]} for cells, p in zip(archs, paths)]})
         correction = latency_prediction.fit(table, space, archs[fit_part], measured[fit_part])
         predicted = [correction.predict(table, space, cells) for cells in archs]
         table_model = latency_model(table, space)

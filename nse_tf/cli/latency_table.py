@@ -30,7 +30,10 @@ flags.DEFINE_string("out", None, "measure: the table JSON (default: the flagfile
                     "kit directory; import: the table JSON to write.")
 flags.DEFINE_enum("latency_format", None, ["float32", "int8"], "TFLite form (default: the flagfile's, else float32).")
 flags.DEFINE_integer("threads", 1, "Threads of each timed invoke (here, or benchmark_model's --num_threads).")
-flags.DEFINE_integer("runs", 100, "Timed invokes per model.")
+flags.DEFINE_integer("runs", None, "Timed invokes per model (measure: per round; default 20 for measure, 100 for "
+                     "the phone kit).")
+flags.DEFINE_integer("rounds", 50, "measure: short interleaved rounds over all models (each model's median over "
+                     "them), so that the machine's drift hits every model alike.")
 flags.DEFINE_float("max_load", 0.3, "measure: refuse to start while other processes keep more cores than this busy.")
 flags.DEFINE_boolean("overwrite", False, "measure/export: replace an existing table or kit.")
 
@@ -73,9 +76,12 @@ def measure() -> int:
 
     def progress(done: int, total: int) -> None:
         if done == 1 or done == total or done % 20 == 0:
-            print(f"{done}/{total} models timed", flush=True)
+            print(f"{done}/{total} models converted", flush=True)
 
-    table = latency.measure(space, num_threads=F.threads, runs=F.runs, progress=progress, tflite_format=tflite_format)
+    if F.rounds < 1:
+        raise FlagError("rounds", f"must be >= 1, got {F.rounds}")
+    table = latency.measure(space, num_threads=F.threads, runs=F.runs or 20, progress=progress,
+                            tflite_format=tflite_format, rounds=F.rounds)
     latency.save(table, out)
     print(f"{tflite_format} table of {len(table.op_ms)} cells x {len(table.op_ms[0])} operations -> {out}")
     return 0
@@ -89,7 +95,7 @@ def export() -> int:
         raise FlagError("out", "is required: the kit's directory")
     if os.path.exists(os.path.join(F.out, latency_kit.MANIFEST)) and not F.overwrite:
         raise FlagError("out", f"{F.out} already holds a kit; pass --overwrite to write it again")
-    pieces = latency_kit.export_kit(space, F.out, tflite_format, num_threads=F.threads, runs=F.runs)
+    pieces = latency_kit.export_kit(space, F.out, tflite_format, num_threads=F.threads, runs=F.runs or 100)
     print(f"{len(pieces)} {tflite_format} models -> {F.out}; on a machine with adb: {F.out}/{latency_kit.SCRIPT}, "
           f"then python tools/latency_table.py import {F.out} --out=<table.json>")
     return 0
@@ -121,7 +127,7 @@ def main(argv: list[str]) -> int:
             return import_(argv[2])
         if len(argv) != 2:
             raise FlagError("command", f"unexpected arguments {argv[2:]}; {usage}")
-        if F.threads < 1 or F.runs < 1:
+        if F.threads < 1 or (F.runs is not None and F.runs < 1):
             raise FlagError("threads" if F.threads < 1 else "runs", "must be >= 1")
         return measure() if argv[1] == "measure" else export()
     except FlagError as err:

@@ -3,8 +3,8 @@
 The README's table is this script's output verbatim (a test checks it), so its numbers are the
 measured ones in zoo/*/metadata.json.
 
-``python tools/zoo_table.py --retime [--rounds=5] [--runs=200] [--max_load=0.3]`` re-times the float32 and
-int8 files of every entry back to back in this one process (interleaved rounds, 1 thread, XNNPACK) and
+``python tools/zoo_table.py --retime [--rounds=50] [--runs=20] [--max_load=0.3]`` re-times the float32 and
+int8 files of every entry back to back in this one process (short interleaved rounds, 1 thread, XNNPACK) and
 writes the medians into each entry's metadata (``tflite.<variant>.litert_latency_ms``), so every figure
 of the table's latency column was taken in the same conditions. It refuses to run while other processes
 keep more than ``--max_load`` cores busy (``nse_tf.export.timing.other_cpu_load``): times taken beside them mislead.
@@ -34,10 +34,23 @@ def _row(meta: dict) -> str:
             f"{meta['params'] / 1e6:.3f}M | {sizes} | {int8} | {latency} |")
 
 
+def timing_note(metas: list[dict]) -> str:
+    """Where and when the latency column was taken: int8 against float32 differs between CPUs, so a reader
+    must know which one."""
+    records = {(r.get("retimed"), r.get("cpu")) for meta in metas for variant in ("float32", "int8")
+               if (r := ((meta.get("tflite") or {}).get(variant) or {}).get("litert_latency_ms"))}
+    if len(records) != 1 or None in next(iter(records)):
+        return "LiteRT latency: taken at different times or places; each entry's metadata says when and how."
+    when, cpu = next(iter(records))
+    return (f"LiteRT latency: every file re-timed together on {when}, on {cpu}, by "
+            "`python tools/zoo_table.py --retime`; compare within this table only.")
+
+
 def zoo_table() -> str:
     from nse_tf.zoo import registry as zoo
 
-    return "\n".join([HEADER] + [_row(zoo.metadata(name)) for name in zoo.list_models()])
+    metas = [zoo.metadata(name) for name in zoo.list_models()]
+    return "\n".join([HEADER] + [_row(meta) for meta in metas] + ["", timing_note(metas)])
 
 
 START, END = "<!-- zoo-table: output of tools/zoo_table.py -->", "<!-- /zoo-table -->"
@@ -65,7 +78,7 @@ def retime(rounds: int, runs: int, max_load: float) -> list[str]:
     import datetime
     import json
 
-    from nse_tf.export.timing import interleaved_latency_ms, require_quiet_machine
+    from nse_tf.export.timing import cpu_description, interleaved_latency_ms, require_quiet_machine
     from nse_tf.utils.atomic import atomic_write_json
     from nse_tf.zoo import registry as zoo
 
@@ -76,6 +89,7 @@ def retime(rounds: int, runs: int, max_load: float) -> list[str]:
     files = {(name, variant): zoo.tflite_path(name, variant) for name in entries for variant in variants[name]}
     times = interleaved_latency_ms(list(files.values()), rounds, runs)
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    cpu = cpu_description()
     for name in entries:
         entry = zoo.get_entry(name)
         meta_path = os.path.join(entry.path, zoo.METADATA_NAME)
@@ -83,14 +97,14 @@ def retime(rounds: int, runs: int, max_load: float) -> list[str]:
             meta = json.load(f)
         for variant in variants[name]:
             meta["tflite"][variant]["litert_latency_ms"] = {
-                **times[files[name, variant]], "retimed": when,
+                **times[files[name, variant]], "retimed": when, "cpu": cpu,
                 "with": f"tools/zoo_table.py --retime: all {len(files)} files of the zoo back to back"}
         atomic_write_json(meta_path, meta)
     return entries
 
 
 def main(argv: list[str]) -> int:
-    options = {"rounds": 5, "runs": 200, "max_load": 0.3}
+    options = {"rounds": 50, "runs": 20, "max_load": 0.3}
     write, do_retime = False, False
     for arg in argv:
         key, _, value = arg.removeprefix("--").partition("=")

@@ -4,8 +4,9 @@ The released latency search charges an architecture the table entry of every ope
 element-wise add per residual branch (N cell) and per extra branch of an R/E cell, and a fixed part for
 stem and head. We measure every entry here with LiteRT on this CPU: each distinct (cell shape, operation)
 becomes its own one-operation ``.tflite`` (batch 1, XNNPACK, ``num_threads`` threads, BN folded as in
-exported models), timed by its median invoke minus the median invoke of a one-element model, so the
-interpreter's per-call overhead is charged once (in the fixed part), not once per operation. The table is
+exported models), timed by its median invoke (over interleaved rounds of all pieces, so the machine's
+drift hits every piece alike) minus that of a one-element model, so the interpreter's per-call overhead
+is charged once (in the fixed part), not once per operation. The table is
 of one TFLite form (``tflite_format``): ``float32``, or ``int8`` as phones run the zoo's int8 files (full
 integer quantization; int8 tensors between operations, the stem taking uint8 pixels and the head giving
 float logits, like the exported files). A table measured on a phone in the same JSON format can replace
@@ -18,7 +19,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import platform
 import tempfile
 from typing import Any, Callable, Iterator, Sequence
 
@@ -47,6 +47,7 @@ class LatencyTable:
     num_threads: int
     runs: int
     tflite_format: str = "float32"
+    rounds: int = 1  # interleaved rounds of ``runs`` invokes per piece (tables before rounds: one window)
 
     def to_json(self) -> dict[str, Any]:
         return {"format": TABLE_FORMAT, "version": TABLE_VERSION, **dataclasses.asdict(self)}
@@ -61,7 +62,8 @@ class LatencyTable:
             table = cls(space=dict(data["space"]), op_ms=[[float(v) for v in row] for row in data["op_ms"]],
                         add_ms=[float(v) for v in data["add_ms"]], fixed_ms=float(data["fixed_ms"]),
                         device=str(data["device"]), num_threads=int(data["num_threads"]), runs=int(data["runs"]),
-                        tflite_format=str(data.get("tflite_format", "float32")))  # tables before int8: float32
+                        tflite_format=str(data.get("tflite_format", "float32")),  # tables before int8: float32
+                        rounds=int(data.get("rounds", 1)))
         except (KeyError, TypeError, ValueError) as err:
             raise LatencyTableError(f"{source}: corrupted latency table ({type(err).__name__}: {err})") from None
         if table.tflite_format not in TFLITE_FORMATS:
@@ -154,16 +156,20 @@ def _converter(model: Any, tflite_format: str, pixels_in: bool = False, logits_o
     return converter
 
 
-def _median_invoke_ms(model: Any, workdir: str, num_threads: int, runs: int, warmup: int,
-                      tflite_format: str = "float32", pixels_in: bool = False, logits_out: bool = False) -> float:
-    from nse_tf.export.timing import tflite_latency_ms
-
-    path = os.path.join(workdir, "probe.tflite")
-    with _quiet():
-        flatbuffer = _converter(model, tflite_format, pixels_in, logits_out).convert()
+def _write_piece(model: Any, piece: TablePiece, tflite_format: str, workdir: str) -> str:
+    """The piece converted into ``workdir``; its path."""
+    path = os.path.join(workdir, f"{piece.name}.tflite")
     with open(path, "wb") as f:
-        f.write(flatbuffer)
-    return tflite_latency_ms(path, runs=runs, warmup=warmup, num_threads=num_threads)["median_ms"]
+        f.write(convert_piece(model, piece, tflite_format))
+    return path
+
+
+def _interleaved_ms(paths: Sequence[str], num_threads: int, runs: int, warmup: int, rounds: int) -> dict[str, float]:
+    """Each file's median over ``rounds`` interleaved rounds (``nse_tf.export.timing.interleaved_latency_ms``)."""
+    from nse_tf.export.timing import interleaved_latency_ms
+
+    timed = interleaved_latency_ms(paths, rounds, runs, num_threads=num_threads, warmup=warmup)
+    return {path: timed[path]["median_ms"] for path in paths}
 
 
 def _op_model(space: MacroSpace, cell: CellSpec, op_index: int) -> Any:
@@ -206,17 +212,6 @@ def _fixed_models(space: MacroSpace) -> list[Any]:
     for layer in exit_layers(ns, space):
         x = layer(x)
     return [stem, keras.Model(head_in, x)]
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _cell_key(cell: CellSpec) -> tuple:
@@ -286,7 +281,7 @@ def convert_network(model: Any, tflite_format: str, tile: bool = True) -> bytes:
 
 
 def assemble(space: MacroSpace, times_ms: dict[str, float], device: str, num_threads: int, runs: int,
-             tflite_format: str) -> LatencyTable:
+             tflite_format: str, rounds: int = 1) -> LatencyTable:
     """The table from each piece's median invoke time: operations and adds net of the invoke overhead, which
     the fixed part (stem + head) pays once."""
     missing = [p.name for p in table_pieces(space) if p.name not in times_ms]
@@ -302,32 +297,47 @@ def assemble(space: MacroSpace, times_ms: dict[str, float], device: str, num_thr
                         op_ms=[[net[f"shape{s:02d}_op{i:02d}"] for i in range(n_ops)] for s in shape_of],
                         add_ms=[net[f"shape{s:02d}_add"] for s in shape_of],
                         fixed_ms=times_ms["stem"] + times_ms["head"] - overhead, device=device,
-                        num_threads=num_threads, runs=runs, tflite_format=tflite_format)
+                        num_threads=num_threads, runs=runs, tflite_format=tflite_format, rounds=rounds)
 
 
 def host_device(tflite_format: str) -> str:
-    return f"{_cpu_name()} ({os.cpu_count()} cores), LiteRT {tflite_format}, XNNPACK, batch 1"
+    from nse_tf.export.timing import cpu_description
+
+    return f"{cpu_description()}, LiteRT {tflite_format}, XNNPACK, batch 1"
 
 
-def measure(space: MacroSpace, num_threads: int = 1, runs: int = 100, warmup: int = 10,
-            progress: Callable[[int, int], None] | None = None, tflite_format: str = "float32") -> LatencyTable:
-    """Measure the whole table on this CPU; cells of the same shape share their measurements."""
-    import keras
-
-    if num_threads < 1 or runs < 1:
-        raise ValueError(f"need num_threads >= 1 and runs >= 1, got {num_threads} and {runs}")
+def measure(space: MacroSpace, num_threads: int = 1, runs: int = 20, warmup: int = 10,
+            progress: Callable[[int, int], None] | None = None, tflite_format: str = "float32",
+            rounds: int = 50) -> LatencyTable:
+    """Measure the whole table on this CPU; cells of the same shape share their measurements. Every piece is
+    converted first, then all are timed in ``rounds`` short interleaved rounds: one window of invokes per piece
+    took the machine's mood of that moment with it (on a shared VM a file's 100-invoke medians move by up to
+    1.9x from one window to the next), and the table's sum added them up."""
+    if num_threads < 1 or runs < 1 or rounds < 1:
+        raise ValueError(f"need num_threads, runs and rounds >= 1, got {num_threads}, {runs} and {rounds}")
     if tflite_format not in TFLITE_FORMATS:
         raise ValueError(f"tflite_format must be one of {', '.join(TFLITE_FORMATS)}, got {tflite_format!r}")
-    pieces = table_pieces(space)
-    times: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="nse-latency-") as workdir:
-        for done, piece in enumerate(pieces, 1):
-            times[piece.name] = _median_invoke_ms(build_piece(space, piece), workdir, num_threads, runs, warmup,
-                                                  tflite_format, piece.pixels_in, piece.logits_out)
-            keras.backend.clear_session(free_memory=False)
-            if progress is not None:
-                progress(done, len(pieces))
-    return assemble(space, times, host_device(tflite_format), num_threads, runs, tflite_format)
+        paths = write_pieces(space, tflite_format, workdir, progress)
+        timed = _interleaved_ms(list(paths.values()), num_threads, runs, warmup, rounds)
+    times = {name: timed[path] for name, path in paths.items()}
+    return assemble(space, times, host_device(tflite_format), num_threads, runs, tflite_format, rounds)
+
+
+def write_pieces(space: MacroSpace, tflite_format: str, workdir: str,
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, str]:
+    """Every piece of the table converted into ``workdir``: piece name -> path (``measure`` times them; a
+    benchmark may time them beside whole networks, so that the table and the networks share the machine's state)."""
+    import keras
+
+    paths = {}
+    pieces = table_pieces(space)
+    for done, piece in enumerate(pieces, 1):
+        paths[piece.name] = _write_piece(build_piece(space, piece), piece, tflite_format, workdir)
+        keras.backend.clear_session(free_memory=False)
+        if progress is not None:
+            progress(done, len(pieces))
+    return paths
 
 
 def load_or_measure(path: str, space: MacroSpace, num_threads: int = 1,
