@@ -304,22 +304,25 @@ def run_row(bad: dict[str, str], number: int, tool: str, args: list[str], zoo: b
 
 
 @pytest.fixture(scope="module")
-def cli_results(bad, request) -> dict[tuple, subprocess.CompletedProcess]:
-    """The selected CLI rows run at once, one process per core: each tool's start-up is mostly TensorFlow's
-    import (about 9 s here), and one row at a time the catalogue took two thirds of the suite."""
+def cli_results(bad, request):
+    """The selected CLI rows started at once, one process per core (at most 4): each tool's start-up is mostly
+    TensorFlow's import (about 9 s here), and one row at a time the catalogue took two thirds of the suite. Each
+    row's test waits for its own process, so a row keeps its own timeout and its own failure."""
     from concurrent.futures import ThreadPoolExecutor
 
     keys = [(p["tool"], tuple(p["args"]), p["zoo"]) for p in (item.callspec.params for item in request.session.items
             if getattr(item, "originalname", None) == "test_a_bad_input_gives_one_line_naming_its_cause")]
     assert len(set(keys)) == len(keys), "two rows run the same command"
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
-        futures = {key: pool.submit(run_row, bad, i, key[0], list(key[1]), key[2]) for i, key in enumerate(keys)}
-        return {key: future.result() for key, future in futures.items()}
+    pool = ThreadPoolExecutor(max_workers=max(1, min(len(os.sched_getaffinity(0)), 4)))
+    try:
+        yield {key: pool.submit(run_row, bad, i, key[0], list(key[1]), key[2]) for i, key in enumerate(keys)}
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @pytest.mark.parametrize("tool, args, names, contains, zoo", CLI_ROWS)
 def test_a_bad_input_gives_one_line_naming_its_cause(bad, cli_results, tool, args, names, contains, zoo):
-    result = cli_results[tool, tuple(args), zoo]
+    result = cli_results[tool, tuple(args), zoo].result()
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     lines = [line for line in result.stderr.splitlines() if line.startswith(f"{tool}: error:")]
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-3000:]

@@ -150,7 +150,6 @@ def test_an_int8_table_times_int8_files_and_is_kept_apart_from_float32(tmp_path,
 ])
 def test_timings_name_the_cpu_and_its_int8_extensions(tmp_path, cpuinfo, expected):
     """Whether int8 beats float32 depends on the CPU's SIMD extensions, so every timing record names them."""
-    import os
     import platform
 
     from nse_tf.export.timing import cpu_description

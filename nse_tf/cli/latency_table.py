@@ -78,8 +78,6 @@ def measure() -> int:
         if done == 1 or done == total or done % 20 == 0:
             print(f"{done}/{total} models converted", flush=True)
 
-    if F.rounds < 1:
-        raise FlagError("rounds", f"must be >= 1, got {F.rounds}")
     table = latency.measure(space, num_threads=F.threads, runs=F.runs or 20, progress=progress,
                             tflite_format=tflite_format, rounds=F.rounds)
     latency.save(table, out)
@@ -129,6 +127,8 @@ def main(argv: list[str]) -> int:
             raise FlagError("command", f"unexpected arguments {argv[2:]}; {usage}")
         if F.threads < 1 or (F.runs is not None and F.runs < 1):
             raise FlagError("threads" if F.threads < 1 else "runs", "must be >= 1")
+        if F.rounds < 1:
+            raise FlagError("rounds", f"must be >= 1, got {F.rounds}")
         return measure() if argv[1] == "measure" else export()
     except FlagError as err:
         message = str(err).removeprefix("--kit: ")

@@ -42,8 +42,8 @@ def timing_note(metas: list[dict]) -> str:
     if len(records) != 1 or None in next(iter(records)):
         return "LiteRT latency: taken at different times or places; each entry's metadata says when and how."
     when, cpu = next(iter(records))
-    return (f"LiteRT latency: every file re-timed together on {when}, on {cpu}, by "
-            "`python tools/zoo_table.py --retime`; compare within this table only.")
+    return (f"LiteRT latency: every file re-timed together on {when}, on {cpu},\n"
+            "by `python tools/zoo_table.py --retime`; compare within this table only.")
 
 
 def zoo_table() -> str:

@@ -107,8 +107,9 @@ def interleaved_latency_ms(paths: Sequence[str], rounds: int, runs: int, xnnpack
     """Each file's median invoke time (XNNPACK unless ``xnnpack`` is False), timed back to back in this
     process: ``rounds`` interleaved rounds of ``runs`` invokes over all files, so a change of load hits every file
     alike; the median of the rounds' medians, with the rounds' own. Every file's interpreter is loaded and warmed
-    once and kept for all rounds, so short rounds cost nothing extra: this machine's speed drifts by up to 1.5x
-    over seconds (a shared VM), and many short rounds spread every file over the same mix of its moods."""
+    once and kept for all rounds, so short rounds cost nothing extra: the machine's speed can drift over
+    seconds (a shared VM: ``benchmarks/README.md``, ``latency``), and many short rounds spread every file over the
+    same mix of its moods."""
     if rounds < 1 or runs < 1:
         raise ValueError(f"need rounds >= 1 and runs >= 1, got {rounds} and {runs}")
     timers = {p: _InvokeTimer(p, num_threads, xnnpack, warmup) for p in paths}

@@ -66,6 +66,7 @@ class SearchConfig:
 
         def progress(done: int, total: int) -> None:
             if done == 1 or done == total or done % 20 == 0:
-                log.info("latency table %s: %d/%d models measured", self.latency_table_path, done, total)
+                log.info("latency table %s: %d/%d models converted (timed next)", self.latency_table_path, done,
+                         total)
 
         return cost_model.build(self.space, self.cost, self.latency_table_path, progress, self.latency_format)
