@@ -93,8 +93,8 @@ def score_form(data: str, fmt: str, folds: int, retime_rounds: int, runs: int) -
         if missing:
             raise FlagError("data", f"{missing[0]} is missing ({len(missing)} files): nothing to re-time")
         timed = interleaved_latency_ms([*pieces.values(), *paths], retime_rounds, runs)
-        table = latency.assemble(space, {name: timed[path]["median_ms"] for name, path in pieces.items()},
-                                 latency.host_device(fmt), 1, runs, fmt, retime_rounds)
+        table = latency.assemble_timed(space, pieces, {path: t["median_ms"] for path, t in timed.items()}, fmt, 1,
+                                       runs, retime_rounds)
         new = np.array([timed[p]["median_ms"] for p in paths])
         result["retimed_vs_kept"] = latency_prediction.accuracy(list(new), list(y))
         y, rounds = new, [timed[p]["round_medians_ms"] for p in paths]

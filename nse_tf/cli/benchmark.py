@@ -466,9 +466,9 @@ def run_latency() -> dict[str, Any]:
                 paths.append(path)
             # the table's pieces and the networks in the same rounds: both see the same states of the machine
             timed = interleaved_latency_ms(list(pieces.values()) + paths, LATENCY_ROUNDS.value, LATENCY_RUNS.value)
-        table = latency.assemble(space, {name: timed[path]["median_ms"] for name, path in pieces.items()},
-                                 latency.host_device(fmt), 1, LATENCY_RUNS.value, fmt, LATENCY_ROUNDS.value)
-        measured = [timed[p]["median_ms"] for p in paths]
+        medians = {path: t["median_ms"] for path, t in timed.items()}
+        table = latency.assemble_timed(space, pieces, medians, fmt, 1, LATENCY_RUNS.value, LATENCY_ROUNDS.value)
+        measured = [medians[p] for p in paths]
         if LATENCY_OUT.value:
             latency.save(table, os.path.join(LATENCY_OUT.value, f"{fmt}_table.json"))
             atomic_write_json(os.path.join(LATENCY_OUT.value, f"{fmt}_networks.json"), {

@@ -320,7 +320,13 @@ def measure(space: MacroSpace, num_threads: int = 1, runs: int = 20, warmup: int
     with tempfile.TemporaryDirectory(prefix="nse-latency-") as workdir:
         paths = write_pieces(space, tflite_format, workdir, progress)
         timed = _interleaved_ms(list(paths.values()), num_threads, runs, warmup, rounds)
-    times = {name: timed[path] for name, path in paths.items()}
+    return assemble_timed(space, paths, timed, tflite_format, num_threads, runs, rounds)
+
+
+def assemble_timed(space: MacroSpace, piece_paths: dict[str, str], median_ms: dict[str, float], tflite_format: str,
+                   num_threads: int, runs: int, rounds: int) -> LatencyTable:
+    """The table of this host from its pieces' files (``write_pieces``) and each file's median invoke time."""
+    times = {name: median_ms[path] for name, path in piece_paths.items()}
     return assemble(space, times, host_device(tflite_format), num_threads, runs, tflite_format, rounds)
 
 
