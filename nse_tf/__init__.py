@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from nse_tf.nets.saving import register_with_keras
 from nse_tf.space.architecture import Architecture, ArchitectureError, NetworkSpec
 from nse_tf.space.macro import SPACES, CellSpec, MacroSpace, get_space, make_divisible
 from nse_tf.space.ops import POOLS, Cost, OpSpec, Pool, get_pool
 from nse_tf.space.published import published_names, published_spec
 
 __version__ = "0.1.0"
+
+register_with_keras()  # .keras files of these models load after `import nse_tf` (without importing Keras now)
 
 
 def resolve_spec(arch_or_name: "str | os.PathLike | NetworkSpec", **space_overrides: Any) -> NetworkSpec:
@@ -49,45 +52,72 @@ def build_model(arch_or_name: "str | os.PathLike | NetworkSpec", include_preproc
 
 
 def create_model(name: "str | os.PathLike | NetworkSpec", pretrained: bool = False, num_classes: int | None = None,
-                 input_shape: tuple[int, int, int] | None = None) -> Any:
+                 input_shape: tuple[int, int, int] | None = None, include_top: bool = True,
+                 pooling: str | None = None) -> Any:
     """A Keras 3 model that takes raw 0-255 pixels and returns logits, timm-style: ``name`` is a zoo entry
-    (``mobilenetv2-style-fmnist``, with a tag ``mobilenetv2-style-fmnist.e60``, or an old alias), a published
-    architecture (``NSENet-27``), a network JSON, a search or training run directory, or a NetworkSpec.
-    ``pretrained`` loads a zoo entry's trained weights (and its flip averaging, where its config says so);
-    ``num_classes`` / ``input_shape`` rebuild the network for another task (see ``nse_tf.zoo.load``)."""
+    (``mobilenetv2-style-fmnist``, with a tag ``mobilenetv2-style-fmnist.e60``, an old alias, or a recipe
+    of seeds ``nse-fmnist-latency``: its lowest seed), a published architecture (``NSENet-27``), a network JSON, a
+    search or training run directory, or a NetworkSpec. ``pretrained`` loads a zoo entry's trained weights
+    (and its flip averaging, where its config says so).
+
+    For another task, as timm's ``create_model(pretrained=True, num_classes=N, in_chans=C)``: ``num_classes``
+    loads every weight but the classifier, which starts as a fresh model's; ``input_shape=(H, H, C)`` with
+    another (square) size loads every weight, and with another channel count adapts the stem's kernel as timm's
+    ``adapt_input_conv``: 1 -> 3 channels repeats it and divides by 3 (1 -> C: by C), 3 -> 1 sums it over the
+    input channels. Normalisation is the model's first layer: its mean/std follow, a single-channel mean/std
+    repeated for every channel, 3 -> 1 their average. ``include_top=False`` returns the backbone (the head's
+    1x1 conv and activation, no classifier), with ``pooling`` None (feature map), ``"avg"`` or ``"max"``, as
+    Keras Applications do. Arguments are checked by type: ``num_classes=2.7`` is refused, not cut."""
     from nse_tf.nets.child import build_child
+    from nse_tf.nets.transfer import backbone, check_head, check_num_classes, retarget
     from nse_tf.zoo import registry
 
+    if not isinstance(name, (str, os.PathLike, NetworkSpec)):
+        raise TypeError(f"name must be a model name, a path or a NetworkSpec, got {name!r}")
+    if not isinstance(pretrained, bool):
+        raise TypeError(f"pretrained must be True or False, got {pretrained!r}")
+    num_classes = check_num_classes(num_classes)
+    check_head(include_top, pooling, num_classes)
     if isinstance(name, str) and registry.is_entry(name):
         return registry.load(name, weights="pretrained" if pretrained else None, num_classes=num_classes,
-                             input_shape=input_shape)
+                             input_shape=input_shape, include_top=include_top, pooling=pooling, transfer=True)
     if pretrained:
         raise registry.ZooError(f"{name!r} is not a zoo entry, so it has no pretrained weights; entries with weights: "
                                 f"{', '.join(list_models(pretrained=True)) or 'none'}")
-    overrides: dict[str, Any] = {}
-    if num_classes is not None:
-        overrides["num_classes"] = int(num_classes)
-    if input_shape is not None:
-        h, w, c = (int(v) for v in input_shape)
-        if h != w:
-            raise ValueError(f"input_shape must be square, got {tuple(input_shape)}")
-        overrides.update(input_size=h, input_channels=c)
-    return build_child(resolve_spec(name, **overrides))
+    model = build_child(retarget(resolve_spec(name), num_classes, input_shape))
+    return model if include_top else backbone(model, pooling)
 
 
-def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+def list_models(pattern: str = "*", pretrained: bool = False, include_seeds: bool = False) -> list[str]:
     """Names ``create_model`` takes, matching the shell-style ``pattern``: the zoo's entries and the published
-    architectures; with ``pretrained``, only entries with trained weights."""
+    architectures; with ``pretrained``, only entries with trained weights. A comparison's seeds
+    (``nse-fmnist-latency-s0``, ``-s1``) are listed once, by their recipe's name (``nse-fmnist-latency``: the
+    lowest seed); ``include_seeds`` lists each seed too (all load by name either way)."""
     import fnmatch
 
     from nse_tf.zoo import registry
 
-    names = set(registry.list_models())
+    if not isinstance(pattern, str):
+        raise TypeError(f"pattern must be a shell-style string such as '*fmnist*', got {pattern!r}")
+    names = set(registry.listed_models(include_seeds=include_seeds))
     if pretrained:
         names = {n for n in names if registry.get_entry(n).has_weights}
     else:
         names |= set(published_names())
     return sorted(n for n in names if fnmatch.fnmatchcase(n, pattern))
+
+
+def run_search(flagfile: str | None = None, run_dir: str | None = None, **settings: Any) -> Any:
+    """Run (or resume) an NSE search from Python, as ``tools/search.py`` does: ``flagfile`` and ``settings`` are
+    its flags. Returns a ``SearchResult``: ``best`` (the chosen ``NetworkSpec``), ``front`` (``(NetworkSpec, cost,
+    held-out top-1)``, cheapest first), ``unit``, ``report`` and ``verification`` (``--verify_top``)::
+
+        result = nse_tf.run_search("configs/fashion_mnist_quick.flags", run_dir="runs/quick")
+        model = nse_tf.create_model(result.best)
+    """
+    from nse_tf.cli.search import search
+
+    return search(flagfile, run_dir, **settings)
 
 
 def count_macs(model: Any) -> int:
@@ -108,5 +138,5 @@ __all__ = [
     "Architecture", "ArchitectureError", "CellSpec", "Cost", "MacroSpace", "NetworkSpec", "OpSpec", "POOLS", "Pool",
     "SPACES", "build_model", "count_macs", "count_params", "create_model", "get_pool", "get_space", "list_models",
     "make_divisible",
-    "published_names", "published_spec", "resolve_spec",
+    "published_names", "published_spec", "resolve_spec", "run_search",
 ]

@@ -38,3 +38,27 @@ def randomise_weights(model, seed: int) -> None:
             new.append(value.astype("float32"))
         if new:
             layer.set_weights(new)
+
+
+def write_fmnist_folder(root, classes: tuple[int, ...], train_per_class: int, test_per_class: int, size: int = 28,
+                        rgb: bool = False) -> str:
+    """A ``folder:`` dataset of Fashion-MNIST images as PNGs: ``root/{train,test}/<class name>/<i>.png``, the
+    first images of each class, zero-padded to ``size`` and, with ``rgb``, grey repeated in three channels."""
+    import os
+
+    from PIL import Image
+
+    from nse_tf.data.idx import FASHION_MNIST_CLASS_NAMES, load_fashion_mnist
+
+    data = load_fashion_mnist()
+    pad = (size - 28) // 2
+    for split, x, y, count in (("train", data.x_train, data.y_train, train_per_class),
+                               ("test", data.x_test, data.y_test, test_per_class)):
+        for label in classes:
+            folder = os.path.join(root, split, FASHION_MNIST_CLASS_NAMES[label].replace("/", "-"))
+            os.makedirs(folder, exist_ok=True)
+            for i, image in enumerate(x[y == label][:count]):
+                image = np.pad(image[:, :, 0], ((pad, size - 28 - pad), (pad, size - 28 - pad)))
+                Image.fromarray(np.stack([image] * 3, axis=-1) if rgb else image).save(
+                    os.path.join(folder, f"{i:04d}.png"))
+    return f"folder:{root}"

@@ -100,6 +100,8 @@ def bad(tmp_path_factory) -> dict[str, str]:
     write_json("net_empty_r_cell", {**network, "cells": [[]] * len(network["cells"])})
     write_json("net_classes", {**network, "space": {**network["space"], "num_classes": 1}})
     write_json("net_syntax", '{"format": "nse_tf.network", ')
+    write_json("net_huge_channels", {**network, "space": {**network["space"], "channels": [10**9] * 7}})
+    write_json("net_nested", "[" * 100_000 + "]" * 100_000)
 
     zoo_copy = root / "zoo"
     zoo_copy.mkdir()
@@ -119,6 +121,7 @@ def bad(tmp_path_factory) -> dict[str, str]:
     entry("missing-keys", lambda m: {k: v for k, v in m.items() if k not in ("top1", "macs")})
     entry("tampered-network", network_text=json.dumps({**network, "name": "changed"}))
     entry("missing-weights")  # lists model.weights.h5, which is not there
+    entry("files-outside", lambda m: {**m, "files": {**m["files"], "../files-list/network.json": "0" * 64}})
     (zoo_copy / "not-json").mkdir()
     (zoo_copy / "not-json" / "metadata.json").write_text("{ oops")
     p["zoo"] = str(zoo_copy)
@@ -131,6 +134,25 @@ def bad(tmp_path_factory) -> dict[str, str]:
     (root / "images" / "dog").mkdir()
     (root / "images" / "dog" / "0.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     p["images"] = str(root / "images")
+    from PIL import Image
+
+    for split, count in (("train", 2), ("test", 1)):  # good images, 6 high and 8 wide, of 2 classes
+        for name in ("a", "b"):
+            (root / "small_images" / split / name).mkdir(parents=True)
+            (root / "flat_images" / name).mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                Image.fromarray(np.full((6, 8), 40 * i, np.uint8)).save(root / "small_images" / split / name / f"{i}.png")
+                Image.fromarray(np.full((6, 8), 40 * i, np.uint8)).save(root / "flat_images" / name / f"{split}{i}.png")
+    p["folder_small"], p["folder_no_test"] = str(root / "small_images"), str(root / "flat_images")
+    lost = root / "run_lost_folder"  # a finished training run whose folder dataset has gone
+    lost.mkdir()
+    from nse_tf.train.config import TrainConfig
+
+    (lost / "train_config.json").write_text(json.dumps({"network": network, "dataset": f"folder:{root}/gone",
+                                                        "train": TrainConfig().to_dict()}))
+    shutil.copyfile(os.path.join(ZOO, TRAINED, "model.weights.h5"), lost / "model.weights.h5")
+    (lost / "result.json").write_text(json.dumps({"top1": 0.5, "seconds": 1.0, "backend": "tensorflow"}))
+    p["run_lost_folder"] = str(lost)
 
     run = root / "train_run"
     run.mkdir()
@@ -206,6 +228,24 @@ CLI_ROWS = [
         contains="not found"),
     row("train.py", [*NET, "--data_dir={idx_missing}", "--heldout_examples=-1"],
         "--data_dir"),  # the data are checked first: the missing files are what the user must fix
+    # tools/train.py on a user's own images (folder:), and fine-tuning a zoo entry (--init_from)
+    row("train.py", [*NET, "--dataset=folder:{images}"], "--dataset", contains="broken.png"),
+    row("train.py", [*NET, "--dataset=folder:{root}/none"], "--dataset", contains="does not exist"),
+    row("train.py", [*NET, "--dataset=folder:{folder_small}"], "--dataset", contains="takes 28x28x1 images"),
+    row("train.py", [*NET, "--dataset=folder:{folder_small}", "--image_size=28"], "--dataset", contains="10 classes"),
+    row("train.py", [*NET, "--image_size=0"], "--image_size"),
+    row("train.py", ["--init_from=no-such-entry", "--run_dir={root}/r"], "--init_from", contains="no-such-entry"),
+    row("train.py", ["--init_from=NSENet-27", "--run_dir={root}/r"], "--init_from", contains="no trained weights"),
+    row("train.py", ["--init_from=mobilenetv2-style-fmnist.e60_flip", "--run_dir={root}/r"], "--init_from",
+        contains="flip-averaged"),
+    row("train.py", [*NET, f"--init_from={TRAINED}"], "--init_from", contains="drop --arch"),
+    row("train.py", [*NET, "--freeze_epochs=1"], "--freeze_epochs", contains="needs --init_from"),
+    row("train.py", [f"--init_from={TRAINED}", "--run_dir={root}/r", "--epochs=2", "--freeze_epochs=3"],
+        "--freeze_epochs"),
+    row("train.py", [f"--init_from={TRAINED}", "--run_dir={root}/r", "--dataset=folder:{folder_small}"], "--dataset",
+        contains="square"),
+    row("train.py", [f"--init_from={TRAINED}", "--run_dir={root}/r", "--dataset=folder:{folder_no_test}",
+                     "--image_size=8"], "--dataset", contains="no test images"),
     # tools/evaluate.py
     row("evaluate.py", [], "--model", contains="is required"),
     row("evaluate.py", ["--model=no-such-entry"], "--model", contains="no-such-entry"),
@@ -223,6 +263,10 @@ CLI_ROWS = [
     row("evaluate.py", [f"--model={TRAINED}", "--data_dir={idx_truncated}"], "--data_dir", contains="truncated"),
     row("evaluate.py", [f"--model={TRAINED}", "--dataset=npz:{npz_lengths}"], "--dataset", contains="7 labels"),
     row("evaluate.py", ["--model={not_a_run}"], "--model"),
+    row("evaluate.py", [f"--model={TRAINED}", "--dataset=folder:{images}"], "--dataset", contains="broken.png"),
+    row("evaluate.py", [f"--model={TRAINED}", "--dataset=folder:{folder_small}"], "--dataset",
+        contains="takes 28x28x1 images"),
+    row("evaluate.py", [f"--model={TRAINED}", "--image_size=0"], "--image_size"),
     # tools/export.py
     row("export.py", [], "--out_dir", contains="is required"),
     row("export.py", ["--out_dir={root}/e"], "--arch", contains="is required"),
@@ -249,6 +293,7 @@ CLI_ROWS = [
     row("make_zoo_entry.py", ["--name=x", "--train_dir={not_a_run}"], "--train_dir",
         contains="not a tools/train.py run directory"),
     row("make_zoo_entry.py", ["--name=x", "--arch={net_float_size}"], "--arch", contains="input_size"),
+    row("make_zoo_entry.py", ["--name=x", "--train_dir={run_lost_folder}"], "--train_dir", contains="gone"),
     row("make_zoo_entry.py", ["--name=x", "--arch=NSENet-27", "--flip_average"], "--flip_average"),
     row("make_zoo_entry.py", ["--reexport=no-such-entry"], "--reexport", contains="no-such-entry"),
     row("make_zoo_entry.py", ["--reexport=missing-weights"], "--reexport", contains="model.weights.h5 is missing"),
@@ -358,6 +403,9 @@ API_ROWS = [
         idx.DataFileError, "train-images-idx3-ubyte.gz: IDX file truncated"),
     api("IDX missing", lambda b: idx.load_fashion_mnist(b["idx_missing"]), idx.DataNotFoundError, "not found"),
     api("npz lengths", lambda b: load_arrays(f"npz:{b['npz_lengths']}"), DatasetError, "7 labels"),
+    api("folder: not an image", lambda b: load_arrays(f"folder:{b['images']}"), idx.DataFileError, "broken.png"),
+    api("arrays: image_size 0", lambda b: load_arrays(f"folder:{b['folder_small']}", image_size=0), DatasetError,
+        "image_size must be a positive"),
     api("held-out too big", lambda b: idx.heldout_split(10, 10, 0), ValueError, "heldout"),
     api("shard", lambda b: Shard.parse("3/2"), ValueError, "i/n"),
     api("zoo: files a list", lambda b: zoo_entry(b, "files-list"), zoo.ZooError, "field files must map"),
@@ -366,6 +414,13 @@ API_ROWS = [
         "network.json: sha256"),
     api("zoo: weights missing", lambda b: zoo_entry(b, "missing-weights", load=True), zoo.ZooError,
         "model.weights.h5 is missing"),
+    # issue 31: sizes beyond sense and hostile entries
+    api("10^9 channels", lambda b: NetworkSpec.load(b["net_huge_channels"]), ArchitectureError,
+        "channels: 1,000,000,000 is beyond the limit"),
+    api("JSON nested 100,000 deep", lambda b: NetworkSpec.load(b["net_nested"]), ArchitectureError,
+        "nested deeper than"),
+    api("zoo: a file outside the entry", lambda b: zoo_entry(b, "files-outside"), zoo.ZooError,
+        "not a plain name inside the entry"),
 ]
 
 

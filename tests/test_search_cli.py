@@ -77,6 +77,18 @@ def run_in_process(*args: str, capsys: pytest.CaptureFixture) -> tuple[int, str]
     (["--window=500,600"], "--window"),  # no network of the space costs that much
     (["--penalty_b=0.5"], "--penalty_b"),  # |x|^b with b < 1: NaN gate gradients at the target
     (["--penalty_a=-1"], "--penalty_a"),
+    # issue 30's levers
+    (["--exclude_ops=1-99:mb_k3_t1"], "--exclude_ops"),  # cells outside the space's 6
+    (["--exclude_ops=mb_k3_t1"], "--exclude_ops"),  # no CELLS: part
+    (["--exclude_ops=all:mb_k3_t1,mb_k5_t1,mb_k3_t3"], "--exclude_ops"),  # nothing left in a cell
+    (["--exclude_ops=0:mb_k9_t9"], "--exclude_ops"),
+    (["--seed_archs=/nonexistent/seed.json"], "--seed_archs"),
+    (["--verify_top=-1"], "--verify_top"),
+    (["--verify_seeds=0"], "--verify_seeds"),
+    (["--verify_shard=2/2"], "--verify_shard"),
+    (["--gate_warmup=1.5"], "--gate_warmup"),
+    (["--uniform_fraction=2"], "--uniform_fraction"),
+    (["--init_from=/somewhere", "--exclude_ops=0:mb_k3_t1"], "--exclude_ops"),
 ])
 def test_bad_flag_is_one_line_naming_the_flag(tmp_path, capsys, args, flag):
     code, err = run_in_process(f"--run_dir={tmp_path / 'run'}", *TINY, *args, capsys=capsys)
@@ -278,6 +290,9 @@ def _damage(ckpt_dir, step: int, how: str) -> str:
         index.write_bytes(b"\x00garbage" * 10)
         return index.name
     data = next(ckpt_dir.glob(f"ckpt-{step}.data-*"))
+    if how == "truncated data":  # a disk that filled or a copy cut short
+        data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])
+        return data.name
     raw = bytearray(data.read_bytes())
     middle = len(raw) // 2
     raw[middle:middle + 64] = os.urandom(64)
@@ -286,7 +301,8 @@ def _damage(ckpt_dir, step: int, how: str) -> str:
 
 
 @needs_data
-@pytest.mark.parametrize("how", ["deleted index", pytest.param("random bytes in the data", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("how", ["deleted index", pytest.param("random bytes in the data", marks=pytest.mark.slow),
+                                 pytest.param("truncated data", marks=pytest.mark.slow)])
 def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path, stopped_run, how):
     """The stopped run keeps ckpt-0 and ckpt-2; with ckpt-2 damaged it resumes from ckpt-0, names the damaged
     checkpoint, and retrains to the same step-2 state."""
@@ -300,6 +316,24 @@ def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path, stopped_run
     assert "checkpoint" in result.stderr and "ckpt-2 is damaged" in result.stderr, result.stderr[-3000:]
     assert "resuming from" in result.stderr and "ckpt-0, step 0" in result.stderr
     assert json.loads((ckpt_dir / "ckpt-2.host.json").read_text()) == intact_host
+
+
+@needs_data
+@pytest.mark.slow  # tests/test_reliability.py checks the same on a round checkpoint alone (run with -m slow)
+def test_a_garbled_checkpoint_list_resumes_from_the_newest_checkpoint(tmp_path, stopped_run):
+    """TF's ``checkpoint`` list garbled: the run resumes at step 2 from the files on disk, with a warning, and
+    neither restarts at step 0 nor deletes the intact checkpoints."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(stopped_run, run_dir)
+    ckpt_dir = run_dir / "round_00" / "ckpt"
+    intact = {p.name: p.read_bytes() for p in ckpt_dir.glob("ckpt-2*")}
+    (ckpt_dir / "checkpoint").write_bytes(b"\x00garbage" * 10)
+    result = run_search(f"--run_dir={run_dir}", *TINY, "--stop_after_steps=3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "checkpoint is damaged" in result.stderr, result.stderr[-3000:]
+    assert {p.name: p.read_bytes() for p in ckpt_dir.glob("ckpt-2*")} == intact
+    assert json.loads((ckpt_dir / "ckpt-3.host.json").read_text())["step"] == 3  # one step on from step 2
+    assert not list(ckpt_dir.glob("ckpt-0*"))  # gone only once ckpt-3 read back
 
 
 @needs_data
@@ -393,3 +427,65 @@ def test_committed_run_directories_still_match_their_flagfiles(flagfile, run):
         saved = json.load(f)
     upgraded = upgrade_saved_config(saved)
     assert [k for k in set(upgraded) | set(now) if k != "run_dir" and upgraded.get(k) != now.get(k)] == []
+
+
+@needs_data
+@pytest.mark.slow  # a tiny search and a few short stand-alone trainings on Fashion-MNIST (run with -m slow)
+@pytest.mark.timeout(1800)
+def test_levers_and_the_verification_stage_end_to_end(tmp_path):
+    """Uniform candidates, per-cell exclusions and a seed architecture shape the rounds; the verification
+    stage, split over two shards, trains the shortlist alone and writes the pick with the best mean."""
+    from nse_tf.search.verification import arch_label
+    from nse_tf.space.architecture import Architecture, NetworkSpec
+
+    space = parsed_cli("--run_dir=x", *TINY).build_config().space
+    seed_path = str(tmp_path / "seed.json")
+    NetworkSpec(space, Architecture.from_cells([["mb_k3_t1"]] * 6, space.get_pool()), "seed").save(seed_path)
+    run_dir = str(tmp_path / "run")
+    args = [f"--run_dir={run_dir}", *TINY, f"--seed_archs={seed_path}", "--uniform_fraction=0.5",
+            "--exclude_ops=4-5:mb_k5_t1", "--gate_warmup=0.25", "--verify_top=1", "--verify_seeds=2",
+            "--verify_epochs=1", "--threads=1"]
+    first = run_search(*args, "--verify_shard=0/2")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "others are still training" in first.stdout and not os.path.exists(os.path.join(run_dir, "chosen"))
+    second = run_search(*args, "--verify_shard=1/2")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "search finished" in second.stdout
+    with open(os.path.join(run_dir, "verify", "verification.json"), encoding="utf-8") as f:
+        verified = json.load(f)
+    pool = space.get_pool().names
+    seed_label = arch_label([[pool.index("mb_k3_t1")]] * 6, pool)
+    labels = {c["label"]: c for c in verified["candidates"]}
+    assert "seed" in labels[seed_label]["reasons"]
+    best = max(verified["candidates"], key=lambda c: (c["proxy_mean"], -c["cost"]))
+    assert verified["chosen"] == best["label"]
+    chosen = NetworkSpec.load(os.path.join(run_dir, "chosen", "best.json"))
+    assert arch_label(chosen.arch.cells, pool) == best["label"]
+    assert "## Verification" in open(os.path.join(run_dir, "search_report.md"), encoding="utf-8").read()
+    for r in (0, 1):
+        with open(os.path.join(run_dir, f"round_{r:02d}", "pareto.json"), encoding="utf-8") as f:
+            rnd = json.load(f)
+        assert all("mb_k5_t1" not in sub for sub in rnd["subspaces"][4:])
+        evaluated = {arch_label(p["cells"], pool) for p in rnd["evaluated"]}
+        assert seed_label in evaluated  # the seed is evaluated every round
+
+
+@needs_data
+def test_the_search_from_python_returns_the_pick_and_the_front(tmp_path):
+    """``nse_tf.run_search``: the resumable search of tools/search.py, its pick and front as NetworkSpecs."""
+    import nse_tf
+    from nse_tf.utils.cli import FlagError
+
+    flagfile = tmp_path / "tiny.flags"
+    flagfile.write_text("\n".join(TINY) + "\n")
+    run_dir = str(tmp_path / "run")
+    result = nse_tf.run_search(str(flagfile), run_dir=run_dir, max_rounds=1, inherit_weights=False)
+    assert result.finished and result.unit == "M MACs" and os.path.exists(result.report)
+    assert result.front and all(isinstance(spec, nse_tf.NetworkSpec) for spec, _, _ in result.front)
+    assert [cost for _, cost, _ in result.front] == sorted(cost for _, cost, _ in result.front)
+    chosen = nse_tf.NetworkSpec.load(os.path.join(run_dir, "chosen", "best.json"))
+    assert result.best.arch == chosen.arch and result.verification is None
+    again = nse_tf.run_search(str(flagfile), run_dir=run_dir, max_rounds=1)  # resumes: nothing left to do
+    assert again.best.arch == chosen.arch
+    with pytest.raises(FlagError, match="--target_macs"):
+        nse_tf.run_search(str(flagfile), run_dir=str(tmp_path / "bad"), target_macs=5000)

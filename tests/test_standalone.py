@@ -97,7 +97,7 @@ def test_the_shard_finishing_last_sees_runs_another_shard_finished_while_it_trai
             result_of(dirs[2])  # shard 0 ends job 2 meanwhile
 
     monkeypatch.setattr(standalone, "train_on_heldout", train)
-    monkeypatch.setattr(arrays, "load_arrays", lambda name: None)
+    monkeypatch.setattr(arrays, "load_arrays", lambda *args: None)
     monkeypatch.setattr(run_dir, "check_run_dir", lambda *args: None)
     jobs = [(None, None, d) for d in dirs]
     results = standalone.run_share(jobs, standalone.Shard(1, 2), 100, 0, log=lambda line: None)
@@ -251,3 +251,27 @@ def test_comparison_table_from_zoo_entries(tmp_path):
 def test_comparison_rows_are_checked(tmp_path, row):
     result = run_tool("compare.py", f"--row={row}", f"--out_dir={tmp_path}")
     assert result.returncode == 2 and "compare.py: error: --row:" in result.stderr, result.stderr[-2000:]
+
+
+def test_the_plane_from_zoo_entries(tmp_path):
+    """tools/plane.py: rows from zoo metadata, times measured here, the verdict against the family, the picture."""
+    result = run_tool("plane.py", "--row=family:a035:0.35:mobilenetv2-style-fmnist-a035-s0:0",
+                      "--row=family:a10:1.0:mobilenetv2-style-fmnist-latency-s0:0",
+                      "--row=nse:a10::nse-fmnist-latency-s0:0", "--rounds=2", "--runs=5", f"--out_dir={tmp_path}",
+                      "--max_load=1000")  # whatever else runs beside the suite
+    assert result.returncode == 0, result.stderr[-3000:]
+    plane = json.loads((tmp_path / "plane.json").read_text())
+    rows = {r["zoo_entry"]: r for r in plane["rows"]}
+    meta = json.loads(open(os.path.join(ROOT, "zoo", "nse-fmnist-latency-s0", "metadata.json")).read())
+    assert rows["nse-fmnist-latency-s0"]["top1"] == meta["top1"] and rows["nse-fmnist-latency-s0"]["budget"] == "a10"
+    assert all(r["litert_float32_ms"] > 0 and r["litert_int8_ms"] > 0 for r in plane["rows"])
+    [verdict] = plane["verdicts"]
+    assert verdict["method"] == "nse" and verdict["lower_seed_top1"] == meta["top1"]
+    assert (tmp_path / "plane.png").read_bytes()[:4] == b"\x89PNG" and "| nse |" in (tmp_path / "plane.md").read_text()
+
+
+@pytest.mark.parametrize("row", ["hand:a10:1.0:mobilenetv2-style-fmnist:0", "nse:a10:0.5:nse-fmnist-6m:0",
+                                 "family:a10::mobilenetv2-style-fmnist:0", "nse:a10::no-such-entry:0"])
+def test_plane_rows_are_checked(tmp_path, row):
+    result = run_tool("plane.py", f"--row={row}", f"--out_dir={tmp_path}")
+    assert result.returncode == 2 and "plane.py: error: --row:" in result.stderr, result.stderr[-2000:]

@@ -527,3 +527,23 @@ def test_a_full_disk_during_a_round_checkpoint_keeps_the_previous_one(tmp_path, 
         ckpt.save(state)
     monkeypatch.undo()
     assert RoundCheckpoint(str(tmp_path / "ckpt"), trainer, {}, writable=True).restore().step == 0
+
+
+def test_gate_warmup_steps_train_weights_only():
+    """--gate_warmup: the round's first gate_warmup_steps iterations take weight steps and no gate step; the
+    gate logits stay where they started until then."""
+    trainer = search.RoundTrainer(SPACE, SUBSPACES, search.OptimConfig(), search.PenaltyConfig(target=1.0, a=1.0),
+                                  search.RoundConfig(steps=5, steps_per_epoch=5, batch_size=BATCH, gate_every=1,
+                                                     gate_warmup_steps=3))
+    state = search.new_round_state(trainer, [[], []], seed=0)
+    alpha0 = trainer.alpha().copy()
+    gate_loss = []
+    for step in range(5):
+        stats = trainer.step(state, batch(step), lambda: batch(100 + step))
+        gate_loss.append(stats.gate_loss is not None)
+        if step == 2:
+            np.testing.assert_array_equal(trainer.alpha(), alpha0)
+    assert gate_loss == [False, False, False, True, True]
+    assert not np.array_equal(trainer.alpha(), alpha0)
+    with pytest.raises(ValueError, match="gate_warmup_steps"):
+        search.RoundConfig(steps=5, steps_per_epoch=5, batch_size=BATCH, gate_warmup_steps=6)

@@ -68,23 +68,23 @@ def main(argv: list[str]) -> int:
     except FlagError as err:
         print(f"compare.py: error: {err}", file=sys.stderr)
         return 2
-    from nse_tf.export.timing import BusyMachineError, interleaved_latency_ms, require_quiet_machine
+    from nse_tf.export.timing import BusyMachineError, require_quiet_machine
     from nse_tf.utils.atomic import atomic_write_json, atomic_write_text
     from nse_tf.zoo import registry as zoo
+    from nse_tf.zoo.entry_timing import time_entries
 
     try:
         require_quiet_machine(F.max_load)
     except BusyMachineError as err:
         print(f"compare.py: error: --max_load: {err}", file=sys.stderr)
         return 2
-    files = [zoo.tflite_path(name, variant) for _, name, _ in rows for variant in ("float32", "int8")]
-    times = {path: t["median_ms"] for path, t in interleaved_latency_ms(files, F.rounds, F.runs).items()}
+    times = time_entries([name for _, name, _ in rows], F.rounds, F.runs)
     out = []
     for method, name, seed in rows:
         meta = zoo.metadata(name)
         out.append({"method": method, "zoo_entry": name, "seed": seed, "top1": meta["top1"], "macs": meta["macs"],
-                    "litert_float32_ms": times[zoo.tflite_path(name, "float32")],
-                    "litert_int8_ms": times[zoo.tflite_path(name, "int8")], "command": meta.get("command")})
+                    "litert_float32_ms": times[name]["float32"], "litert_int8_ms": times[name]["int8"],
+                    "command": meta.get("command")})
     result = {"search_run": F.search_run, "rows": [{k: v for k, v in r.items() if k != "command"} for r in out],
               "timing": {"rounds": F.rounds, "runs": F.runs, "num_threads": 1, "xnnpack": True},
               "command": " ".join(["python", "tools/compare.py", *sys.argv[1:]])}

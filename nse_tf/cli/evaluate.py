@@ -22,8 +22,12 @@ from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
 F = flags.FLAGS
 flags.DEFINE_string("model", None, "Zoo entry name, or a tools/train.py run directory.")
 flags.DEFINE_enum("tflite", None, ["float32", "int8", "int8_qat"], "Evaluate the zoo entry's TFLite file with LiteRT.")
-flags.DEFINE_string("dataset", None, "fashion_mnist or npz:<path> (default: the entry's / run's dataset).")
-flags.DEFINE_string("data_dir", None, "Fashion-MNIST IDX directory (default: the Debian package's).")
+flags.DEFINE_string("dataset", None, "fashion_mnist, npz:<path>, folder:<path> or tfds:<name> (default: the "
+                    "entry's / run's dataset).")
+flags.DEFINE_string("data_dir", None, "Fashion-MNIST IDX directory (default: the Debian package's), or the tfds "
+                    "data_dir of a tfds: dataset.")
+flags.DEFINE_integer("image_size", None, "Read the images at this square size, as the search's --image_size does "
+                     "(default: the size the entry or run recorded, else native).")
 flags.DEFINE_string("output", None, "Also write the JSON report to this file.")
 flags.DEFINE_bool("quick", False, "Check a trained zoo entry's Keras model and int8 file on the first 1000 test "
                   "images against its metadata's quick_check (a few seconds after start-up).")
@@ -33,7 +37,7 @@ def quick_report(name: str) -> dict:
     from nse_tf.zoo import registry as zoo
     from nse_tf.zoo.evaluation import quick_check
 
-    for flag in ("tflite", "dataset", "data_dir"):
+    for flag in ("tflite", "dataset", "data_dir", "image_size"):
         if getattr(F, flag) is not None:
             raise FlagError(flag, "does not combine with --quick (it checks Keras and int8 on the entry's dataset)")
     figures = quick_check(name)
@@ -59,12 +63,15 @@ def main(argv: list[str]) -> int:
         if not F.model:
             raise FlagError("model", "is required")
         try:
-            report = quick_report(F.model) if F.quick else measure(F.model, F.tflite, F.dataset, F.data_dir)
+            if F.image_size is not None and F.image_size < 1:
+                raise FlagError("image_size", f"must be positive, got {F.image_size}")
+            report = quick_report(F.model) if F.quick else measure(F.model, F.tflite, F.dataset, F.data_dir,
+                                                                   F.image_size)
         except EvaluationError as err:
             raise FlagError(err.flag, str(err)) from None
         except (DataNotFoundError, DataFileError) as err:
             raise FlagError("data_dir", str(err)) from None
-        except DatasetError as err:  # --quick reads the entry's own dataset
+        except (DatasetError, FileNotFoundError) as err:  # --quick reads the entry's own dataset
             raise FlagError("model", str(err)) from None
         except TrainError as err:
             raise FlagError("dataset" if "dataset" in str(err) else "model", str(err)) from None

@@ -89,7 +89,7 @@ def starting_point(entry: Any) -> tuple[Any, Any, Any, dict]:
     from nse_tf.zoo import registry as zoo
 
     recipe = TrainConfig.from_dict(entry.metadata["training"]["recipe"], source=f"{entry.name}'s metadata")
-    data = load_arrays(entry.config.dataset)
+    data = load_arrays(entry.config.dataset, image_size=entry.metadata.get("image_size"))
     model = qat.tf_keras_copy(entry.network_spec(), zoo.load(entry.name, weights="pretrained"))
     source = {"entry": entry.name, "weights_sha256": zoo.sha256_file(entry.weights_file())}
     if any(layer.name.endswith("_conv_pad") for layer in model.layers):  # nets.layers.TiledDepthwise's padding

@@ -24,12 +24,15 @@ flags.DEFINE_string("space_of", None, "Instead of --like: a search run directory
 flags.DEFINE_float("max_macs", None, "MACs budget in M (default: the --like network's MACs).")
 flags.DEFINE_string("out", None, "Where to write the baseline's network JSON.")
 flags.DEFINE_string("name", "MobileNetV2-style", "Name recorded in the JSON.")
+flags.DEFINE_float("alpha", None, "Instead of matching MACs: the --like network's skeleton at this width multiplier "
+                   "(MobileNetV2's alpha; channels after the stem times alpha, rounded to a multiple of 4; stem "
+                   "and head kept, as MobileNetV2 keeps its last layer for alpha <= 1).")
 
 
 def main(argv: list[str]) -> int:
     from nse_tf import resolve_spec
     from nse_tf.space.analytic import network_cost
-    from nse_tf.space.baselines import mobilenet_v2_style
+    from nse_tf.space.baselines import MOBILENET_V2_OP, mobilenet_v2_style, single_op_network, widened
     from nse_tf.space.macro import MacroSpace
 
     def fail(flag: str, message: str) -> int:
@@ -40,6 +43,11 @@ def main(argv: list[str]) -> int:
         return fail("out", "is required")
     if bool(F.like) == bool(F.space_of):
         return fail("like", "give exactly one of --like or --space_of")
+    if F.alpha is not None:
+        if not F.like or F.max_macs:
+            return fail("alpha", "goes with --like and without --max_macs")
+        if not 0.05 <= F.alpha <= 4.0:
+            return fail("alpha", f"must be in [0.05, 4], got {F.alpha}")
     if F.space_of:
         if not F.max_macs:
             return fail("max_macs", "is required with --space_of")
@@ -56,10 +64,14 @@ def main(argv: list[str]) -> int:
             return fail("like", str(err))
         space = like.space
         budget = F.max_macs * 1e6 if F.max_macs else network_cost(like).macs
-    try:
-        baseline = mobilenet_v2_style(space, budget, name=F.name)
-    except ValueError as err:
-        return fail("max_macs", str(err))
+    if F.alpha is not None:
+        baseline = single_op_network(widened(space, F.alpha), MOBILENET_V2_OP, F.name)
+        budget = network_cost(baseline).macs
+    else:
+        try:
+            baseline = mobilenet_v2_style(space, budget, name=F.name)
+        except ValueError as err:
+            return fail("max_macs", str(err))
     baseline.save(F.out)
     cost = network_cost(baseline)
     print(f"{F.out}: {baseline.name} with channels {baseline.space.channels}, {cost.macs / 1e6:.2f} M MACs "

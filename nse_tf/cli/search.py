@@ -6,10 +6,12 @@ naming the flag and exit code 2.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
 import sys
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -25,6 +27,8 @@ flags.DEFINE_enum("strategy", "mirrored", ["mirrored", "multi_worker", "default"
                   "tf.distribute strategy: mirrored (local devices), multi_worker (TF_CONFIG), default.")
 flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into this many logical devices (tests MirroredStrategy).")
 flags.DEFINE_string("init_from", None, "Run directory of a finished search to continue into a larger --pool.")
+flags.DEFINE_integer("threads", 0, "TensorFlow CPU threads (0: TensorFlow's default); two verification shards "
+                     "(--verify_shard) with one thread each train faster in total on 2 cores.")
 flags.DEFINE_integer("stop_after_steps", None, "Stop (checkpointed) after this many steps of the current round "
                      "(the round's length or more: trained, before its evaluation).")
 # Space
@@ -56,6 +60,8 @@ flags.DEFINE_float("weight_decay", 4e-5, "L2 on conv/dense kernels (not BN, not 
 flags.DEFINE_float("momentum", 0.9, "Nesterov momentum.")
 flags.DEFINE_float("gate_lr", 0.005, "Adam learning rate of the gate logits (beta1 0, beta2 0.999).")
 flags.DEFINE_integer("gate_every", 2, "Gate step every this many iterations (Aiter).")
+flags.DEFINE_float("gate_warmup", 0.0, "The share of each round's first steps that train weights only, no gate "
+                   "steps (ours; TuNAS freezes its controller for the first 0.25).")
 flags.DEFINE_float("prune_threshold", -2.0, "Self-simplification: ops whose logit falls below leave.")
 flags.DEFINE_enum("cost", "macs", ["macs", "latency"],
                   "What the penalty and the end-of-round window measure: M MACs (FLOPs search) or LiteRT ms "
@@ -97,6 +103,23 @@ flags.DEFINE_integer("eval_batch_size", None, "Held-out images per inference bat
                      "(default: --batch_size).")
 flags.DEFINE_boolean("inherit_weights", False, "Keep weights of ops that stay between rounds (ours).")
 flags.DEFINE_boolean("preserve_prev", True, "Protect the previous optimized subset from pruning.")
+# Levers of ours (issue 30): where candidates come from, and the verification stage
+flags.DEFINE_float("uniform_fraction", 0.0, "The share of --num_archs end-of-round candidates drawn uniformly over "
+                   "the window's architectures of the round's active operations, the rest from the gates.")
+flags.DEFINE_multi_string("exclude_ops", [], "CELLS:OP,OP,...: operations these cells never hold; CELLS is a cell "
+                          "index, a range 1-8, or all (repeat the flag for several groups; cells count from 0).")
+flags.DEFINE_list("seed_archs", [], "Network JSONs of this space (e.g. the hand-designed network at the budget and "
+                  "its one-change neighbours): their operations stay in every round's sub-spaces and they are "
+                  "evaluated every round beside the front, so the search compares its pick with them.")
+flags.DEFINE_integer("verify_top", 0, "After the last round, train alone a shortlist (the final front, this many "
+                     "best of the last round by shared weights, the seed architectures) and pick the best mean "
+                     "held-out top-1; 0: no verification, the pick by shared weights (the method's).")
+flags.DEFINE_list("verify_archs", [], "Further network JSONs of this space trained beside the verification's "
+                  "shortlist with the same recipe (e.g. the hand-designed network at the budget); they may be picked.")
+flags.DEFINE_integer("verify_seeds", 2, "Seeds of each shortlisted architecture's stand-alone training.")
+flags.DEFINE_integer("verify_epochs", 3, "Epochs of the verification's stand-alone recipe (standalone.SHORT_RECIPE).")
+flags.DEFINE_string("verify_shard", "0/1", "i/n: this process trains verification jobs i, i + n, ... (n processes "
+                    "or machines share the shortlist); the one finishing the last job writes the pick.")
 
 
 def _ints(values: list[str] | None, flag: str) -> tuple[int, ...] | None:
@@ -128,13 +151,51 @@ def cost_flags() -> tuple[str, float, float, float]:
             tenth if F.extra_margin_ms is None else F.extra_margin_ms)
 
 
+def parse_exclusions(values: list[str], n_cells: int, pool_names: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """--exclude_ops groups as a tuple of excluded op names per cell (empty: nothing excluded anywhere)."""
+    if not values:
+        return ()
+    excluded: list[set[str]] = [set() for _ in range(n_cells)]
+    for value in values:
+        cells_text, _, ops_text = value.partition(":")
+        ops = [op.strip() for op in ops_text.split(",") if op.strip()]
+        if not ops:
+            raise FlagError("exclude_ops", f"expected CELLS:OP,OP,..., got {value!r}")
+        unknown = [op for op in ops if op not in pool_names]
+        if unknown:
+            raise FlagError("exclude_ops", f"{unknown[0]} is not in the pool")
+        try:
+            if cells_text == "all":
+                cells = range(n_cells)
+            elif "-" in cells_text:
+                first, last = (int(v) for v in cells_text.split("-"))
+                cells = range(first, last + 1)
+            else:
+                cells = range(int(cells_text), int(cells_text) + 1)
+        except ValueError:
+            raise FlagError("exclude_ops", f"cells must be an index, a range such as 1-8, or all; got "
+                                           f"{cells_text!r}") from None
+        if not cells or cells[0] < 0 or cells[-1] >= n_cells:
+            raise FlagError("exclude_ops", f"cells {cells_text} are outside the space's cells 0-{n_cells - 1}")
+        for c in cells:
+            excluded[c].update(ops)
+    for c, ops in enumerate(excluded):
+        if len(ops) >= len(pool_names):
+            raise FlagError("exclude_ops", f"cell {c}: every operation of the pool is excluded")
+    return tuple(tuple(op for op in pool_names if op in ops) for ops in excluded)
+
+
 def build_config():  # -> SearchConfig (imports deferred until TF is configured)
     from nse_tf.cost.latency import LatencyTableError
     from nse_tf.data.pipeline import DataConfig
     from nse_tf.search.config import SearchConfig
     from nse_tf.search.evolution import EvolutionConfig, StateError
     from nse_tf.search.round_trainer import OptimConfig, PenaltyConfig
+    from nse_tf.data.names import ARRAY_KINDS
+    from nse_tf.search.seed_archs import SeedArchError, resolve_seed_archs
+    from nse_tf.search.standalone import Shard
     from nse_tf.search.strategy import require_shared_latency_table
+    from nse_tf.search.verification import VerifyConfig
     from nse_tf.space.macro import get_space
 
     if not F.run_dir:
@@ -183,7 +244,8 @@ def build_config():  # -> SearchConfig (imports deferred until TF is configured)
             window = tuple(float(v) for v in F.window)
         except ValueError:
             raise FlagError("window", f"expected two numbers low,high, got {','.join(F.window)!r}") from None
-    evolution = make(EvolutionConfig, {"drift": drift_flag, "extra_margin": margin_flag, "window": "window"},
+    evolution = make(EvolutionConfig, {"drift": drift_flag, "extra_margin": margin_flag, "window": "window",
+                                       "excluded_ops": "exclude_ops"},
                      window=window,
                      ops_per_cell=F.ops_per_cell, max_rounds=F.max_rounds,
                      num_archs=F.num_archs, num_extra=F.num_extra, drift=drift,
@@ -191,7 +253,30 @@ def build_config():  # -> SearchConfig (imports deferred until TF is configured)
                      bn_batch_size=F.bn_batch_size, bn_start=F.bn_start, eval_batch_size=F.eval_batch_size,
                      max_sample_draws=F.max_sample_draws,
                      inherit_weights=F.inherit_weights,
-                     preserve_prev=F.preserve_prev)
+                     preserve_prev=F.preserve_prev, uniform_fraction=F.uniform_fraction,
+                     excluded_ops=parse_exclusions(F.exclude_ops, len(space.cells()), space.get_pool().names))
+    if F.init_from and (F.exclude_ops or F.seed_archs):
+        raise FlagError("exclude_ops" if F.exclude_ops else "seed_archs", "does not apply to a continued search "
+                        "(--init_from): it shapes a search's first round")
+    try:
+        resolve_seed_archs(F.seed_archs, space, evolution.excluded_ops)
+    except SeedArchError as err:
+        raise FlagError("seed_archs", str(err)) from None
+    verify = make(VerifyConfig, {"top": "verify_top", "seeds": "verify_seeds", "epochs": "verify_epochs"},
+                  top=F.verify_top, seeds=F.verify_seeds, epochs=F.verify_epochs, archs=tuple(F.verify_archs))
+    try:
+        resolve_seed_archs(verify.archs, space)
+    except SeedArchError as err:
+        raise FlagError("verify_archs", str(err)) from None
+    if verify.enabled and F.dataset.split(":")[0] not in ARRAY_KINDS:
+        raise FlagError("verify_top", f"the verification trains on {'/'.join(ARRAY_KINDS)} datasets; "
+                                      f"--dataset={F.dataset} is not one")
+    try:
+        Shard.parse(F.verify_shard)
+    except ValueError as err:
+        raise FlagError("verify_shard", str(err)) from None
+    if not 0 <= F.gate_warmup <= 1:
+        raise FlagError("gate_warmup", f"must be in [0, 1], got {F.gate_warmup}")
     for flag in ("epochs_per_round", "gate_every", "checkpoint_every", "summary_every"):
         if getattr(F, flag) <= 0:
             raise FlagError(flag, f"must be positive, got {getattr(F, flag)}")
@@ -200,9 +285,10 @@ def build_config():  # -> SearchConfig (imports deferred until TF is configured)
     config = SearchConfig(run_dir=F.run_dir, space=space, data=data, optim=optim, penalty=penalty, evolution=evolution,
                           cost=F.cost, latency_table=F.latency_table, latency_format=F.latency_format,
                           epochs_per_round=F.epochs_per_round, steps_per_round=F.steps_per_round,
-                          gate_every=F.gate_every, prune_threshold=F.prune_threshold,
+                          gate_every=F.gate_every, gate_warmup=F.gate_warmup, prune_threshold=F.prune_threshold,
                           checkpoint_every=F.checkpoint_every, summary_every=F.summary_every, seed=F.seed,
-                          strategy=F.strategy, init_from=F.init_from, stop_after_steps=F.stop_after_steps)
+                          strategy=F.strategy, init_from=F.init_from, seed_archs=tuple(F.seed_archs), verify=verify,
+                          stop_after_steps=F.stop_after_steps, verify_shard=F.verify_shard)
     try:
         if F.strategy == "multi_worker":
             require_shared_latency_table(config)
@@ -244,6 +330,13 @@ def main(argv: list[str]) -> int:
     try:
         if F.logical_cpus < 0:
             raise FlagError("logical_cpus", f"must be >= 0, got {F.logical_cpus}")
+        from nse_tf.train.config import TrainError
+        from nse_tf.train.device import set_cpu_threads
+
+        try:
+            set_cpu_threads(F.threads)
+        except TrainError as err:
+            raise FlagError("threads", str(err)) from None
         configure_devices(F.logical_cpus)
         config = build_config()
         from nse_tf.search.run import SearchRun
@@ -270,11 +363,70 @@ def main(argv: list[str]) -> int:
     except SettingError as err:
         print(f"search.py: error: --{str(err).split()[0]}: {err}", file=sys.stderr)
         return 2
-    if state.phase == "done":
+    if state.phase == "done" and not run.report_written:
+        print(f"verification shard {config.verify_shard} finished its trainings; others are still training (rerun "
+              "the same command once they are done, or let the last one write the pick)")
+    elif state.phase == "done":
         print(f"search finished: {os.path.join(config.run_dir, 'search_report.md')}")
     else:
         print(f"search stopped at round {state.round + 1}, phase {state.phase}; rerun the same command to resume")
     return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+    """What a search returns to Python: the pick and the final front as buildable networks, with their cost (in
+    ``unit``) and shared-weight held-out top-1, and the verification's figures when it ran."""
+
+    run_dir: str
+    finished: bool  # False while verification shards of other processes are still training
+    best: Any  # NetworkSpec, chosen/best.json (None until finished)
+    front: list[tuple[Any, float, float]]  # (NetworkSpec, cost, held-out top-1), cheapest first
+    unit: str
+    report: str | None
+    verification: dict | None
+
+
+def search(flagfile: str | None = None, run_dir: str | None = None, **settings: Any) -> SearchResult:
+    """The same resumable search as ``tools/search.py``, from Python: ``flagfile`` and ``settings`` are its
+    flags (``search(flagfile="configs/fashion_mnist_quick.flags", run_dir="runs/q", steps_per_round=100)``;
+    lists as Python lists, booleans as True/False). Bad settings raise ``FlagError`` naming the flag."""
+    import json
+
+    from nse_tf.search.run import SearchRun
+    from nse_tf.search.verification import RESULT_FILE, VERIFY_DIR
+    from nse_tf.space.architecture import Architecture, NetworkSpec
+
+    argv = ["search.py"] + ([f"--flagfile={flagfile}"] if flagfile else []) + ([f"--run_dir={run_dir}"] if run_dir
+                                                                             else [])
+    for key, value in settings.items():
+        if isinstance(value, bool):
+            argv.append(f"--{key}" if value else f"--no{key}")
+        elif isinstance(value, (list, tuple)):
+            argv.append(f"--{key}={','.join(str(v) for v in value)}")
+        else:
+            argv.append(f"--{key}={value}")
+    F.unparse_flags()
+    try:
+        F(argv)
+    except flags.Error as err:
+        raise FlagError(getattr(err, "flagname", None) or "flagfile", str(err)) from None
+    config = build_config()
+    run = SearchRun(config)
+    state = run.run()
+    unit = run.cost_model.unit
+    space = config.space
+    front = [(NetworkSpec(space, Architecture(tuple(tuple(c) for c in p.cells)), f"nse-front_{i}"), p.cost, p.accuracy)
+             for i, p in enumerate(sorted(state.pareto, key=lambda p: p.cost))]
+    finished = state.phase == "done" and run.report_written
+    best = NetworkSpec.load(os.path.join(config.run_dir, "chosen", "best.json")) if finished else None
+    verified_path = os.path.join(config.run_dir, VERIFY_DIR, RESULT_FILE)
+    verification = None
+    if finished and config.verify.enabled:
+        with open(verified_path, encoding="utf-8") as f:
+            verification = json.load(f)
+    report = os.path.join(config.run_dir, "search_report.md")
+    return SearchResult(config.run_dir, finished, best, front, unit, report if finished else None, verification)
 
 
 def run() -> None:

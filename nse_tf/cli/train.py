@@ -1,9 +1,15 @@
-"""Retrain an architecture from scratch: ``python tools/train.py --flagfile=configs/train_<x>.flags``.
+"""Retrain an architecture from scratch: ``python tools/train.py --flagfile=configs/train_<x>.flags``; or
+fine-tune a zoo entry on your own data: ``python tools/train.py --init_from=<entry> --dataset=folder:<path>``.
 
 --arch takes a zoo or published name, a network JSON, or a search run directory (its
-chosen/best.json). Backend-agnostic: ``KERAS_BACKEND=jax python tools/train.py ...`` works where
-TensorFlow is absent. Rerunning with the same --run_dir resumes after the last finished epoch.
-Bad flags end with one line naming the flag and exit code 2.
+chosen/best.json). --dataset takes every kind the search reads (fashion_mnist, folder:, tfds:) and npz:,
+read as the search reads it (--image_size as the search's), so a searched pick retrains on its search's data.
+--init_from starts from a zoo entry's weights (every weight but a new classifier's, the stem adapted to the
+channels: ``nse_tf.create_model(pretrained=True, num_classes=, input_shape=)``), trains the classifier alone for
+--freeze_epochs, then everything, with fine-tuning defaults where a flag is not given (``train.fine_tune``); the
+run's config records the entry and its weights' sha256. Backend-agnostic: ``KERAS_BACKEND=jax python
+tools/train.py ...`` works where TensorFlow is absent (tfds: needs it). Rerunning with the same --run_dir resumes
+after the last finished epoch. Bad flags end with one line naming the flag and exit code 2.
 """
 
 from __future__ import annotations
@@ -16,30 +22,41 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app, flags  # noqa: E402
 
 from nse_tf.train.config import TrainConfig  # noqa: E402  (numpy only: no Keras import yet)
+from nse_tf.train.fine_tune import DEFAULT_FREEZE_EPOCHS, FINE_TUNING_DEFAULTS  # noqa: E402
 from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
 
 D = TrainConfig()  # the flags' defaults are the recipe's defaults
+FT = FINE_TUNING_DEFAULTS  # ... but where --init_from fine-tunes an entry and the flag is not given
 
 F = flags.FLAGS
 flags.DEFINE_string("arch", None, "Zoo/published name, network JSON, or search run directory (chosen/best.json).")
 flags.DEFINE_string("run_dir", None, "Output directory: weights, network, history, result (resumes).")
-flags.DEFINE_string("dataset", "fashion_mnist", "fashion_mnist or npz:<path> (x_train, y_train, x_test, y_test).")
-flags.DEFINE_string("data_dir", None, "Fashion-MNIST IDX directory (default: the Debian package's).")
+flags.DEFINE_string("init_from", None, "Fine-tune this zoo entry's weights (instead of --arch): its network for "
+                    "--dataset's classes and image shape, every weight but the classifier's loaded.")
+flags.DEFINE_integer("freeze_epochs", None, "With --init_from: the first epochs train the classifier alone, the "
+                     f"backbone frozen (default {DEFAULT_FREEZE_EPOCHS}; 0: none).")
+flags.DEFINE_string("dataset", "fashion_mnist", "fashion_mnist, npz:<path> (x_train, y_train, x_test, y_test), "
+                    "folder:<path> (one sub-folder per class, under train/ and test/) or tfds:<name>.")
+flags.DEFINE_string("data_dir", None, "Fashion-MNIST IDX directory (default: the Debian package's), or the "
+                    "tfds data_dir of a tfds: dataset.")
+flags.DEFINE_integer("image_size", None, "Resize images to this square size as the search's --image_size does "
+                     "(default: native; a folder's images then take its first image's size).")
 flags.DEFINE_integer("heldout_examples", 0, "Carve this many held-out images from the training split (as a search "
                      "does) and evaluate on them instead of the test split (0: train on all, evaluate on test).")
 flags.DEFINE_integer("heldout_seed", 0, "Seed of the held-out split (a search's round r uses its --seed + 1000 r).")
 flags.DEFINE_float("scale", None, "Width multiplier applied to the architecture's space.")
-flags.DEFINE_integer("epochs", D.epochs, "Training epochs.")
+flags.DEFINE_integer("epochs", D.epochs, f"Training epochs (fine-tuning: {FT['epochs']}).")
 flags.DEFINE_integer("batch_size", D.batch_size, "Batch size.")
 flags.DEFINE_enum("optimizer", D.optimizer, ["sgd", "adamw"], "sgd (Nesterov momentum) or adamw.")
-flags.DEFINE_float("lr", D.lr, "Peak learning rate (linear warm-up, then cosine).")
-flags.DEFINE_float("warmup_epochs", D.warmup_epochs, "Warm-up epochs.")
+flags.DEFINE_float("lr", D.lr, f"Peak learning rate (linear warm-up, then cosine; fine-tuning: {FT['lr']}).")
+flags.DEFINE_float("warmup_epochs", D.warmup_epochs, f"Warm-up epochs (fine-tuning: {FT['warmup_epochs']:g}, after "
+                   "the frozen epochs).")
 flags.DEFINE_float("min_lr_fraction", D.min_lr_fraction, "The cosine ends at lr times this.")
 flags.DEFINE_float("momentum", D.momentum, "SGD Nesterov momentum.")
 flags.DEFINE_float("weight_decay", D.weight_decay, "Decoupled weight decay of conv/dense kernels.")
 flags.DEFINE_float("label_smoothing", D.label_smoothing, "Label smoothing of the cross-entropy.")
 flags.DEFINE_float("ema_momentum", D.ema_momentum or 0.0,
-                   "EMA of the weights (0 turns it off); the EMA is what is saved.")
+                   "EMA of the weights (0 turns it off; fine-tuning: off); the EMA is what is saved.")
 flags.DEFINE_boolean("flip", D.flip, "Random horizontal flips.")
 flags.DEFINE_integer("crop_padding", D.crop_padding,
                      "Random crops from images zero-padded by this many pixels (0: off).")
@@ -58,6 +75,8 @@ def build_config():  # -> TrainConfig
         "epochs", "batch_size", "optimizer", "lr", "warmup_epochs", "min_lr_fraction", "momentum", "weight_decay",
         "label_smoothing", "flip", "crop_padding", "erase_probability", "dropout", "seed")}
     values["ema_momentum"] = F.ema_momentum or None
+    if F.init_from:  # the fine-tuning recipe where a flag is not given (on the command line or in a flagfile)
+        values.update({name: value for name, value in FINE_TUNING_DEFAULTS.items() if not F[name].present})
     try:
         return TrainConfig(**values)
     except TrainError as err:
@@ -65,13 +84,83 @@ def build_config():  # -> TrainConfig
         raise FlagError(flag, str(err)) from None
 
 
+def load_data():  # -> ImageArrays: --dataset, --data_dir, --image_size and --heldout_examples
+    from nse_tf.data.arrays import DatasetError, heldout_arrays, load_arrays
+    from nse_tf.data.idx import DataFileError, DataNotFoundError
+
+    if F.image_size is not None and F.image_size < 1:
+        raise FlagError("image_size", f"must be positive, got {F.image_size}")
+    try:
+        data = load_arrays(F.dataset, F.data_dir, F.image_size)
+    except DataNotFoundError as err:
+        raise FlagError("data_dir", str(err)) from None
+    except DataFileError as err:  # a damaged IDX file (--data_dir), or an image of the folder (--dataset)
+        raise FlagError("dataset" if F.dataset.startswith("folder:") else "data_dir", str(err)) from None
+    except (DatasetError, FileNotFoundError) as err:
+        raise FlagError("dataset", str(err)) from None
+    if F.heldout_examples:
+        try:
+            data = heldout_arrays(data, F.heldout_examples, F.heldout_seed)
+        except DatasetError as err:
+            raise FlagError("heldout_examples", str(err).removeprefix("heldout_examples: ")) from None
+    if len(data.x_test) == 0:
+        raise FlagError("dataset", f"{F.dataset} has no test images: give it a test/ (or val/) folder beside "
+                                   "train/, or evaluate on a held-out split (--heldout_examples)")
+    return data
+
+
+def fine_tuning_source(data, freeze_epochs: int):  # -> (NetworkSpec, FineTuning)
+    """--init_from: the entry's network for the data's classes and image shape, and where its weights come from."""
+    import nse_tf
+    from nse_tf.nets.transfer import retarget
+    from nse_tf.train.fine_tune import FineTuning
+    from nse_tf.zoo import registry as zoo
+
+    try:
+        entry = zoo.get_entry(F.init_from)
+        if not entry.has_weights:
+            raise FlagError("init_from", f"zoo entry {entry.name} has no trained weights to fine-tune "
+                                         f"({entry.metadata.get('weights_note', 'architecture only')})")
+        if entry.flip_average:
+            raise FlagError("init_from", f"{entry.name} is a flip-averaged configuration of "
+                                         f"{entry.config.weights_from or 'its weights'}: fine-tune the single-pass "
+                                         "entry")
+        sha = zoo.sha256_file(entry.weights_file())
+        spec = entry.network_spec()
+    except zoo.ZooError as err:
+        raise FlagError("init_from", str(err)) from None
+    shape = tuple(int(d) for d in data.x_train.shape[1:])
+    try:
+        spec = retarget(spec, data.num_classes, shape)
+    except (TypeError, ValueError) as err:
+        raise FlagError("image_size" if F.image_size else "dataset",
+                        f"{F.dataset}'s {shape[0]}x{shape[1]}x{shape[2]} images: {err}") from None
+
+    def load():  # called by the training loop once seeded: the fresh classifier is the seed's
+        return nse_tf.create_model(entry.name, pretrained=True, num_classes=data.num_classes, input_shape=shape)
+
+    return spec, FineTuning(entry.name, sha, freeze_epochs, load)
+
+
+def check_fits(spec, data) -> None:
+    """The network takes the dataset's images and classes (or the flag to change says so)."""
+    shape = tuple(int(d) for d in data.x_train.shape[1:])
+    space = spec.space
+    if (space.input_size, space.input_size, space.input_channels) != shape:
+        raise FlagError("image_size" if F.image_size else "dataset",
+                        f"network {spec.name} takes {space.input_size}x{space.input_size}x{space.input_channels} "
+                        f"images but {F.dataset} gives {shape[0]}x{shape[1]}x{shape[2]}; read them at the "
+                        "network's size (--image_size, as the search's) or fine-tune an entry (--init_from)")
+    if space.num_classes != data.num_classes:
+        raise FlagError("dataset", f"network {spec.name} has {space.num_classes} classes but {F.dataset} has "
+                                   f"{data.num_classes}; fine-tune an entry for them (--init_from)")
+
+
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         print(f"train.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
     from nse_tf import resolve_spec
-    from nse_tf.data.arrays import DatasetError, load_arrays
-    from nse_tf.data.idx import DataFileError, DataNotFoundError
     from nse_tf.space.architecture import ArchitectureError
     from nse_tf.train.config import TrainError
     from nse_tf.train.device import set_cpu_threads
@@ -80,34 +169,35 @@ def main(argv: list[str]) -> int:
 
     keep_freed_memory()  # CPU steps otherwise re-fault their activations (2x slower here)
     try:
-        if not F.arch:
-            raise FlagError("arch", "is required")
+        if F.init_from and (F.arch or F.scale is not None):
+            raise FlagError("init_from", f"fine-tunes the entry's own network: drop --{'arch' if F.arch else 'scale'}")
+        if not F.arch and not F.init_from:
+            raise FlagError("arch", "is required (or --init_from, to fine-tune a zoo entry)")
         if not F.run_dir:
             raise FlagError("run_dir", "is required")
+        if F.freeze_epochs is not None and not F.init_from:
+            raise FlagError("freeze_epochs", "needs --init_from: it freezes a trained backbone")
+        freeze_epochs = DEFAULT_FREEZE_EPOCHS if F.freeze_epochs is None else F.freeze_epochs
         config = build_config()
+        if F.init_from and not 0 <= freeze_epochs <= config.epochs:
+            raise FlagError("freeze_epochs", f"must be in [0, --epochs={config.epochs}], got {freeze_epochs}")
         try:
             set_cpu_threads(F.threads)
         except TrainError as err:
             raise FlagError("threads", str(err)) from None
-        try:
-            spec = resolve_spec(F.arch, **({"scale": F.scale} if F.scale is not None else {}))
-        except (ValueError, ArchitectureError) as err:
-            raise FlagError("arch" if F.scale is None or "scale" not in str(err) else "scale", str(err)) from None
-        try:
-            data = load_arrays(F.dataset, F.data_dir)
-        except (DataNotFoundError, DataFileError) as err:
-            raise FlagError("data_dir", str(err)) from None
-        except DatasetError as err:
-            raise FlagError("dataset", str(err)) from None
-        if F.heldout_examples:
-            from nse_tf.data.arrays import heldout_arrays
-
+        fine_tuning = None
+        if F.arch:
             try:
-                data = heldout_arrays(data, F.heldout_examples, F.heldout_seed)
-            except DatasetError as err:
-                raise FlagError("heldout_examples", str(err).removeprefix("heldout_examples: ")) from None
+                spec = resolve_spec(F.arch, **({"scale": F.scale} if F.scale is not None else {}))
+            except (ValueError, ArchitectureError) as err:
+                raise FlagError("arch" if F.scale is None or "scale" not in str(err) else "scale", str(err)) from None
+            data = load_data()
+            check_fits(spec, data)
+        else:
+            data = load_data()
+            spec, fine_tuning = fine_tuning_source(data, freeze_epochs)
         result = train(spec, config, F.run_dir, data, dataset_name=data.name if F.heldout_examples else F.dataset,
-                       verbose=F.verbose)
+                       verbose=F.verbose, fine_tuning=fine_tuning, image_size=F.image_size)
     except (FlagError, TrainError) as err:
         print(f"train.py: error: {err}", file=sys.stderr)
         return 2

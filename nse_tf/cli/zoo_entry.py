@@ -1,8 +1,10 @@
 """Write one zoo entry: ``python tools/make_zoo_entry.py --name=<entry> --train_dir=<run> --command="..."``.
 
-From a finished tools/train.py run, or from --arch alone (published networks without weights); what an
-entry holds and how it is written: ``nse_tf.zoo.writer``. Names may carry a tag (``<architecture>.<tag>``,
-e.g. ``mobilenetv2-style-fmnist.e60``), so one architecture keeps several trained weights;
+From a finished tools/train.py run (from scratch or fine-tuned with --init_from, on any dataset the tools read:
+its dataset is read again as the run read it, --data_dir saying where on this machine), or from --arch alone
+(published networks without weights); what an entry holds and how it is written: ``nse_tf.zoo.writer``. Names
+may carry a tag (``<architecture>.<tag>``, e.g. ``mobilenetv2-style-fmnist.e60``), so one architecture keeps
+several trained weights;
 ``--flip_average --weights_from=<entry>`` makes a second configuration of an entry's weights without a copy.
 ``--reexport=<entry>`` alone rewrites an existing entry's float32/int8 .tflite files from its weights with today's
 exporter (``writer.reexport_tflite``).
@@ -37,6 +39,8 @@ flags.DEFINE_bool("flip_average", False, "The trained network run on each image 
 flags.DEFINE_string("weights_from", None, "With --flip_average: the zoo entry that holds this run's weights; the "
                     "new entry records their sha256 instead of a second copy.")
 flags.DEFINE_string("zoo_dir", None, "Zoo folder (default: nse_tf.zoo.zoo_dir()).")
+flags.DEFINE_string("data_dir", None, "Where the run's dataset lives on this machine: the Fashion-MNIST IDX "
+                    "directory, or the tfds data_dir of a tfds: dataset (default: as the run's tools read it).")
 flags.DEFINE_string("reexport", None, "A trained entry whose float32/int8 .tflite files to rewrite from its committed "
                     "weights with today's exporter (figures, quick check and hashes updated; alone, or with "
                     "--num_calibration/--latency_runs/--zoo_dir).")
@@ -45,8 +49,8 @@ flags.DEFINE_bool("overwrite", False, "Replace an existing entry of that name (i
 
 def entry_command() -> str:
     """The training command (if any) and this very invocation, so the entry can be rebuilt verbatim."""
-    own = "python tools/make_zoo_entry.py " + shlex.join(
-        a for a in sys.argv[1:] if not a.startswith(("--zoo_dir", "--command", "--overwrite", "--nooverwrite")))
+    own = "python tools/make_zoo_entry.py " + shlex.join(a for a in sys.argv[1:] if not a.startswith(
+        ("--zoo_dir", "--command", "--overwrite", "--nooverwrite", "--data_dir")))
     return f"{F.command} && {own}" if F.command else own
 
 
@@ -56,7 +60,7 @@ def main(argv: list[str]) -> int:
         return 2
     from nse_tf import resolve_spec  # Keras (and TensorFlow) only once the flags are known to be good
     from nse_tf.space.architecture import NetworkSpec
-    from nse_tf.data.idx import DatasetError
+    from nse_tf.data.idx import DataFileError, DataNotFoundError, DatasetError
     from nse_tf.train.config import CONFIG_NAME, TrainError
     from nse_tf.zoo import registry as zoo
     from nse_tf.zoo import writer
@@ -98,7 +102,7 @@ def main(argv: list[str]) -> int:
 
             def fields(stage: str) -> dict:
                 return writer.trained_fields(stage, F.train_dir, F.flip_average, F.weights_from, F.num_calibration,
-                                             F.latency_runs, F.training_note)
+                                             F.latency_runs, F.training_note, F.data_dir)
         else:
             try:
                 spec = resolve_spec(F.arch)
@@ -112,8 +116,11 @@ def main(argv: list[str]) -> int:
         except FileExistsError:
             raise FlagError("name", f"zoo entry {F.name} already exists in {root}; pass --overwrite to replace it "
                                     "(its weights and .tflite files are deleted)") from None
-        except (TrainError, DatasetError) as err:  # its run, or the dataset it was trained on
-            raise FlagError("train_dir", str(err)) from None
+        except DataNotFoundError as err:  # the IDX files are elsewhere on this machine
+            raise FlagError("data_dir", str(err)) from None
+        except (TrainError, DatasetError, DataFileError, FileNotFoundError) as err:  # its run, or its dataset
+            raise FlagError("train_dir", f"{F.train_dir}: {err}" if isinstance(err, (DataFileError, FileNotFoundError))
+                            else str(err)) from None
         except zoo.ZooError as err:
             raise FlagError("weights_from", str(err).removeprefix("weights_from: ")) from None
     except FlagError as err:

@@ -1,7 +1,8 @@
 """Print the zoo table of README.md from the entries' metadata: ``python tools/zoo_table.py [--write_readme]``.
 
 The README's table is this script's output verbatim (a test checks it), so its numbers are the
-measured ones in zoo/*/metadata.json.
+measured ones in zoo/*/metadata.json. It leads with what a user picks (``registry.listed_models``: a
+comparison's seeds once, by their recipe's name), then lists the seeds themselves.
 
 ``python tools/zoo_table.py --retime [--rounds=50] [--runs=20] [--max_load=0.3]`` re-times the float32 and
 int8 files of every entry back to back in this one process (short interleaved rounds, 1 thread, XNNPACK) and
@@ -20,7 +21,7 @@ HEADER = ("| name | dataset | top-1 | MACs | params | float32 / int8 .tflite | i
           "LiteRT latency float32 / int8 (this CPU, 1 thread) |\n|---|---|---|---|---|---|---|---|")
 
 
-def _row(meta: dict) -> str:
+def _row(meta: dict, label: str | None = None) -> str:
     top1 = "-" if meta["top1"] is None else f"{100 * meta['top1']:.2f}%"
     tflite = meta.get("tflite") or {}
     if tflite:
@@ -30,7 +31,7 @@ def _row(meta: dict) -> str:
         latency = " / ".join(f"{tflite[v]['litert_latency_ms']['median_ms']:.2f} ms" for v in ("float32", "int8"))
     else:
         sizes = int8 = latency = "-"
-    return (f"| {meta['name']} | {meta['dataset']} | {top1} | {meta['macs'] / 1e6:.2f}M | "
+    return (f"| {label or meta['name']} | {meta['dataset']} | {top1} | {meta['macs'] / 1e6:.2f}M | "
             f"{meta['params'] / 1e6:.3f}M | {sizes} | {int8} | {latency} |")
 
 
@@ -46,11 +47,45 @@ def timing_note(metas: list[dict]) -> str:
             "by `python tools/zoo_table.py --retime`; compare within this table only.")
 
 
-def zoo_table() -> str:
+SEEDS_NOTE = ("The seeds of the comparisons: a recipe's name above loads its lowest seed; each seed loads by its "
+              "name\n(`nse_tf.list_models(include_seeds=True)` lists them).")
+
+
+def readable_entries(broken: dict[str, str]) -> dict[str, tuple[dict, bool]]:
+    """Each name of ``registry.listed_models(include_seeds=True)`` whose metadata reads: its metadata and whether
+    it has weights; why each other one does not goes into ``broken`` (one damaged entry does not hide the rest)."""
     from nse_tf.zoo import registry as zoo
 
-    metas = [zoo.metadata(name) for name in zoo.list_models()]
-    return "\n".join([HEADER] + [_row(meta) for meta in metas] + ["", timing_note(metas)])
+    entries = {}
+    for name in zoo.listed_models(include_seeds=True):
+        try:
+            entries[name] = zoo.metadata(name), zoo.get_entry(name).has_weights
+        except ValueError as err:  # ZooError, ArchitectureError: the line names the file
+            broken[name] = " ".join(str(err).split())
+    return entries
+
+
+def zoo_table(broken: dict[str, str] | None = None) -> str:
+    """What a user picks from first (trained entries, then architectures without weights; a comparison's seeds
+    once, by their recipe's name), then the seeds themselves. Entries that do not read are left out, each
+    with its reason in ``broken``."""
+    from nse_tf.zoo import registry as zoo
+
+    readable = readable_entries({} if broken is None else broken)
+    metas = {name: meta for name, (meta, _) in readable.items()}
+    groups = zoo.seed_groups()
+    picks = sorted((name for name in zoo.listed_models() if name in metas),
+                   key=lambda name: (not readable[name][1], name))
+    rows = []
+    for name in picks:
+        meta = metas[name]
+        default = meta["name"] != name  # a recipe's name: its lowest seed
+        label = f"{name} ({meta['name'][len(name):]} of {len(groups[name])} seeds)" if default else None
+        rows.append(_row(meta, label))
+    seeds = sorted(seed for members in groups.values() for seed in members if seed in metas)
+    entries = [metas[name] for name in zoo.list_models() if name in metas]
+    seed_part = ["", SEEDS_NOTE, "", HEADER] + [_row(metas[name]) for name in seeds] if seeds else []
+    return "\n".join([HEADER] + rows + seed_part + ["", timing_note(entries)])
 
 
 START, END = "<!-- zoo-table: output of tools/zoo_table.py -->", "<!-- /zoo-table -->"
@@ -64,13 +99,13 @@ def readme_table(readme: str = README) -> str:
     return text[text.index(START) + len(START):text.index(END)].strip()
 
 
-def write_readme(readme: str = README) -> None:
+def write_readme(table: str, readme: str = README) -> None:
     from nse_tf.utils.atomic import atomic_write_text
 
     with open(readme, encoding="utf-8") as f:
         text = f.read()
     head, rest = text.split(START, 1)
-    atomic_write_text(readme, f"{head}{START}\n{zoo_table()}\n{END}{rest.split(END, 1)[1]}")
+    atomic_write_text(readme, f"{head}{START}\n{table}\n{END}{rest.split(END, 1)[1]}")
 
 
 def retime(rounds: int, runs: int, max_load: float) -> list[str]:
@@ -83,8 +118,9 @@ def retime(rounds: int, runs: int, max_load: float) -> list[str]:
     from nse_tf.zoo import registry as zoo
 
     require_quiet_machine(max_load)
-    variants = {name: [v for v in zoo.TFLITE_VARIANTS if v in (zoo.metadata(name).get("tflite") or {})]
-                for name in zoo.list_models()}
+    readable = readable_entries({})  # main() names the broken ones under the table
+    variants = {name: [v for v in zoo.TFLITE_VARIANTS if v in (readable[name][0].get("tflite") or {})]
+                for name in zoo.list_models() if name in readable}
     entries = [name for name, present in variants.items() if present]
     files = {(name, variant): zoo.tflite_path(name, variant) for name in entries for variant in variants[name]}
     times = interleaved_latency_ms(list(files.values()), rounds, runs)
@@ -135,10 +171,15 @@ def main(argv: list[str]) -> int:
             return 2
         print(f"re-timed {len(retimed)} entries: {', '.join(retimed)}"
               + ("" if write else " (README.md's table changes with --write_readme)"), file=sys.stderr)
-    if write:
-        write_readme()
-    print(zoo_table())
-    return 0
+    broken: dict[str, str] = {}
+    table = zoo_table(broken)
+    if write and not broken:
+        write_readme(table)
+    print(table)
+    for name, reason in broken.items():  # the rest is listed; the README keeps its table until all read
+        print(f"zoo_table.py: error: zoo entry {name} left out: {reason}"
+              + (" (README.md not written)" if write else ""), file=sys.stderr)
+    return 2 if broken else 0
 
 
 def run() -> None:

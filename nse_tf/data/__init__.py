@@ -1,7 +1,10 @@
 """Datasets for search and retraining.
 
 ``nse_tf.data.idx`` (Fashion-MNIST IDX reader, held-out split, mean/std) is
-numpy-only so it works under the JAX backend where TensorFlow is absent. The
+numpy-only so it works under the JAX backend where TensorFlow is absent; so are
+``folders`` (a ``folder:`` dataset's layout, shared with the search's pipeline),
+``images`` (Pillow decoding, TensorFlow's resizing in numpy) and ``arrays`` (every
+kind the search reads, in memory, for retraining; ``tfds:`` through the pipeline). The
 tf.data pipeline names are loaded lazily on first access, so ``import
 nse_tf.data`` does not import TensorFlow either.
 """

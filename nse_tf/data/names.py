@@ -16,7 +16,8 @@ FORMS = {
     "folder": "'folder:<path>' (one sub-folder per class, optionally under train/ and test/)",
 }
 PIPELINE_KINDS = ("fashion_mnist", "tfds", "folder")  # nse_tf.data.pipeline (search, supernet benchmarks)
-ARRAY_KINDS = ("fashion_mnist", "npz")  # nse_tf.data.arrays (retraining, evaluation, zoo entries)
+# nse_tf.data.arrays (retraining, evaluation, zoo entries): every kind the search reads, and npz
+ARRAY_KINDS = ("fashion_mnist", "npz", "tfds", "folder")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,22 +25,21 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from nse_tf.data import idx
+from nse_tf.data import folders, idx, images
 from nse_tf.data.idx import DatasetError, mean_std  # re-exported: TF-free, lives in idx.py
 from nse_tf.data.names import PIPELINE_KINDS, parse_dataset
 
 __all__ = ["DataConfig", "DataSplits", "load_splits", "mean_std", "SMALL_IMAGE_MAX"]
 
 # Images at most this many pixels on a side use the small-image recipe
-# (pad-and-crop translation); larger ones use Inception-style crops.
-SMALL_IMAGE_MAX = 64
+# (pad-and-crop translation); larger ones use Inception-style crops. (Kept in
+# nse_tf.data.images with the evaluation transform that retraining repeats in numpy.)
+SMALL_IMAGE_MAX = images.SMALL_IMAGE_MAX
 # Translation amplitude of the small-image recipe, in pixels.
 _PAD = 4
 # Evaluation of large images: resize the shorter side to size / 0.875, then
 # centre-crop (the usual ImageNet protocol, 224 -> 256).
-_CENTER_CROP_FRACTION = 0.875
-_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-_TEST_FOLDER_NAMES = ("test", "val", "validation")
+_CENTER_CROP_FRACTION = images.CENTER_CROP_FRACTION
 
 _AUTOTUNE = tf.data.AUTOTUNE
 
@@ -257,83 +256,19 @@ def _tfds_source(config: DataConfig, name: str) -> _RawSource:
     )
 
 
-def _list_class_folder(root: str) -> dict[str, list[str]]:
-    """Maps class name -> sorted image paths for one <root>/<class>/* tree."""
-    classes: dict[str, list[str]] = {}
-    for entry in sorted(os.listdir(root)):
-        path = os.path.join(root, entry)
-        if entry.startswith(".") or not os.path.isdir(path):
-            continue
-        classes[entry] = sorted(
-            os.path.join(path, f)
-            for f in os.listdir(path)
-            if f.lower().endswith(_IMAGE_EXTENSIONS) and not f.startswith(".")
-        )
-    return classes
-
-
-# The first bytes of the formats tf.io.decode_image reads: a file without them would fail inside the
-# input pipeline, mid-training, with no file name.
-_IMAGE_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"GIF87a": "GIF", b"GIF89a": "GIF",
-                b"BM": "BMP"}
-
-
-def _check_image_header(path: str) -> None:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError as err:
-        raise idx.DataFileError(f"image {path!r}: cannot read it ({err.strerror})") from None
-    if not any(head.startswith(magic) for magic in _IMAGE_MAGIC):
-        raise idx.DataFileError(f"image {path!r} is not a JPEG, PNG, GIF or BMP file (it starts with {head[:8]!r}): "
-                         "remove or replace it")
-
-
 def _folder_source(config: DataConfig, root: str) -> _RawSource:
-    """Images in <root>/<class>/..., or <root>/train/<class>/... + <root>/test/<class>/...
+    """Images in <root>/<class>/..., or <root>/train/<class>/... + <root>/test/<class>/... (``folders.list_folder``,
+    which the retraining's numpy reader shares).
 
     Class names are the sorted sub-folder names of the training tree. The
     held-out split is a seeded sample of the training images (heldout_split).
     Without a test/ (or val/, validation/) folder the test split is empty.
     """
-    root = os.path.expanduser(root)
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"image folder {root!r} (dataset={config.dataset!r}) does not exist")
-    train_root = os.path.join(root, "train")
-    test_root = None
-    if os.path.isdir(train_root):
-        test_root = next(
-            (os.path.join(root, t) for t in _TEST_FOLDER_NAMES if os.path.isdir(os.path.join(root, t))),
-            None,
-        )
-    else:
-        train_root = root
-    train_tree = _list_class_folder(train_root)
-    class_names = tuple(train_tree)
-    if not class_names:
-        raise DatasetError(f"image folder {train_root!r} has no class sub-folders")
-    label_of = {name: i for i, name in enumerate(class_names)}
-
-    def flatten(tree: dict[str, list[str]], where: str) -> tuple[list[str], list[int]]:
-        paths: list[str] = []
-        labels: list[int] = []
-        for name, files in tree.items():
-            if name not in label_of:
-                raise ValueError(
-                    f"class folder {os.path.join(where, name)!r} is not a class of the "
-                    f"training folder {train_root!r} (classes: {list(class_names)})"
-                )
-            paths += files
-            labels += [label_of[name]] * len(files)
-        return paths, labels
-
-    train_paths, train_labels = flatten(train_tree, train_root)
-    if not train_paths:
-        raise DatasetError(f"image folder {train_root!r} has no images ({', '.join(_IMAGE_EXTENSIONS)})")
-    test_paths, test_labels = flatten(_list_class_folder(test_root), test_root) if test_root else ([], [])
+    layout = folders.list_folder(root, config.dataset)
+    train_paths, train_labels = list(layout.train_paths), list(layout.train_labels)
+    test_paths, test_labels = list(layout.test_paths), list(layout.test_labels)
+    class_names = layout.class_names
     _check_heldout(config, len(train_paths))
-    for path in train_paths + test_paths:
-        _check_image_header(path)
     train_idx, heldout_idx = idx.heldout_split(len(train_paths), config.heldout_examples, config.seed)
 
     first = tf.io.decode_image(tf.io.read_file(train_paths[0]), expand_animations=False)

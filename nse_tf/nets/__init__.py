@@ -1,1 +1,1 @@
-"""Keras networks from a NetworkSpec: layers of one branch, the child network, its model class, flip averaging, BN statistics, counting and inference."""
+"""Keras networks from a NetworkSpec: layers of one branch, the child network, its model class, flip averaging, BN statistics, counting and inference; transfer to another task (``transfer``) and the registration that lets ``.keras`` files load (``saving``)."""

@@ -17,9 +17,6 @@ from typing import Any
 
 import keras
 
-from nse_tf.nets.child import PREPROCESS_LAYER
-from nse_tf.nets.image_model import ImageModel
-
 
 @keras.saving.register_keras_serializable(package="nse_tf")
 class MirrorStack(keras.layers.Layer):
@@ -56,6 +53,10 @@ def flip_average(model: Any) -> Any:
     raw pixels that scale also had to cover the normalised range, so the uint8 input lost its scale of
     1 (raw pixels no longer fed as they are: scale 1.29, zero point 57).
     """
+    # imported here: the module holds Keras classes only (nse_tf.nets.saving imports it while Keras loads)
+    from nse_tf.nets.child import PREPROCESS_LAYER
+    from nse_tf.nets.image_model import ImageModel
+
     inputs = keras.Input(shape=model.input_shape[1:], name="image")
     if any(layer.name == PREPROCESS_LAYER for layer in model.layers):
         preprocess = model.get_layer(PREPROCESS_LAYER)

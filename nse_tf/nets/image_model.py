@@ -27,8 +27,12 @@ def check_batch_shape(expected: tuple, x: Any, model_name: str) -> None:
                          f"{', '.join(str(e) for e in expected[1:])}); got shape {shape}{hint}")
 
 
+@keras.saving.register_keras_serializable(package="nse_tf")
 class ImageModel(keras.Model):
-    """``keras.Model(inputs, outputs)`` whose call, predict and evaluate check the batch's shape first."""
+    """``keras.Model(inputs, outputs)`` whose call, predict and evaluate check the batch's shape first.
+
+    A functional model: its config is the graph's (Keras's ``Functional.get_config``/``from_config``), registered
+    so that a ``.keras`` file of it loads back as an ``ImageModel`` (``nse_tf.nets.saving``)."""
 
     def _check(self, x: Any) -> None:
         if isinstance(x, (list, tuple)) and len(self.inputs) == 1 and len(x) == 1:

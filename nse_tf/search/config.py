@@ -12,6 +12,7 @@ from nse_tf.cost import model as cost_model
 from nse_tf.data.pipeline import DataConfig
 from nse_tf.search.evolution import EvolutionConfig, StateError
 from nse_tf.search.round_trainer import OptimConfig, PenaltyConfig
+from nse_tf.search.verification import VerifyConfig
 from nse_tf.space.macro import MacroSpace
 
 STATE_FILE = "evolution_state.json"
@@ -37,18 +38,23 @@ class SearchConfig:
     epochs_per_round: float = 100.0
     steps_per_round: int | None = None
     gate_every: int = 2
+    gate_warmup: float = 0.0  # the share of each round's first steps without gate steps (ours; TuNAS: 0.25)
     prune_threshold: float = -2.0
     checkpoint_every: int = 200
     summary_every: int = 10
     seed: int = 0
     strategy: str = "mirrored"
     init_from: str | None = None
-    stop_after_steps: int | None = None
+    seed_archs: tuple[str, ...] = ()  # network JSONs of this space evaluated every round (ours)
+    verify: VerifyConfig = VerifyConfig()
+    stop_after_steps: int | None = None  # how this process runs, not a setting of the run: not saved
+    verify_shard: str = "0/1"
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["space"] = self.space.to_dict()
         out.pop("stop_after_steps")
+        out.pop("verify_shard")
         return json.loads(json.dumps(out))  # as config.json reads back (tuples as lists), so resumes compare equal
 
     @property

@@ -57,6 +57,13 @@ class EvolutionConfig:
     # The end-of-round window (low, high) in the cost unit, when it is not target +- drift: the paper's
     # latency search penalises towards 66 but samples in (66, 78), extras in (64, 66].
     window: tuple[float, float] | None = None
+    # The share of the num_archs window candidates drawn uniformly over the window's architectures of the
+    # round's active sub-space operations instead of from the gates (ours: gates that collapse to cheap
+    # operations otherwise leave the window's better networks unsampled; the authors' sampler has such an option).
+    uniform_fraction: float = 0.0
+    # Per cell, pool operations the cell never holds (ours; empty: none). A pool for small images keeps
+    # expansion-1 operations out of all but the first cell, as TuNAS's and MnasNet's mobile spaces do.
+    excluded_ops: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if self.ops_per_cell < 2:
@@ -72,6 +79,9 @@ class EvolutionConfig:
         for name in ("num_archs", "bn_batches", "bn_batch_size", "max_sample_draws"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.uniform_fraction <= 1:
+            raise ValueError(f"uniform_fraction must be in [0, 1], got {self.uniform_fraction}")
+        object.__setattr__(self, "excluded_ops", tuple(tuple(str(op) for op in cell) for cell in self.excluded_ops))
         for name in ("num_extra", "extra_margin"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -107,6 +117,7 @@ class ArchPoint:
     accuracy: float = float("nan")
     round: int = 0
     extra: bool = False
+    seed: bool = False  # a seed architecture (--seed_archs), evaluated every round beside the front
 
     def key(self) -> tuple[tuple[int, ...], ...]:
         return tuple(tuple(sorted(c)) for c in self.cells)
@@ -120,7 +131,7 @@ class ArchPoint:
         if cost is None:
             raise KeyError("cost")
         return cls([list(map(int, c)) for c in data["cells"]], float(cost), float(data["accuracy"]),
-                   int(data["round"]), bool(data.get("extra", False)))
+                   int(data["round"]), bool(data.get("extra", False)), bool(data.get("seed", False)))
 
 
 @dataclasses.dataclass
@@ -138,6 +149,9 @@ class EvolutionState:
     protected: list[list[int]]  # the previous round's optimized subsets (kept from pruning if preserve_prev)
     pareto: list[ArchPoint]
     history: list[dict[str, Any]]
+    # Seed architectures (per-cell pool indices): their operations stay in every round's sub-spaces and they
+    # are evaluated every round, so the search never returns what it has not compared with them.
+    seeds: list[list[list[int]]] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -160,7 +174,8 @@ class EvolutionState:
                 protected=[list(map(int, s)) for s in data["protected"]],
                 pareto=[ArchPoint.from_json(p) for p in data["pareto"]],
                 # "best_macs": rounds recorded before latency searches existed (the one place old keys are read)
-                history=[{("best_cost" if k == "best_macs" else k): v for k, v in h.items()} for h in data["history"]])
+                history=[{("best_cost" if k == "best_macs" else k): v for k, v in h.items()} for h in data["history"]],
+                seeds=[[list(map(int, c)) for c in seed] for seed in data.get("seeds", [])])  # none before seeds
         except (KeyError, TypeError, ValueError) as err:
             raise StateError(f"{source}: corrupted state ({type(err).__name__}: {err})") from None
         state.check(source)
@@ -176,6 +191,9 @@ class EvolutionState:
             ops = self.subspaces[c] + self.pending[c]
             if any(not 0 <= i < len(self.pool) for i in ops) or len(set(ops)) != len(ops):
                 raise StateError(f"{source}: cell {c}: sub-space and pending queue must hold distinct pool indices")
+        for k, seed in enumerate(self.seeds):
+            if len(seed) != n or any(not 0 <= i < len(self.pool) for cell in seed for i in cell):
+                raise StateError(f"{source}: seed architecture {k} does not fit the cells and pool")
 
 
 def num_rounds(pool_size: int, ops_per_cell: int, max_rounds: int | None) -> int:
@@ -183,17 +201,52 @@ def num_rounds(pool_size: int, ops_per_cell: int, max_rounds: int | None) -> int
     return min(rounds, max_rounds) if max_rounds else rounds
 
 
-def initial_state(pool: Sequence[str], n_cells: int, config: EvolutionConfig, seed: int) -> EvolutionState:
-    """Each cell shuffles the whole pool (seeded); the first K ops are its sub-space, the rest its queue."""
+def initial_state(pool: Sequence[str], n_cells: int, config: EvolutionConfig, seed: int,
+                  seeds: Sequence[Sequence[Sequence[int]]] = ()) -> EvolutionState:
+    """Each cell shuffles the whole pool (seeded) less its excluded operations; the seed architectures'
+    operations come first, then the shuffle's: the first K (or all the seeds' ops) are its sub-space, the rest
+    its queue. The seeds' operations are protected from self-simplification from the first round on."""
     rng = np.random.default_rng([seed, 0x5E])
+    excluded = cell_exclusions(pool, n_cells, config)
+    seed_ops = seed_operations(seeds, n_cells)
     subspaces, pending = [], []
-    for _ in range(n_cells):
-        order = [int(i) for i in rng.permutation(len(pool))]
-        subspaces.append(sorted(order[: config.ops_per_cell]))
-        pending.append(order[config.ops_per_cell:])
+    for c in range(n_cells):
+        order = [int(i) for i in rng.permutation(len(pool)) if int(i) not in excluded[c]]
+        order = seed_ops[c] + [i for i in order if i not in seed_ops[c]]
+        size = max(config.ops_per_cell, len(seed_ops[c]))
+        subspaces.append(sorted(order[:size]))
+        pending.append(order[size:])
     return EvolutionState(list(pool), config.ops_per_cell, num_rounds(len(pool), config.ops_per_cell,
                                                                     config.max_rounds),
-                          seed, 0, "train", subspaces, pending, [[] for _ in range(n_cells)], [], [])
+                          seed, 0, "train", subspaces, pending, seed_ops, [], [],
+                          [[sorted(map(int, cell)) for cell in s] for s in seeds])
+
+
+def cell_exclusions(pool: Sequence[str], n_cells: int, config: EvolutionConfig) -> list[set[int]]:
+    """Pool indices each cell never holds (``config.excluded_ops``, by name)."""
+    if not config.excluded_ops:
+        return [set() for _ in range(n_cells)]
+    if len(config.excluded_ops) != n_cells:
+        raise ValueError(f"excluded_ops names {len(config.excluded_ops)} cells, the space has {n_cells}")
+    index = {name: i for i, name in enumerate(pool)}
+    out = []
+    for c, names in enumerate(config.excluded_ops):
+        unknown = [n for n in names if n not in index]
+        if unknown:
+            raise ValueError(f"excluded_ops: cell {c}: {', '.join(unknown)} not in the pool")
+        if len(set(names)) >= len(pool):
+            raise ValueError(f"excluded_ops: cell {c}: every operation of the pool is excluded")
+        out.append({index[n] for n in names})
+    return out
+
+
+def seed_operations(seeds: Sequence[Sequence[Sequence[int]]], n_cells: int) -> list[list[int]]:
+    """Per cell, the sorted union of the seed architectures' operations."""
+    ops: list[set[int]] = [set() for _ in range(n_cells)]
+    for seed in seeds:
+        for c, cell in enumerate(seed):
+            ops[c].update(int(i) for i in cell)
+    return [sorted(s) for s in ops]
 
 
 def continuation_state(previous: EvolutionState, pool: Sequence[str], config: EvolutionConfig, seed: int
@@ -228,14 +281,19 @@ def sample_architectures(rng: np.random.Generator, alpha: np.ndarray, active: np
                          subspaces: Sequence[Sequence[int]], slots: Sequence[gates.CellSlots],
                          op_costs: Sequence[Sequence[float]], fixed: float, target: float,
                          config: EvolutionConfig, round_index: int, unit: str = "M MACs") -> list[ArchPoint]:
-    """Unique architectures from the learned distribution: ``num_archs`` with cost strictly inside the
-    window (target - drift, target + drift, or ``config.window``) and up to ``num_extra`` in
-    (low - margin, low]."""
+    """Unique architectures: ``num_archs`` with cost strictly inside the window (target - drift, target +
+    drift, or ``config.window``), the ``uniform_fraction`` share of them drawn uniformly over the window's
+    architectures of the active operations and the rest from the learned distribution, and up to
+    ``num_extra`` from the learned distribution in (low - margin, low]."""
     low, high = config.window_bounds(target)
     extra_low = low - config.extra_margin
     p = gates.gate_probability(alpha)
     found: dict[tuple, ArchPoint] = {}
-    n_main = n_extra = 0
+    for cells in uniform_window_draws(rng, active, subspaces, slots, op_costs, fixed, (low, high),
+                                      int(round(config.uniform_fraction * config.num_archs))):
+        point = ArchPoint(cells, architecture_cost(cells, op_costs, fixed), round=round_index)
+        found.setdefault(point.key(), point)
+    n_main, n_extra = len(found), 0
     for _ in range(config.max_sample_draws):
         cells = []
         for c, slot in enumerate(slots):
@@ -262,6 +320,33 @@ def sample_architectures(rng: np.random.Generator, alpha: np.ndarray, active: np
             "--num_archs or more --max_sample_draws: the round is trained, and these settings may change when it "
             "resumes (moving the target, --target_macs or --target_ms, needs a new run)")
     return list(found.values())
+
+
+def uniform_window_draws(rng: np.random.Generator, active: np.ndarray, subspaces: Sequence[Sequence[int]],
+                         slots: Sequence[gates.CellSlots], op_costs: Sequence[Sequence[float]], fixed: float,
+                         window: tuple[float, float], n: int) -> list[list[list[int]]]:
+    """Up to ``n`` distinct architectures, each uniform over those of the active sub-space operations strictly
+    inside ``window`` (fewer when the window holds fewer; none when it holds none)."""
+    if n <= 0:
+        return []
+    from nse_tf.search.uniform_sampling import UniformWindowSampler
+
+    ops = [[i for j, i in enumerate(sub) if active[c, j]] for c, sub in enumerate(subspaces)]
+    rows = [[op_costs[c][i] for i in cell] for c, cell in enumerate(ops)]
+    may_be_empty = [slot.may_be_empty or not cell for slot, cell in zip(slots, ops)]
+    try:
+        # 2,000 cost bins: exactness comes from rejecting draws outside the window, the bins only steer them
+        sampler = UniformWindowSampler(rows, fixed, may_be_empty, *window, resolution=(window[1] - fixed) / 2000)
+    except ValueError:  # nothing of the active operations in the window: the gates' draws must fill it
+        return []
+    wanted = int(min(n, sampler.candidates))
+    seen: dict[tuple, list[list[int]]] = {}
+    for _ in range(100 * wanted):
+        cells = [sorted(ops[c][j] for j in cell) for c, cell in enumerate(sampler.draw(rng))]
+        seen.setdefault(tuple(tuple(c) for c in cells), cells)
+        if len(seen) >= wanted:
+            break
+    return list(seen.values())
 
 
 def architectures_in_window(subspaces: Sequence[Sequence[int]], op_costs: Sequence[Sequence[float]], fixed: float,
@@ -316,13 +401,16 @@ def refill(subsets: Sequence[Sequence[int]], pending: Sequence[Sequence[int]], o
 
 def end_round(state: EvolutionState, sampled: Sequence[ArchPoint], previous: Sequence[ArchPoint],
               config: EvolutionConfig, summary: dict[str, Any]) -> list[ArchPoint]:
-    """Front over new + extras + re-evaluated previous points; then subsets, refill, next round."""
+    """Front over new + extras + re-evaluated previous points (seed architectures among them); then subsets
+    (with the seeds' operations), refill, next round."""
     front = pareto_front(list(sampled) + list(previous))
     if not front:
         # Extras can knock out every architecture in the window (the released code then crashes on an empty
         # front): fall back to the front of the window's architectures alone.
         front = pareto_front([p for p in list(sampled) + list(previous) if not p.extra])
-    subsets = optimized_subsets(front, len(state.subspaces))
+    subsets = [sorted(set(subset) | set(seed_ops))
+               for subset, seed_ops in zip(optimized_subsets(front, len(state.subspaces)),
+                                           seed_operations(state.seeds, len(state.subspaces)))]
     last = state.round + 1 >= state.num_rounds
     state.history.append({**summary, "round": state.round, "front_size": len(front),
                           "subspace_sizes": [len(s) for s in state.subspaces],

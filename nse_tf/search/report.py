@@ -101,7 +101,7 @@ def format_median(value: float | None) -> str:
 
 
 def write_report(path: str, config: Any, state: EvolutionState, chosen: dict[str, ArchPoint],
-                 pool_names: Sequence[str], unit: str = "M MACs") -> None:
+                 pool_names: Sequence[str], unit: str = "M MACs", verified: dict[str, Any] | None = None) -> None:
     lines = [
         "# NSE search report", "",
         f"Run directory: `{config.run_dir}`; pool `{config.space.pool if isinstance(config.space.pool, str) else 'custom'}` "
@@ -124,8 +124,10 @@ def write_report(path: str, config: Any, state: EvolutionState, chosen: dict[str
                      f"{format_cost(h['best_cost'], unit)} | "
                      f"{train} | {h['eval_seconds']:.0f} | {h['eval_seconds'] / max(h['evaluated'], 1):.2f} |")
     best = chosen["best"]
+    how = ("the best mean stand-alone top-1 of the verified shortlist below" if verified else
+           "the most accurate front point within the budget, by shared weights")
     lines += ["", f"## Chosen architecture (`chosen/best.json`): {format_cost(best.cost, unit)} {unit}, held-out top-1 "
-              f"{best.accuracy:.4f}", ""]
+              f"{best.accuracy:.4f} (shared weights); {how}", ""]
     for c, cell in enumerate(best.cells):
         lines.append(f"- cell {c}: {', '.join(pool_names[i] for i in cell) or '(skipped)'}")
     # A latency search's front also shows MACs: what the FLOPs search and the zoo table compare by.
@@ -137,7 +139,36 @@ def write_report(path: str, config: Any, state: EvolutionState, chosen: dict[str
         if label != "best":
             extra = "" if macs is None else f" {macs.architecture_cost(point.cells):.2f} |"
             lines.append(f"| chosen/{label}.json | {format_cost(point.cost, unit)} |{extra} {point.accuracy:.4f} |")
+    if verified:
+        lines += verification_lines(verified, unit)
     lines += ["", "## Optimized subsets at the end", ""]
     for c, subset in enumerate(state.subspaces):
         lines.append(f"- cell {c}: {', '.join(pool_names[i] for i in subset) or '(none)'}")
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def verification_lines(verified: dict[str, Any], unit: str) -> list[str]:
+    """The verification stage's shortlist table: shared-weight and stand-alone top-1 side by side."""
+    settings, heldout = verified["settings"], verified["heldout"]
+    seeds = sorted({s for c in verified["candidates"] for s in c["proxy_top1"]}, key=int)
+    tau = "-" if verified["kendall_tau"] is None else f"{verified['kendall_tau']:.3f}"
+    macs_column = unit != "M MACs"  # a latency search's table shows MACs too
+    lines = ["", "## Verification (`verify/verification.json`)", "",
+             f"{verified['n']} shortlisted architectures (the final front, the top {settings['top']} of the last round "
+             "by shared weights and the seed architectures, all within the budget; the given ones, `--verify_archs`, "
+             f"at any cost), each trained alone for {settings['epochs']} epochs (`standalone.SHORT_RECIPE`) with seeds "
+             f"{', '.join(seeds)} on the training images minus round {heldout['round']}'s held-out split "
+             f"({heldout['examples']} images, seed {heldout['seed']}) and scored on that split. Kendall tau of "
+             f"shared-weight against mean stand-alone top-1 over the shortlist's {verified['n_ranked']} searched "
+             f"architectures: {tau}.", "",
+             f"| architecture | why | {unit} |{' M MACs |' if macs_column else ''} shared-weight top-1 | "
+             + " | ".join(f"stand-alone seed {s}" for s in seeds) + " | mean |",
+             "|---|---|---|---|" + "---|" * (len(seeds) + macs_column) + "---|"]
+    for c in sorted(verified["candidates"], key=lambda c: -c["proxy_mean"]):
+        mark = " **(chosen)**" if c["label"] == verified["chosen"] else ""
+        shared = "-" if c["shared_top1"] is None else f"{c['shared_top1']:.4f}"
+        macs = f" {c['macs'] / 1e6:.2f} |" if macs_column else ""
+        lines.append(f"| `{c['label']}`{mark} | {', '.join(c['reasons'])} | {format_cost(c['cost'], unit)} |{macs} "
+                     f"{shared} | "
+                     + " | ".join(f"{c['proxy_top1'][s]:.4f}" for s in seeds) + f" | {c['proxy_mean']:.4f} |")
+    return lines

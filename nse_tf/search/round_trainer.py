@@ -76,11 +76,14 @@ class RoundConfig:
     batch_size: int
     gate_every: int = 2
     prune_threshold: float = -2.0
+    gate_warmup_steps: int = 0  # the round's first steps train weights only (TuNAS freezes its controller so)
 
     def __post_init__(self) -> None:
         for name in ("steps", "steps_per_epoch", "batch_size", "gate_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.gate_warmup_steps <= self.steps:
+            raise ValueError(f"gate_warmup_steps must be in [0, steps], got {self.gate_warmup_steps}")
 
 
 @dataclasses.dataclass
@@ -216,13 +219,14 @@ class RoundTrainer:
 
     def step(self, state: RoundState, train_batch: tuple[tf.Tensor, tf.Tensor],
              heldout_batch: Callable[[], tuple[tf.Tensor, tf.Tensor]]) -> StepStats:
-        """One iteration: a weight step, a gate step when step % gate_every == 0, then self-simplification."""
+        """One iteration: a weight step, a gate step when step % gate_every == 0 (after the gate warm-up), then
+        self-simplification."""
         slots = self.net.slots
         masks = gates.sample_uniform(state.rng, state.active, slots)
         images, labels = split_batch(self.strategy, *train_batch)
         loss, correct = self.weight_step(images, labels, tf.constant(masks))
         stats = StepStats(state.step, float(loss), float(correct) / self.config.batch_size)
-        if state.step % self.config.gate_every == 0:
+        if state.step >= self.config.gate_warmup_steps and state.step % self.config.gate_every == 0:
             s, u, choice = gates.sample_two_paths(state.rng, self.alpha(), state.active, slots)
             images, labels = split_batch(self.strategy, *heldout_batch())
             gate_loss, expected = self.gate_step(images, labels, tf.constant(s), tf.constant(u), tf.constant(choice),

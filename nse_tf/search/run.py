@@ -12,6 +12,7 @@ Run directory layout (everything a run produces)::
       pareto.png               accuracy vs cost (M MACs or ms), all rounds overlaid
       latency_table.json       a latency search's lookup table, unless --latency_table put it elsewhere
       tb/                      TensorBoard events
+      verify/                  the verification stage's stand-alone trainings and verification.json
       search_report.md, chosen/*.json   at the end
 """
 
@@ -29,15 +30,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nse_tf.cost.model import macs_model
 from nse_tf.data.idx import DatasetError
 from nse_tf.data.pipeline import DataSplits, load_splits
 from nse_tf.search import evolution, gates
 from nse_tf.search import report as reporting
+from nse_tf.search import verification
 from nse_tf.search.checkpoints import RoundCheckpoint, inherit_weights
 from nse_tf.search.config import CONFIG_FILE, STATE_FILE, SearchConfig
 from nse_tf.search.evolution import ArchPoint, EvolutionState, SamplingError, StateError
 from nse_tf.search.round_trainer import RoundConfig, RoundState, RoundTrainer, new_round_state
-from nse_tf.search.saved_config import END_OF_ROUND_SETTINGS, flag_for, setting_diffs, upgrade_saved_config
+from nse_tf.search.seed_archs import resolve_seed_archs
+from nse_tf.search.saved_config import (ANY_TIME_SETTINGS, END_OF_ROUND_SETTINGS, flag_for, setting_diffs,
+                                       upgrade_saved_config)
 from nse_tf.search.strategy import (is_chief, is_multi_worker, make_strategy, require_shared_latency_table,
                                    sum_across_workers, worker_shard)
 from nse_tf.space.architecture import Architecture, NetworkSpec
@@ -66,6 +71,7 @@ class SearchRun:
         self.steps_per_round = config.steps_per_round or max(1, int(round(config.epochs_per_round
                                                                             * self.steps_per_epoch)))
         self.on_step = on_step
+        self.report_written = False  # set by run(): the report and chosen/ are written (verification done)
         self.writer = tf.summary.create_file_writer(os.path.join(config.run_dir, "tb")) if self.chief else None
 
     # ----------------------------------------------------------------- setup and state
@@ -119,8 +125,9 @@ class SearchRun:
             state = evolution.continuation_state(previous, self.pool.names, self.config.evolution,
                                                  self.config.seed)
         else:
+            seeds = resolve_seed_archs(self.config.seed_archs, self.space, self.config.evolution.excluded_ops)
             state = evolution.initial_state(self.pool.names, len(self.cells), self.config.evolution,
-                                            self.config.seed)
+                                            self.config.seed, seeds)
         self.save_state(state)
         return state
 
@@ -139,7 +146,8 @@ class SearchRun:
         if not diffs:
             return
         changeable = state is not None and state.phase in ("train", "evaluate")
-        fixed = [d for d in diffs if not (changeable and d[0] in END_OF_ROUND_SETTINGS)]
+        fixed = [d for d in diffs if not ((changeable and d[0] in END_OF_ROUND_SETTINGS)
+                                          or (state is not None and d[0] in ANY_TIME_SETTINGS))]
         if fixed:
             shown = "; ".join(f"--{flag_for(path, self.config.cost)} was {json.dumps(old)}, now {json.dumps(new)}"
                               for path, old, new in fixed[:4])
@@ -164,7 +172,8 @@ class SearchRun:
     # ----------------------------------------------------------------- rounds
     def new_trainer(self, state: EvolutionState) -> RoundTrainer:
         round_config = RoundConfig(self.steps_per_round, self.steps_per_epoch, self.config.data.batch_size,
-                                   self.config.gate_every, self.config.prune_threshold)
+                                   self.config.gate_every, self.config.prune_threshold,
+                                   int(round(self.config.gate_warmup * self.steps_per_round)))
         return RoundTrainer(self.space, state.subspaces, self.config.optim, self.config.penalty, round_config,
                             self.strategy, self.cost_model)
 
@@ -204,7 +213,7 @@ class SearchRun:
                 state.phase = "evaluate"
                 self.save_state(state)
             self.end_of_round(state, trainer, host, round_dir, splits, train_seconds)
-        self.finish(state)
+        self.report_written = self.finish(state)
         return state
 
     def check_window_reachable(self, state: EvolutionState) -> None:
@@ -310,8 +319,15 @@ class SearchRun:
                                                  trainer.net.slots, self.cost_model.op_costs, self.cost_model.fixed,
                                                  self.config.penalty.target, cfg, state.round, self.cost_model.unit)
         # Costs come from this run's model: points carried in by --init_from may have been priced by another.
-        previous = [ArchPoint(p.cells, self.cost_model.architecture_cost(p.cells), round=p.round)
+        previous = [ArchPoint(p.cells, self.cost_model.architecture_cost(p.cells), round=p.round, seed=p.seed)
                     for p in state.pareto]
+        # The seed architectures are evaluated every round, as the front's points are.
+        known = {p.key() for p in sampled + previous}
+        for cells in state.seeds:
+            seed = ArchPoint(cells, self.cost_model.architecture_cost(cells), round=state.round, seed=True)
+            if seed.key() not in known:
+                previous.append(seed)
+                known.add(seed.key())
         points = sampled + previous
         # A fresh dataset object: the same augmented batches whether or not this process trained the round.
         recal = list(self.round_splits(state.round).train.take(cfg.bn_batches).map(lambda x, y: x))
@@ -324,8 +340,8 @@ class SearchRun:
                         "result depend on the one before; --bn_start=trained splits the list", state.round + 1)
         start_statistics = trainer.bn_statistics() if cfg.bn_mode == "ema" and cfg.bn_start == "trained" else None
         mine = range(shard, len(points), shards)
-        log.info("round %d: evaluating %d architectures (%d extra, %d from the previous front)%s", state.round + 1,
-                 len(points), sum(p.extra for p in sampled), len(previous),
+        log.info("round %d: evaluating %d architectures (%d extra, %d from the previous front or seeds)%s",
+                 state.round + 1, len(points), sum(p.extra for p in sampled), len(previous),
                  f", {len(mine)} of them on this worker ({shard + 1} of {shards})" if shards > 1 else "")
         progbar = keras.utils.Progbar(len(mine), verbose=1 if self.chief else 0)
         accuracies = np.zeros(len(points))
@@ -365,16 +381,73 @@ class SearchRun:
         log.info("round %d done: front of %d, best held-out top-1 %.4f at %.3g %s", round_index + 1, len(front),
                  best.accuracy, best.cost, self.cost_model.unit)
 
-    def finish(self, state: EvolutionState) -> None:
+    def finish(self, state: EvolutionState) -> bool:
+        """The report and the chosen architectures, after the verification stage when it is on; whether they
+        are written (False while other verification shards are still training)."""
         if not self.chief:
-            return
+            return True
         self.remove_checkpoints_before(state.round + 1)
         budget = self.config.evolution.budget(self.config.penalty.target)
         chosen = reporting.choose_architectures(state.pareto, budget)
+        verified = None
+        if self.config.verify.enabled:
+            verified = self.verify(state, budget)
+            if verified is None:
+                return False
+            chosen["best"] = verified[1]
         os.makedirs(self.path("chosen"), exist_ok=True)
         for label, point in chosen.items():
             spec = NetworkSpec(self.space, Architecture(tuple(tuple(c) for c in point.cells)),
                                f"nse-{label}")
             spec.save(self.path("chosen", f"{label}.json"))
         reporting.write_report(self.path("search_report.md"), self.config, state, chosen, self.pool.names,
-                               self.cost_model.unit)
+                               self.cost_model.unit, verified[0] if verified else None)
+        return True
+
+    def verify(self, state: EvolutionState, budget: float) -> tuple[dict[str, Any], ArchPoint] | None:
+        """Train the shortlist alone (this process's share of it); (verification.json, the pick) once every
+        training has finished, else None."""
+        from nse_tf.search import standalone
+
+        cfg = self.config.verify
+        last_round = self.last_round_points(state.round)
+        seed_keys = {ArchPoint(cells, 0.0).key() for cells in state.seeds}
+        given = [ArchPoint(cells, self.cost_model.architecture_cost(cells), round=state.round)
+                 for cells in resolve_seed_archs(cfg.archs, self.space)]
+        candidates = verification.shortlist(state.pareto, last_round,
+                                            [p for p in last_round if p.key() in seed_keys], cfg.top, budget, given)
+        heldout_seed = self.config.data.seed + 1000 * state.round  # the last round's split (round_splits)
+        shard = standalone.Shard.parse(self.config.verify_shard)
+        log.info("verification: %d shortlisted architectures x %d seeds, %d epochs each, shard %s",
+                 len(candidates), cfg.seeds, cfg.epochs, self.config.verify_shard)
+
+        def train(jobs: list[tuple[int, int, str]]) -> list[Any]:
+            runs = [(NetworkSpec(self.space, Architecture(tuple(tuple(c) for c in candidates[i].point.cells)),
+                                 os.path.basename(run_dir)),
+                     dataclasses.replace(standalone.SHORT_RECIPE, epochs=cfg.epochs, seed=seed), run_dir)
+                    for i, seed, run_dir in jobs]
+            return standalone.run_share(runs, shard, self.config.data.heldout_examples, heldout_seed, log=log.info,
+                                        dataset=self.config.data.dataset, data_dir=self.config.data.data_dir,
+                                        image_size=self.config.data.image_size)
+
+        if not verification.verify(candidates, cfg, train, self.pool.names, self.path(verification.VERIFY_DIR)):
+            log.info("verification: shard %s is done; the shard that finishes the last training writes the pick",
+                     self.config.verify_shard)
+            return None
+        chosen = verification.pick(candidates, budget)
+        macs = macs_model(self.space)
+        result = verification.summary(candidates, chosen, cfg, self.pool.names, macs.architecture_cost,
+                                      {"examples": self.config.data.heldout_examples, "seed": heldout_seed,
+                                       "round": state.round + 1})
+        atomic_write_json(self.path(verification.VERIFY_DIR, verification.RESULT_FILE), result)
+        return result, chosen.point
+
+    def last_round_points(self, round_index: int) -> list[ArchPoint]:
+        """Every architecture the last round evaluated, with its shared-weight top-1 (round_XX/pareto.json)."""
+        path = self.path(f"round_{round_index:02d}", "pareto.json")
+        try:
+            with open(path, encoding="utf-8") as f:
+                return [ArchPoint.from_json(p) for p in json.load(f)["evaluated"]]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise StateError(f"{path}: cannot read the last round's evaluated architectures for the verification "
+                             f"({err})") from None

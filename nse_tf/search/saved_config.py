@@ -12,10 +12,15 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     saved.setdefault("cost", "macs")
     saved.setdefault("latency_table", None)
     saved.setdefault("latency_format", "float32")  # before int8 tables
+    # before the levers of issue 30 (gate warm-up, seed architectures, verification)
+    saved.setdefault("gate_warmup", 0.0)
+    saved.setdefault("seed_archs", [])
+    saved.setdefault("verify", {"top": 0, "seeds": 2, "epochs": 3, "archs": []})
     if isinstance(saved.get("evolution"), dict):
-        # before --window, then before the evaluation options existed
+        # before --window, then before the evaluation options existed, then before uniform candidates and
+        # per-cell exclusions
         evolution = {"window": None, "bn_mode": "ema", "bn_batch_size": 512, "eval_batch_size": None,
-                     "bn_start": "previous", **saved["evolution"]}
+                     "bn_start": "previous", "uniform_fraction": 0.0, "excluded_ops": [], **saved["evolution"]}
         if "mac_drift" in evolution:  # before latency searches
             evolution["drift"] = evolution.pop("mac_drift")
         saved["evolution"] = evolution
@@ -27,9 +32,15 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
 END_OF_ROUND_SETTINGS = frozenset({"evolution.num_archs", "evolution.num_extra", "evolution.drift",
                                    "evolution.extra_margin", "evolution.window", "evolution.max_sample_draws",
                                    "evolution.bn_batches", "evolution.bn_mode", "evolution.bn_batch_size",
-                                   "evolution.bn_start", "evolution.eval_batch_size"})
+                                   "evolution.bn_start", "evolution.eval_batch_size",
+                                   "evolution.uniform_fraction"})
+# What only the verification after the last round reads: it may change at any time, also once a search is done
+# (so a finished search can be verified, or verified more thoroughly, by rerunning its command).
+ANY_TIME_SETTINGS = frozenset({"verify.top", "verify.seeds", "verify.epochs", "verify.archs"})
 # config.json paths whose flag has another name (every other leaf is its own flag's name).
-_FLAGS = {"penalty.a": "penalty_a", "penalty.b": "penalty_b", "data.seed": "seed"}
+_FLAGS = {"penalty.a": "penalty_a", "penalty.b": "penalty_b", "data.seed": "seed",
+          "evolution.excluded_ops": "exclude_ops", "verify.top": "verify_top", "verify.seeds": "verify_seeds",
+          "verify.epochs": "verify_epochs", "verify.archs": "verify_archs"}
 _FLAGS_BY_COST = {"penalty.target": {"macs": "target_macs", "latency": "target_ms"},
                   "evolution.drift": {"macs": "mac_drift", "latency": "drift_ms"},
                   "evolution.extra_margin": {"macs": "extra_margin", "latency": "extra_margin_ms"}}

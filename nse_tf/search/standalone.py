@@ -188,7 +188,8 @@ def training_seconds(result: dict[str, Any]) -> float:
 
 
 def run_share(jobs: Sequence[tuple[NetworkSpec, TrainConfig, str]], shard: Shard, heldout_examples: int,
-              heldout_seed: int, log=print) -> list[dict[str, Any] | None]:
+              heldout_seed: int, log=print, *, dataset: str = "fashion_mnist", data_dir: str | None = None,
+              image_size: int | None = None) -> list[dict[str, Any] | None]:
     """Train this shard's jobs (spec, recipe, run directory) in order; then every job's result.json, None for
     those another shard has not finished yet. The results are read after this shard's own work, so that the
     shard finishing last sees every other shard's runs, however their ends interleave."""
@@ -196,10 +197,10 @@ def run_share(jobs: Sequence[tuple[NetworkSpec, TrainConfig, str]], shard: Shard
     from nse_tf.train.run_dir import check_run_dir
 
     data = None
-    split = heldout_name("fashion_mnist", heldout_examples, heldout_seed)
+    split = heldout_name(dataset, heldout_examples, heldout_seed)
     for k, (spec, recipe, run_dir) in enumerate(jobs):
         if shard.takes(k):
-            data = load_arrays("fashion_mnist") if data is None else data
+            data = load_arrays(dataset, data_dir, image_size) if data is None else data
             train_on_heldout(spec, recipe, run_dir, heldout_examples, heldout_seed, data)
             result = finished_result(run_dir)
             log(f"[{k + 1}/{len(jobs)}] {os.path.basename(run_dir)}: held-out top-1 {result['top1']:.4f} "

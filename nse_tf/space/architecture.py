@@ -7,8 +7,11 @@ import json
 import os
 from typing import Any, Sequence
 
+from nse_tf.space import limits
 from nse_tf.space.macro import MacroSpace
-from nse_tf.space.ops import Pool
+from nse_tf.space.ops import Pool, op_cost
+from nse_tf.space.space_cost import fixed_cost
+from nse_tf.utils import bounded_json
 
 ARCH_FORMAT = "nse_tf.network"
 ARCH_VERSION = 1
@@ -99,8 +102,21 @@ class NetworkSpec:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
+    def check_size(self) -> None:
+        """ValueError when the space, or the network's MACs or parameters (counted, not built), are beyond
+        the limits of ``nse_tf.space.limits``."""
+        self.space.check_size()
+        space, pool, total = self.space, self.space.get_pool(), fixed_cost(self.space)
+        for cell, ops in zip(space.cells(), self.arch.cells):  # the chosen operations only, not the whole table
+            for i in ops:
+                total += op_cost(pool.ops[i], *cell.input_hw, cell.cin, cell.cout, cell.stride, se=space.se)
+        limits.check("MACs", total.macs, limits.MAX_MACS)
+        limits.check("parameters", total.params, limits.MAX_PARAMS)
+
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "architecture") -> "NetworkSpec":
+    def from_dict(cls, data: dict[str, Any], source: str = "architecture", check_size: bool = True) -> "NetworkSpec":
+        """The network a file describes, its fields checked; one beyond the limits of ``nse_tf.space.limits``
+        is refused before anything is built unless ``check_size`` is False."""
         if not isinstance(data, dict):
             raise ArchitectureError(f"{source}: a network file holds one JSON object, got a {type(data).__name__}")
         if data.get("format") != ARCH_FORMAT:
@@ -119,20 +135,28 @@ class NetworkSpec:
         if not isinstance(data["cells"], list) or not all(isinstance(c, list) for c in data["cells"]):
             raise ArchitectureError(f"{source}: field cells must be a list of lists of operations")
         try:
-            space = MacroSpace.from_dict(data["space"])
+            if check_size:
+                limits.check("cells", len(data["cells"]), limits.MAX_CELLS, " cells")
+            space = MacroSpace.from_dict(data["space"], check_size=check_size)
             arch = Architecture.from_cells(data["cells"], space.get_pool())
-            return cls(space, arch, str(data.get("name", "network")))
+            spec = cls(space, arch, str(data.get("name", "network")))
+            if check_size:
+                spec.check_size()
+            return spec
         except (KeyError, TypeError, ValueError) as err:
             raise ArchitectureError(f"{source}: {err}") from None
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "NetworkSpec":
-        with open(path, encoding="utf-8") as f:
-            try:
-                data = json.load(f)
-            except json.JSONDecodeError as err:
-                raise ArchitectureError(f"{path}: not valid JSON ({err})") from None
-        return cls.from_dict(data, source=str(path))
+    def load(cls, path: str | os.PathLike, check_size: bool = True) -> "NetworkSpec":
+        """``from_dict`` of a file; one that is not UTF-8 JSON, or nests deeper than a network file does, is
+        refused with a line naming it."""
+        try:
+            data = bounded_json.load(path, limits.MAX_JSON_DEPTH)
+        except UnicodeDecodeError as err:
+            raise ArchitectureError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        except ValueError as err:
+            raise ArchitectureError(f"{path}: not valid JSON ({err})") from None
+        return cls.from_dict(data, source=str(path), check_size=check_size)
 
     def save(self, path: str | os.PathLike) -> None:
         from nse_tf.utils.atomic import atomic_write_text

@@ -14,6 +14,7 @@ import math
 import numbers
 from typing import Any, Sequence
 
+from nse_tf.space import limits
 from nse_tf.space.ops import Pool, get_pool, out_size
 
 LAYOUTS: dict[str, str] = {"NR": "RRRR", "NER": "RRRERE"}
@@ -158,6 +159,17 @@ class MacroSpace:
                             f"{groups} groups, which must divide both; use channels divisible by {groups} or a pool "
                             "without that operation")
 
+    def check_size(self) -> None:
+        """ValueError naming the field when the space is beyond the limits of ``nse_tf.space.limits`` (its
+        readers of files call this; code that means a huge space builds it directly)."""
+        limits.check("counts", sum(self.counts) + len(self.transitions), limits.MAX_CELLS, " cells")
+        limits.check("scale", self.scale, limits.MAX_SCALE)
+        limits.check("channels", max(self.scaled_channels), limits.MAX_CHANNELS)
+        limits.check("head_channels", self.head_channels, limits.MAX_HEAD_CHANNELS)
+        limits.check("input_size", self.input_size, limits.MAX_INPUT_SIZE, " pixels")
+        limits.check("input_channels", self.input_channels, limits.MAX_INPUT_CHANNELS)
+        limits.check("num_classes", self.num_classes, limits.MAX_CLASSES)
+
     @property
     def transitions(self) -> str:
         return LAYOUTS.get(self.layout, self.layout)
@@ -212,16 +224,23 @@ class MacroSpace:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "MacroSpace":
+    def from_dict(cls, data: dict[str, Any], check_size: bool = True) -> "MacroSpace":
+        """The space a file describes; one beyond the limits of ``nse_tf.space.limits`` is refused before any
+        of it is built unless ``check_size`` is False."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown space field(s) {', '.join(unknown)}")
+        if check_size:
+            limits.check_counts(data.get("counts"))  # before the cells are listed (a huge count hangs that)
         data = dict(data)
         for key in ("counts", "channels", "r_strides", "mean", "std", "pool"):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
-        return cls(**data)
+        space = cls(**data)
+        if check_size:
+            space.check_size()
+        return space
 
 
 FASHION_MNIST_MEAN_STD = ((72.9404,), (90.0212,))  # nse_tf.data.idx.mean_std("fashion_mnist")

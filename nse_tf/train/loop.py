@@ -1,4 +1,5 @@
-"""Retraining a child network from scratch: Keras 3 + numpy only, so it runs under any backend.
+"""Retraining a child network from scratch, or fine-tuning a trained one: Keras 3 + numpy only, so it runs under
+any backend.
 
 ``KERAS_BACKEND=jax python tools/train.py ...`` runs the same code as the TensorFlow backend: the
 input pipeline is a ``keras.utils.PyDataset`` over numpy arrays with numpy augmentation, and the
@@ -26,6 +27,7 @@ from nse_tf.train.bn_recalibration import ema_validation_callback, recalibrate_b
 from nse_tf.train.checkpoints import epoch_checkpoint_callback, remove_checkpoints, restore_checkpoint
 from nse_tf.train.config import CHECKPOINT_STATE_NAME, HISTORY_NAME, RESULT_NAME, WEIGHTS_NAME, TrainConfig, TrainError
 from nse_tf.train.device import compute_device
+from nse_tf.train.fine_tune import FineTuning, freeze_backbone, initialise, phase_at, phases
 from nse_tf.train.optimizers import compile_model
 from nse_tf.train.run_dir import check_run_dir
 from nse_tf.utils.atomic import atomic_write_json, staged
@@ -47,9 +49,23 @@ class TrainResult:
         return dataclasses.asdict(self)
 
 
+def checkpointed_epochs(run_dir: str) -> int:
+    """Epochs the run's last checkpoint holds (0 for none): which phase's optimizer must load it."""
+    try:
+        with open(os.path.join(run_dir, CHECKPOINT_STATE_NAME), encoding="utf-8") as f:
+            return int(json.load(f)["epochs_done"])
+    except FileNotFoundError:
+        return 0
+    except (ValueError, KeyError, TypeError):
+        return 0  # restore_checkpoint names the damage
+
+
 def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArrays,
-          dataset_name: str | None = None, log: Callable[[str], None] = print, verbose: int = 2) -> TrainResult:
-    """Train ``spec`` from scratch (or resume) and write weights, network, history and result to ``run_dir``."""
+          dataset_name: str | None = None, log: Callable[[str], None] = print, verbose: int = 2,
+          fine_tuning: FineTuning | None = None, image_size: int | None = None) -> TrainResult:
+    """Train ``spec`` from scratch, or from ``fine_tuning``'s weights (its backbone frozen for its first epochs),
+    or resume, and write weights, network, history and result to ``run_dir``. ``image_size`` (the size the
+    images were read at, where not native) and ``fine_tuning``'s source are recorded with the recipe."""
     import keras
 
     from nse_tf.nets.child import build_child
@@ -61,7 +77,11 @@ def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArray
     if spec.space.num_classes != data.num_classes:
         raise TrainError(f"network {spec.name} has {spec.space.num_classes} classes but dataset {data.name} "
                          f"has {data.num_classes}")
-    check_run_dir(run_dir, spec, config, dataset_name or data.name)
+    if len(data.x_test) == 0:
+        raise TrainError(f"dataset {data.name} has no test images to evaluate on")
+    plan = phases(config, fine_tuning.freeze_epochs if fine_tuning else 0)
+    check_run_dir(run_dir, spec, config, dataset_name or data.name,
+                  {"image_size": image_size, "init_from": fine_tuning.to_dict() if fine_tuning else None})
     result_path = os.path.join(run_dir, RESULT_NAME)
     if os.path.exists(result_path):
         with open(result_path, encoding="utf-8") as f:
@@ -71,10 +91,19 @@ def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArray
 
     keras.utils.set_random_seed(config.seed)
     model = build_child(spec, dropout=config.dropout)
+    if fine_tuning is not None and fine_tuning.load is not None:
+        initialise(model, fine_tuning.load())
     steps_per_epoch = len(data.x_train) // config.batch_size
     if steps_per_epoch == 0:
         raise TrainError(f"batch_size {config.batch_size} exceeds the {len(data.x_train)} training images")
-    compile_model(model, config, steps_per_epoch)
+
+    def compile_phase(index: int) -> None:
+        if fine_tuning is not None:
+            freeze_backbone(model, plan[index].frozen)
+        compile_model(model, plan[index].recipe, steps_per_epoch)
+
+    current = phase_at(plan, checkpointed_epochs(run_dir))
+    compile_phase(current)  # the optimizer of the phase that wrote the checkpoint, which loads its state
     start_epoch, processes = restore_checkpoint(model, run_dir)
     if start_epoch:
         log(f"resuming {run_dir} after epoch {start_epoch}/{config.epochs}")
@@ -88,10 +117,15 @@ def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArray
     if keras.backend.backend() == "tensorflow" and importlib.util.find_spec("tensorboard") is not None:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tb"), update_freq="epoch"))
     started = time.time()
-    if start_epoch < config.epochs:
-        dataset = make_training_dataset(data.x_train, data.y_train, data.num_classes, config, start_epoch)
-        validation = (data.x_test.astype(np.float32), one_hot(data.y_test, data.num_classes))
-        model.fit(dataset, epochs=config.epochs, initial_epoch=start_epoch, steps_per_epoch=steps_per_epoch,
+    validation = (data.x_test.astype(np.float32), one_hot(data.y_test, data.num_classes))
+    for index in range(current, len(plan)):
+        first = max(start_epoch, plan[index].start)
+        if first >= plan[index].end:
+            continue
+        if index != current:
+            compile_phase(index)  # a new phase: its own optimizer and schedule
+        dataset = make_training_dataset(data.x_train, data.y_train, data.num_classes, config, first)
+        model.fit(dataset, epochs=plan[index].end, initial_epoch=first, steps_per_epoch=steps_per_epoch,
                   shuffle=False, validation_data=validation, validation_batch_size=500, callbacks=callbacks,
                   verbose=verbose)
     if config.ema_momentum is not None:

@@ -10,11 +10,13 @@ from nse_tf.zoo.registry import (
     get_entry,
     is_entry,
     list_models,
+    listed_models,
     load,
     metadata,
+    seed_groups,
     tflite_path,
     zoo_dir,
 )
 
 __all__ = ["EntryConfig", "ZooEntry", "ZooError", "aliases", "canonical_name", "get_entry", "is_entry", "list_models",
-           "load", "metadata", "tflite_path", "zoo_dir"]
+           "listed_models", "load", "metadata", "seed_groups", "tflite_path", "zoo_dir"]

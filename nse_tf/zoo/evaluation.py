@@ -53,20 +53,22 @@ def quick_check(name: str) -> dict[str, Any]:
     from nse_tf.zoo import registry as zoo
 
     entry = _trained_entry(name)
-    data = load_arrays(entry.metadata["dataset"])
+    data = load_arrays(entry.metadata["dataset"], image_size=entry.metadata.get("image_size"))
     return quick_check_figures(zoo.load(name, weights="pretrained"), zoo.tflite_path(name, "int8"), data.x_test,
                                data.y_test)
 
 
 def measure(source: str, tflite: str | None = None, dataset: str | None = None,
-            data_dir: str | None = None) -> dict:
+            data_dir: str | None = None, image_size: int | None = None) -> dict:
     """Top-1/top-5 on the whole test split, MACs and params of a zoo entry (its Keras model, or with
     ``tflite`` its ``float32``/``int8`` file under LiteRT) or of a tools/train.py run directory; for a
-    zoo entry also whether the top-1 equals its metadata's."""
+    zoo entry also whether the top-1 equals its metadata's. The images are read at ``image_size``, by default
+    the size the entry or run recorded (where it read them at another than their native one)."""
     from nse_tf.data.arrays import DatasetError, load_arrays
+    from nse_tf.data.idx import DataFileError, DataNotFoundError
     from nse_tf.nets.counting import count_macs, count_params
     from nse_tf.nets.inference import evaluate_arrays
-    from nse_tf.train.run_dir import load_trained_run
+    from nse_tf.train.run_dir import load_trained_run, read_run_config
     from nse_tf.zoo import registry as zoo
 
     if zoo.is_entry(source):
@@ -78,18 +80,33 @@ def measure(source: str, tflite: str | None = None, dataset: str | None = None,
             raise EvaluationError("tflite", f"zoo entry {source} has no {tflite} file (it has: "
                                             f"{', '.join(sorted(files)) or 'none'})")
         expected = entry.metadata["top1"] if tflite is None else files[tflite]["top1"]
+        image_size = image_size or entry.metadata.get("image_size")
     elif os.path.isdir(source):
         if tflite:
             raise EvaluationError("tflite", "needs a zoo entry (a training run has no TFLite files)")
         model, run_dataset = load_trained_run(source)
         dataset, entry, expected = dataset or run_dataset, None, None
+        image_size = image_size or read_run_config(source).get("image_size")
     else:
         raise EvaluationError("model", f"{source!r} is neither a zoo entry ({', '.join(zoo.list_models())}) "
                                        "nor a training run directory")
     try:
-        data = load_arrays(dataset, data_dir)
-    except DatasetError as err:
+        data = load_arrays(dataset, data_dir, image_size)
+    except DataNotFoundError:
+        raise  # the IDX files' directory: --data_dir
+    except DataFileError as err:  # a damaged IDX file (--data_dir), or an image of a folder dataset
+        if not dataset.startswith("folder:"):
+            raise
         raise EvaluationError("dataset", str(err)) from None
+    except (DatasetError, FileNotFoundError) as err:
+        raise EvaluationError("dataset", str(err)) from None
+    if not len(data.y_test):
+        raise EvaluationError("dataset", f"{dataset} has no test images")
+    shape = tuple(int(d) for d in data.x_test.shape[1:])
+    if tuple(model.input_shape[1:]) != shape:
+        raise EvaluationError("image_size" if image_size else "dataset",
+                              f"{source} takes {'x'.join(map(str, model.input_shape[1:]))} images but {dataset} "
+                              f"gives {'x'.join(map(str, shape))}")
     report = {"model": source, "dataset": dataset, "examples": int(len(data.y_test)), "macs": count_macs(model),
               "params": count_params(model), "evaluated": f"tflite:{tflite}" if tflite else "keras"}
     if tflite:

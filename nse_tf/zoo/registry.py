@@ -7,6 +7,11 @@ and ``int8.tflite``. Loading builds the network from its JSON and reads an HDF5 
 checking its sha256: no code from a file is ever executed. An entry whose metadata has
 ``"flip_average": true`` is its network run on the image and its mirror, logits averaged
 (``nse_tf.nets.flip_average``): its MACs, top-1 and TFLite files are those of the two-pass model.
+
+An entry named ``<recipe>-s<k>`` is seed k of a comparison's recipe (``nse-fmnist-latency-s0``): the rule is the
+name, so new seeds need no registration. A user picks a recipe, not a seed: ``listed_models`` lists the recipe's
+name instead of its seeds unless asked, and that name loads its lowest seed with weights (unless an entry has
+it: no seed is chosen by a figure measured on the test split); each seed still loads by its name.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import re
 from typing import Any
 
 from nse_tf.space.architecture import NetworkSpec
+from nse_tf.utils import bounded_json
 from nse_tf.utils.atomic import previous_path
 
 ZOO_ENV = "NSE_TF_ZOO"
@@ -30,6 +36,7 @@ TFLITE_VARIANTS = ("float32", "int8", "int8_qat")  # int8_qat: tools/qat.py, whe
 REQUIRED_KEYS = ("name", "dataset", "input_shape", "num_classes", "preprocessing", "macs", "params", "top1",
                  "command", "files")
 ENTRY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+SEED_NAME = re.compile(r"(?P<recipe>[A-Za-z0-9][A-Za-z0-9_.-]*)-s(?P<seed>[0-9]+)")  # seed k of a recipe
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -152,7 +159,7 @@ class ZooEntry:
         if expected is None:
             raise ZooError(f"zoo entry {self.name} has no file {filename} (it has: "
                            f"{', '.join(sorted(self.metadata['files']))})")
-        path = os.path.join(self.path, filename)
+        path = inside_entry(self.path, filename, f"zoo entry {self.name}")
         if not os.path.exists(path):
             raise ZooError(f"{path} is missing (listed in {self.name}'s metadata)")
         actual = sha256_file(path)
@@ -165,34 +172,84 @@ class ZooEntry:
         return NetworkSpec.load(self.file(NETWORK_NAME))
 
 
+def inside_entry(entry_path: str, filename: str, source: str) -> str:
+    """The path of ``filename`` in an entry, if it names a file inside it: a relative name without ``..``, and
+    no symlink (of the file or a folder on the way) leading out of the entry, as timm and Keras keep weights
+    to the model's folder."""
+    parts = filename.replace("\\", "/").split("/")
+    if not filename or os.path.isabs(filename) or any(part in ("", ".", "..") for part in parts):
+        raise ZooError(f"{source}: file {filename!r} is not a plain name inside the entry (no '..', no absolute "
+                       "path); refusing it")
+    path = os.path.join(entry_path, filename)
+    root = os.path.realpath(entry_path)
+    if os.path.commonpath([root, os.path.realpath(path)]) != root:
+        raise ZooError(f"{source}: {filename} is a symlink to {os.path.realpath(path)}, outside the entry; "
+                       "refusing it")
+    return path
+
+
+def _read_json(path: str) -> Any:
+    try:
+        return bounded_json.load(path)
+    except UnicodeDecodeError as err:
+        raise ZooError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except ValueError as err:
+        raise ZooError(f"{path}: not valid JSON ({err})") from None
+
+
 def aliases() -> dict[str, str]:
     """Old entry names -> current ones (``zoo/aliases.json``), so a renamed entry keeps loading by its old name."""
     path = os.path.join(zoo_dir(), ALIASES_NAME)
     if not os.path.exists(path):
         return {}
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ZooError(f"{path}: not valid JSON ({err})") from None
+    data = _read_json(path)
     table = data.get("aliases") if isinstance(data, dict) else None
     if not isinstance(table, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in table.items()):
         raise ZooError(f"{path}: field aliases must map old names to entry names")
     return dict(table)
 
 
+def seed_groups() -> dict[str, list[str]]:
+    """Recipe name -> its seed entries (``<recipe>-s<k>``), by seed."""
+    groups: dict[str, list[str]] = {}
+    for name in list_models():
+        if match := SEED_NAME.fullmatch(name):
+            groups.setdefault(match["recipe"], []).append(name)
+    return {recipe: sorted(seeds, key=lambda n: int(SEED_NAME.fullmatch(n)["seed"]))
+            for recipe, seeds in groups.items()}
+
+
+def default_seed(seeds: list[str]) -> str:
+    """The seed a recipe's name loads: the lowest with weights (never the best on the test split: that would
+    choose by the test images)."""
+    return next((name for name in seeds if get_entry(name).has_weights), seeds[0])
+
+
 def canonical_name(name: str) -> str:
-    """The entry a name means: itself, or what its alias points to."""
-    return aliases().get(name, name)
+    """The entry a name means: itself, what its alias points to, or a recipe's default seed."""
+    name = aliases().get(name, name)
+    if name in list_models():
+        return name
+    groups = seed_groups()
+    return default_seed(groups[name]) if name in groups else name
 
 
 def is_entry(name: str) -> bool:
-    """Whether ``name`` names an entry (or an alias of one) of the zoo."""
-    return name in list_models() or name in aliases()
+    """Whether ``name`` names an entry (or an alias of one, or a recipe of seeds) of the zoo."""
+    return name in list_models() or name in aliases() or name in seed_groups()
+
+
+def listed_models(include_seeds: bool = False) -> list[str]:
+    """What a user picks from, sorted: the entries but seeds, and each recipe of seeds once by its name (an
+    entry of that name, else its default seed); with ``include_seeds`` the seeds too. Every name loads."""
+    groups = seed_groups()
+    seeds = {name for members in groups.values() for name in members}
+    return sorted(set(list_models()) - (set() if include_seeds else seeds) | set(groups))
 
 
 def list_models() -> list[str]:
-    """Names of the zoo's entries, sorted (aliases left out)."""
+    """Names of the zoo's entry folders, every seed included, sorted (aliases left out; ``listed_models``:
+    what a user picks from)."""
     root = zoo_dir()
     if not os.path.isdir(root):
         return []
@@ -211,11 +268,8 @@ def get_entry(name: str) -> ZooEntry:
             raise ZooError(f"zoo entry {name!r} is being replaced (or its replacement was interrupted): its previous "
                            f"files are in .previous-{name}; rerun tools/make_zoo_entry.py for it")
         raise ZooError(f"no zoo entry {name!r}; available: {', '.join(list_models()) or '(none)'}")
-    with open(meta_path, encoding="utf-8") as f:
-        try:
-            metadata = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ZooError(f"{meta_path}: not valid JSON ({err})") from None
+    inside_entry(path, METADATA_NAME, f"zoo entry {name}")
+    metadata = _read_json(meta_path)
     if not isinstance(metadata, dict):
         raise ZooError(f"{meta_path}: holds a JSON {type(metadata).__name__}, not an object")
     missing = [k for k in REQUIRED_KEYS if k not in metadata]
@@ -228,6 +282,8 @@ def get_entry(name: str) -> ZooEntry:
                        f"got {json.dumps(files)[:120]}")
     if NETWORK_NAME not in files:
         raise ZooError(f"{meta_path}: field files does not list {NETWORK_NAME}")
+    for filename in files:
+        inside_entry(path, filename, meta_path)
     return ZooEntry(name, path, metadata, EntryConfig.from_metadata(metadata, meta_path))
 
 
@@ -236,43 +292,57 @@ def metadata(name: str) -> dict[str, Any]:
 
 
 def load(name: str, weights: str | None = "pretrained", num_classes: int | None = None,
-         input_shape: tuple[int, int, int] | None = None) -> Any:
+         input_shape: tuple[int, int, int] | None = None, include_top: bool = True, pooling: str | None = None,
+         transfer: bool = False) -> Any:
     """A Keras 3 model of zoo entry ``name``; it takes raw 0-255 pixels and returns logits.
 
     ``weights="pretrained"`` loads the entry's trained weights (an error where it has none);
     ``None`` gives a fresh initialisation. ``num_classes`` / ``input_shape`` rebuild the network for
-    another task: a different class count needs ``weights=None``; a different square input size keeps
-    the pretrained weights (the network is fully convolutional up to global pooling).
+    another task: another square input size keeps the pretrained weights (the network is fully convolutional
+    up to global pooling); another class count or channel count needs ``weights=None``, as Keras
+    Applications' ``weights="imagenet"`` does, unless ``transfer`` (what ``nse_tf.create_model(pretrained=True)``
+    passes, as timm does): then every weight that fits loads, the classifier starts as a fresh model's, and
+    the stem's kernel and the normalisation's mean/std are adapted to the channels
+    (``nse_tf.nets.transfer``). ``include_top=False`` returns the backbone with ``pooling`` None, "avg" or
+    "max" (without an entry's flip averaging, which averages logits).
     """
     from nse_tf.nets.child import build_child
+    from nse_tf.nets.transfer import CLASSIFIER, backbone, check_head, check_num_classes, retarget, transfer_weights
 
     if weights not in ("pretrained", None):
         raise ZooError(f"weights must be 'pretrained' or None, got {weights!r}")
+    num_classes = check_num_classes(num_classes)
+    check_head(include_top, pooling, num_classes)
     entry = get_entry(name)
-    spec = entry.network_spec()
-    overrides: dict[str, Any] = {}
-    if num_classes is not None and num_classes != spec.space.num_classes:
-        if weights == "pretrained":
-            raise ZooError(f"{name} was trained with {spec.space.num_classes} classes; use weights=None for "
-                           f"num_classes={num_classes}")
-        overrides["num_classes"] = int(num_classes)
-    if input_shape is not None:
-        h, w, c = (int(s) for s in input_shape)
-        if h != w:
-            raise ZooError(f"input_shape must be square, got {tuple(input_shape)}")
-        if weights == "pretrained" and c != spec.space.input_channels:
-            raise ZooError(f"{name} was trained on {spec.space.input_channels}-channel images; use weights=None "
-                           f"for input_shape={tuple(input_shape)}")
-        overrides.update(input_size=h, input_channels=c)
-    if overrides:
-        spec = spec.replace_space(**overrides)
+    trained = entry.network_spec()
+    try:
+        spec = retarget(trained, num_classes, input_shape)
+    except ValueError as err:
+        raise ZooError(f"{name}: {err}") from None
     if weights == "pretrained" and not entry.has_weights:
         raise ZooError(f"{name} has no pretrained weights ({entry.metadata.get('weights_note', 'none were trained')});"
-                       " use weights=None")
+                       " use weights=None (pretrained=False)")
+    space, before = spec.space, trained.space
+    if weights == "pretrained" and not transfer:
+        if space.num_classes != before.num_classes:
+            raise ZooError(f"{name} was trained with {before.num_classes} classes; use weights=None for "
+                           f"num_classes={space.num_classes}, or nse_tf.create_model({name!r}, pretrained=True, "
+                           f"num_classes={space.num_classes}) to load every weight but the classifier")
+        if space.input_channels != before.input_channels:
+            raise ZooError(f"{name} was trained on {before.input_channels}-channel images; use weights=None for "
+                           f"input_shape={tuple(input_shape)}, or nse_tf.create_model({name!r}, pretrained=True, "
+                           f"input_shape=...) to adapt its first convolution")
     model = build_child(spec)
     if weights == "pretrained":
-        model.load_weights(entry.weights_file())
-    return entry.configure(model)
+        if (space.num_classes, space.input_channels) == (before.num_classes, before.input_channels):
+            model.load_weights(entry.weights_file())
+        else:
+            source = build_child(trained)
+            source.load_weights(entry.weights_file())
+            left = transfer_weights(source, model)
+            if set(left) - {CLASSIFIER}:  # the same architecture: only the classifier may change shape
+                raise ZooError(f"{name}: could not carry the weights of {', '.join(left)} over")
+    return entry.configure(model) if include_top else backbone(model, pooling)
 
 
 def tflite_path(name: str, variant: str = "int8") -> str:

@@ -2,8 +2,9 @@
 into place, so a crash never leaves half an entry and an entry is replaced only when asked (``overwrite``; a
 write killed while replacing one leaves the old files in ``.previous-<name>``, restored by the next write).
 
-A trained entry (from a finished tools/train.py run) gets the weights, float32 and int8 TFLite files (each
-verified with LiteRT on the whole test split), the test top-1/top-5 of the Keras model as tools/evaluate.py
+A trained entry (from a finished tools/train.py run, trained from scratch or fine-tuned from another entry, on any
+dataset the tools read) gets the weights, float32 and int8 TFLite files (each verified with LiteRT on the whole
+test split), the test top-1/top-5 of the Keras model as tools/evaluate.py
 measures it, a quick check for CI (Keras and int8 top-1 on the first 1000 test images), MACs, params and
 LiteRT latency on this CPU. An entry with ``weights_from`` runs another entry's weights (flip averaging, say):
 it records their sha256 instead of a second copy.
@@ -56,22 +57,25 @@ def export_tflite_files(model: Any, data: Any, stage: str, num_calibration: int,
 
 
 def trained_fields(stage: str, train_dir: str, flip_average: bool = False, weights_from: str | None = None,
-                   num_calibration: int = 500, latency_runs: int = 200, training_note: str | None = None) -> dict:
-    """Metadata fields of a trained entry; its weights and TFLite files are written into ``stage``."""
+                   num_calibration: int = 500, latency_runs: int = 200, training_note: str | None = None,
+                   data_dir: str | None = None) -> dict:
+    """Metadata fields of a trained entry; its weights and TFLite files are written into ``stage``. The run's
+    dataset is read as the run read it (its ``image_size``; ``data_dir`` where its files are on this machine);
+    a fine-tuned run's entry records the entry it started from (``training.init_from``)."""
     from nse_tf.data.arrays import load_arrays
     from nse_tf.nets.counting import count_macs, count_params
     from nse_tf.nets.inference import evaluate_arrays
     from nse_tf.nets.layers import LEGACY_INITIALIZATION
-    from nse_tf.train.config import BN_RECALIBRATION_BATCHES, CONFIG_NAME, RESULT_NAME, WEIGHTS_NAME
-    from nse_tf.train.run_dir import load_trained_run, read_history
+    from nse_tf.train.config import BN_RECALIBRATION_BATCHES, RESULT_NAME, WEIGHTS_NAME
+    from nse_tf.train.run_dir import load_trained_run, read_history, read_run_config
 
     model, dataset = load_trained_run(train_dir)
     if flip_average:
         from nse_tf.nets.flip_average import flip_average as two_pass
 
         model = two_pass(model)
-    with open(os.path.join(train_dir, CONFIG_NAME), encoding="utf-8") as f:
-        saved = json.load(f)
+    saved = read_run_config(train_dir)
+    image_size = saved.get("image_size")
     with open(os.path.join(train_dir, RESULT_NAME), encoding="utf-8") as f:
         result = json.load(f)
     shared: dict[str, Any] = {}
@@ -83,16 +87,19 @@ def trained_fields(stage: str, train_dir: str, flip_average: bool = False, weigh
         if source.config.files.get(registry.WEIGHTS_NAME) != sha:
             raise registry.ZooError(f"weights_from: {weights_from}'s weights are not those of {train_dir}")
         shared = {"weights_from": source.name, "weights_sha256": sha}
-    data = load_arrays(dataset)
+    data = load_arrays(dataset, data_dir, image_size)
     metrics = evaluate_arrays(model, data.x_test, data.y_test)
     tflite, quick = export_tflite_files(model, data, stage, num_calibration, latency_runs)
     history = read_history(train_dir)
-    return {"dataset": dataset, "macs": count_macs(model), "params": count_params(model), "top1": metrics["top1"],
-            "top5": metrics["top5"], "test_examples": metrics["examples"], "weights": True,
+    return {"dataset": dataset, **({"image_size": image_size} if image_size else {}), "macs": count_macs(model),
+            "params": count_params(model), "top1": metrics["top1"], "top5": metrics["top5"],
+            "test_examples": metrics["examples"], "weights": True,
             **({"flip_average": True} if flip_average else {}), **shared,
             "training": {"recipe": saved["train"], "epochs_logged": len(history),
                          # runs started before the depthwise fix did not record it
                          "initialization": saved.get("initialization", LEGACY_INITIALIZATION),
+                         # a fine-tuning's starting point: the entry and its weights' sha256, frozen epochs
+                         **({"init_from": saved["init_from"]} if saved.get("init_from") else {}),
                          # train() times the process that finished the run; "processes" times each one
                          "seconds_last_process": result["seconds"],
                          "backend": result["backend"],
@@ -152,7 +159,7 @@ def reexport_tflite(name: str, command: str, num_calibration: int = 500, latency
     if not entry.has_weights or not entry.metadata.get("tflite"):
         raise registry.ZooError(f"zoo entry {name} has no weights and .tflite files to re-export")
     model = registry.load(name, weights="pretrained")
-    data = load_arrays(entry.metadata["dataset"])
+    data = load_arrays(entry.metadata["dataset"], image_size=entry.metadata.get("image_size"))
     metadata = entry.metadata
     before = {fmt: metadata["tflite"][fmt]["top1"] for fmt in ("float32", "int8")}
     exported = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"), "command": command}
