@@ -479,13 +479,28 @@ def test_the_search_from_python_returns_the_pick_and_the_front(tmp_path):
     flagfile = tmp_path / "tiny.flags"
     flagfile.write_text("\n".join(TINY) + "\n")
     run_dir = str(tmp_path / "run")
-    result = nse_tf.run_search(str(flagfile), run_dir=run_dir, max_rounds=1, inherit_weights=False)
+    # exclude_ops is a repeated flag: each group is its own --exclude_ops
+    result = nse_tf.run_search(str(flagfile), run_dir=run_dir, max_rounds=1, inherit_weights=False,
+                               exclude_ops=["4:mb_k5_t1", "5:mb_k5_t1"])
+    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
+        assert json.load(f)["evolution"]["excluded_ops"][3:] == [[], ["mb_k5_t1"], ["mb_k5_t1"]]
     assert result.finished and result.unit == "M MACs" and os.path.exists(result.report)
     assert result.front and all(isinstance(spec, nse_tf.NetworkSpec) for spec, _, _ in result.front)
     assert [cost for _, cost, _ in result.front] == sorted(cost for _, cost, _ in result.front)
     chosen = nse_tf.NetworkSpec.load(os.path.join(run_dir, "chosen", "best.json"))
     assert result.best.arch == chosen.arch and result.verification is None
-    again = nse_tf.run_search(str(flagfile), run_dir=run_dir, max_rounds=1)  # resumes: nothing left to do
+    again = nse_tf.run_search(str(flagfile), run_dir=run_dir, max_rounds=1,
+                              exclude_ops=["4:mb_k5_t1", "5:mb_k5_t1"])  # resumes: nothing left to do
     assert again.best.arch == chosen.arch
     with pytest.raises(FlagError, match="--target_macs"):
         nse_tf.run_search(str(flagfile), run_dir=str(tmp_path / "bad"), target_macs=5000)
+
+
+@needs_data
+def test_only_shard_0_runs_the_search_itself(tmp_path, capsys):
+    """Two processes must never train the same round: a verification shard other than 0 waits for the search."""
+    code, err = run_in_process(f"--run_dir={tmp_path / 'run'}", *TINY, "--verify_top=1", "--verify_shard=1/2",
+                               capsys=capsys)
+    lines = [line for line in err.splitlines() if line.startswith("search.py: error:")]
+    assert code == 2 and len(lines) == 1 and "--verify_shard=1/2: the search" in lines[0] and "shard 0" in lines[0]
+    assert not os.path.exists(tmp_path / "run" / "round_00")

@@ -75,15 +75,22 @@ def test_uniform_fraction_fills_the_window_where_collapsed_gates_cannot():
     assert sum(bool(p.cells[0]) for p in points) >= 3  # the gates never fill cell 0; uniform draws do
 
 
-def test_uniform_fraction_zero_samples_as_before():
+def test_with_the_levers_off_sampling_and_shuffles_are_those_before_them():
+    """Golden values recorded with the code before the levers existed: the same candidates, the same random
+    numbers left, the same sub-spaces and queues (committed runs resume and reproduce)."""
     config = EvolutionConfig(num_archs=8, num_extra=2, drift=2.0, extra_margin=2.0, max_sample_draws=5000)
-    same = EvolutionConfig(num_archs=8, num_extra=2, drift=2.0, extra_margin=2.0, max_sample_draws=5000,
-                           uniform_fraction=0.0)
-    a = sample_architectures(np.random.default_rng(3), np.zeros(ACTIVE.shape), ACTIVE, SUBSPACES, SLOTS, OP_COSTS,
-                             FIXED, 105.0, config, 0)
-    b = sample_architectures(np.random.default_rng(3), np.zeros(ACTIVE.shape), ACTIVE, SUBSPACES, SLOTS, OP_COSTS,
-                             FIXED, 105.0, same, 0)
-    assert [(p.cells, p.extra) for p in a] == [(p.cells, p.extra) for p in b]
+    rng = np.random.default_rng(3)
+    points = sample_architectures(rng, np.zeros(ACTIVE.shape), ACTIVE, SUBSPACES, SLOTS, OP_COSTS, FIXED, 105.0,
+                                  config, 0)
+    assert [(p.cells, p.extra) for p in points] == [
+        ([[0], [1], [0, 7]], False), ([[5], [1, 4], [7]], False), ([[0], [1], [6, 7]], False), ([[2], [3], [0]], True),
+        ([[2], [4], [0, 6, 7]], False), ([[0, 2, 5], [4], [6]], False), ([[], [3, 4], [0]], True),
+        ([[], [3, 4], [0, 7]], False), ([[2, 5], [3, 4], [0, 7]], False), ([[2, 5], [1, 3], [0, 6]], False)]
+    assert rng.random() == pytest.approx(0.9998030282851982, abs=0)
+    state = initial_state([f"op{i}" for i in range(19)], 3, EvolutionConfig(ops_per_cell=6), seed=4)
+    assert state.subspaces == [[2, 3, 4, 9, 14, 17], [1, 2, 8, 11, 13, 14], [2, 6, 8, 13, 16, 18]]
+    assert state.pending == [[0, 7, 1, 6, 18, 11, 8, 5, 16, 12, 13, 15, 10], [7, 9, 6, 18, 15, 17, 10, 12, 5, 16, 0, 4, 3],
+                             [7, 0, 14, 17, 1, 11, 4, 10, 5, 9, 12, 15, 3]]
 
 
 def test_uniform_fraction_is_checked():
@@ -171,10 +178,12 @@ def test_shortlist_front_top_and_seeds_within_the_budget():
     shortlist = verification.shortlist(front, last, seeds, top=2, budget=3.0, given=given)
     assert [(c.point.cells[0][0], c.reasons) for c in shortlist] == [
         (0, ["front"]), (1, ["front", "top"]), (4, ["top"]), (7, ["seed"]), (8, ["given"])]
-    for c, top1 in zip(shortlist, (0.90, 0.91, 0.92, 0.80, 0.99)):
+    for c, top1 in zip(shortlist, (0.90, 0.91, float("nan"), 0.80, 0.99)):
         c.proxy = {0: top1}
-    assert verification.pick(shortlist, budget=3.0).point.cells == [[4]]
-    summary = verification.summary(shortlist, shortlist[2], verification.VerifyConfig(top=2), MB19, lambda c: 1.0,
+    assert verification.pick(shortlist, budget=3.0).point.cells == [[1]]  # not the reference, not the NaN
+    given[0].cost = 2.0  # a reference within the budget is still never picked
+    assert verification.pick(shortlist, budget=3.0).point.cells == [[1]]
+    summary = verification.summary(shortlist, shortlist[1], verification.VerifyConfig(top=2), MB19, lambda c: 1.0,
                                    {})
     assert summary["n"] == 5 and summary["n_ranked"] == 4 and summary["candidates"][4]["shared_top1"] is None
 

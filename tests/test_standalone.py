@@ -271,7 +271,8 @@ def test_the_plane_from_zoo_entries(tmp_path):
 
 
 @pytest.mark.parametrize("row", ["hand:a10:1.0:mobilenetv2-style-fmnist:0", "nse:a10:0.5:nse-fmnist-6m:0",
-                                 "family:a10::mobilenetv2-style-fmnist:0", "nse:a10::no-such-entry:0"])
+                                 "family:a10::mobilenetv2-style-fmnist:0", "nse:a10::no-such-entry:0",
+                                 "nse:a10::nse-fmnist-6m:0"])  # no family row to judge it against
 def test_plane_rows_are_checked(tmp_path, row):
     result = run_tool("plane.py", f"--row={row}", f"--out_dir={tmp_path}")
     assert result.returncode == 2 and "plane.py: error: --row:" in result.stderr, result.stderr[-2000:]

@@ -65,7 +65,10 @@ def main(argv: list[str]) -> int:
         space = like.space
         budget = F.max_macs * 1e6 if F.max_macs else network_cost(like).macs
     if F.alpha is not None:
-        baseline = single_op_network(widened(space, F.alpha), MOBILENET_V2_OP, F.name)
+        try:
+            baseline = single_op_network(widened(space, F.alpha), MOBILENET_V2_OP, F.name)
+        except ValueError as err:
+            return fail("alpha", str(err))
         budget = network_cost(baseline).macs
     else:
         try:

@@ -53,6 +53,8 @@ def parse_rows(values: list[str]) -> list[dict]:
             raise FlagError("row", f"{value!r}: a family row has an alpha, and only a family row")
     if not rows:
         raise FlagError("row", "give at least one --row")
+    if not any(r["method"] == "family" for r in rows):
+        raise FlagError("row", "give the family's rows: the searches' picks are judged against its curve")
     return rows
 
 

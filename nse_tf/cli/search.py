@@ -320,6 +320,7 @@ def main(argv: list[str]) -> int:
     from nse_tf.data.idx import DataFileError, DataNotFoundError, DatasetError
     from nse_tf.search.round_trainer import SettingError
     from nse_tf.search.evolution import SamplingError, StateError
+    from nse_tf.train.config import TrainError
     from nse_tf.utils.memory import keep_freed_memory
 
     keep_freed_memory()  # CPU steps otherwise re-fault their activations (2x slower for retraining here)
@@ -363,6 +364,10 @@ def main(argv: list[str]) -> int:
     except SettingError as err:
         print(f"search.py: error: --{str(err).split()[0]}: {err}", file=sys.stderr)
         return 2
+    except TrainError as err:  # a verification run directory made with another recipe (say, --verify_epochs)
+        print(f"search.py: error: --verify_epochs: {err}; to verify with another recipe, remove "
+              f"{os.path.join(F.run_dir, 'verify')} first", file=sys.stderr)
+        return 2
     if state.phase == "done" and not run.report_written:
         print(f"verification shard {config.verify_shard} finished its trainings; others are still training (rerun "
               "the same command once they are done, or let the last one write the pick)")
@@ -390,7 +395,8 @@ class SearchResult:
 def search(flagfile: str | None = None, run_dir: str | None = None, **settings: Any) -> SearchResult:
     """The same resumable search as ``tools/search.py``, from Python: ``flagfile`` and ``settings`` are its
     flags (``search(flagfile="configs/fashion_mnist_quick.flags", run_dir="runs/q", steps_per_round=100)``;
-    lists as Python lists, booleans as True/False). Bad settings raise ``FlagError`` naming the flag."""
+    lists as Python lists, booleans as True/False). Bad settings raise ``FlagError`` naming the flag. Process
+    settings (``threads``, ``logical_cpus``) are the command line's: set TensorFlow's up before calling this."""
     import json
 
     from nse_tf.search.run import SearchRun
@@ -402,6 +408,8 @@ def search(flagfile: str | None = None, run_dir: str | None = None, **settings: 
     for key, value in settings.items():
         if isinstance(value, bool):
             argv.append(f"--{key}" if value else f"--no{key}")
+        elif isinstance(value, (list, tuple)) and key in F and isinstance(F[key], flags.MultiFlag):
+            argv.extend(f"--{key}={v}" for v in value)  # a repeated flag (--exclude_ops): once per item
         elif isinstance(value, (list, tuple)):
             argv.append(f"--{key}={','.join(str(v) for v in value)}")
         else:

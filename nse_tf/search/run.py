@@ -179,6 +179,11 @@ class SearchRun:
 
     def run(self) -> EvolutionState:
         state = self.load_or_create_state()
+        if state.phase != "done" and not self.config.verify_shard.startswith("0/"):
+            # two processes would train and save the same round: only shard 0 runs the search itself
+            raise StateError(f"--verify_shard={self.config.verify_shard}: the search in {self.config.run_dir} is not "
+                             "finished (round {}, {}); run shard 0 first, and the other shards once it is verifying"
+                             .format(state.round + 1, state.phase))
         while state.phase != "done":
             keras.utils.set_random_seed(self.config.seed * 1000 + state.round)
             trainer = self.new_trainer(state)

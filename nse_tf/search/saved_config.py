@@ -35,7 +35,8 @@ END_OF_ROUND_SETTINGS = frozenset({"evolution.num_archs", "evolution.num_extra",
                                    "evolution.bn_start", "evolution.eval_batch_size",
                                    "evolution.uniform_fraction"})
 # What only the verification after the last round reads: it may change at any time, also once a search is done
-# (so a finished search can be verified, or verified more thoroughly, by rerunning its command).
+# (so a finished search can be verified, or with more candidates or seeds, by rerunning its command; trainings of
+# another --verify_epochs are refused by their run directories).
 ANY_TIME_SETTINGS = frozenset({"verify.top", "verify.seeds", "verify.epochs", "verify.archs"})
 # config.json paths whose flag has another name (every other leaf is its own flag's name).
 _FLAGS = {"penalty.a": "penalty_a", "penalty.b": "penalty_b", "data.seed": "seed",

@@ -34,7 +34,7 @@ class VerifyConfig:
     seeds: int = 2
     epochs: int = 3
     # Further network JSONs of the space trained beside the shortlist under the same recipe (say, the hand-designed
-    # network at the budget, for a search run without seed architectures); they may be picked too.
+    # network at the budget, for a search run without seed architectures): references, never picked.
     archs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -110,9 +110,12 @@ def verify(candidates: list[Candidate], config: VerifyConfig, train_one: Callabl
 
 
 def pick(candidates: Sequence[Candidate], budget: float) -> Candidate:
-    """The best mean stand-alone top-1 at or under ``budget``; ties go to the cheaper architecture."""
-    eligible = [c for c in candidates if c.point.cost <= budget] or list(candidates)
-    return max(eligible, key=lambda c: (c.mean, -c.point.cost))
+    """The best mean stand-alone top-1 of the searched candidates at or under ``budget`` (never a reference
+    that is only ``given``); ties go to the cheaper architecture, a non-finite mean (a diverged run) ranks last."""
+    eligible = [c for c in candidates if c.point.cost <= budget and c.reasons != ["given"]]
+    if not eligible:
+        raise ValueError("no shortlisted architecture of the search is within the budget")
+    return max(eligible, key=lambda c: (c.mean if np.isfinite(c.mean) else -np.inf, -c.point.cost))
 
 
 def summary(candidates: Sequence[Candidate], chosen: Candidate, config: VerifyConfig, pool_names: Sequence[str],
