@@ -179,6 +179,9 @@ def run_tool(name, *args):
     ("random_search.py", ["--search_run=/nonexistent", "--out_dir=x"], "--search_run"),
     ("random_search.py", ["--shard=2/2"], "--shard"),
     ("ranking.py", ["--shard=half"], "--shard"),
+    ("proxy.py", ["--seeds=0,x"], "--seeds"),
+    ("proxy.py", ["--arch=/nonexistent/net.json"], "--arch"),
+    ("proxy.py", ["--round=2", "--arch=/nonexistent/net.json"], "--round"),
 ])
 def test_tool_flag_errors_are_one_line(tmp_path, tool, args, flag):
     run = fake_search_run(tmp_path / "search")
@@ -276,3 +279,43 @@ def test_the_plane_from_zoo_entries(tmp_path):
 def test_plane_rows_are_checked(tmp_path, row):
     result = run_tool("plane.py", f"--row={row}", f"--out_dir={tmp_path}")
     assert result.returncode == 2 and "plane.py: error: --row:" in result.stderr, result.stderr[-2000:]
+
+
+def other_skeleton_json(path, **space_changes):
+    """The tests' tiny space at other widths (or with other changes): a network of another skeleton."""
+    import dataclasses
+
+    from nse_tf.space.architecture import Architecture, NetworkSpec
+    from tests.helpers import TINY_SPACE
+
+    space = dataclasses.replace(TINY_SPACE, **space_changes)
+    NetworkSpec(space, Architecture(tuple((0,) for _ in range(6))), "narrow").save(str(path))
+    return str(path)
+
+
+def test_proxy_refuses_a_network_for_other_images(tmp_path):
+    from tests.helpers import TINY_SPACE
+
+    run = fake_search_run(tmp_path / "search")
+    arch = other_skeleton_json(tmp_path / "rgb.json", input_channels=TINY_SPACE.input_channels + 2,
+                               mean=(0.0,) * 3, std=(1.0,) * 3)
+    result = run_tool("proxy.py", f"--search_run={run}", f"--arch={arch}")
+    lines = [line for line in result.stderr.splitlines() if line.startswith("proxy.py: error:")]
+    assert result.returncode == 2 and len(lines) == 1 and "--arch" in lines[0] and "input_channels" in lines[0]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists(FMNIST), reason="dataset-fashion-mnist is not installed")
+def test_proxy_trains_another_skeleton_on_the_search_split(tmp_path):
+    from tests.helpers import TINY_SPACE
+
+    run = fake_search_run(tmp_path / "search")
+    arch = other_skeleton_json(tmp_path / "narrow.json", channels=tuple(max(4, c // 2) for c in TINY_SPACE.channels))
+    result = run_tool("proxy.py", f"--search_run={run}", f"--arch={arch}", "--seeds=3", "--epochs=1", "--threads=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    proxy = json.loads((tmp_path / "search" / "proxy" / "proxy.json").read_text())
+    assert proxy["heldout"] == {"examples": 2000, "seed": 0, "round": 1}
+    (row,) = proxy["networks"]
+    assert row["name"] == "narrow" and set(row["top1"]) == {"3"} and 0.0 <= row["mean"] <= 1.0
+    saved = json.loads((tmp_path / "search" / "proxy" / "narrow_seed3" / "train_config.json").read_text())
+    assert saved["dataset"] == "fashion_mnist:heldout=2000,seed=0" and saved["train"]["epochs"] == 1
