@@ -8,7 +8,7 @@ channels, as the searched networks' expanded layers), converted plainly and tile
 (calibrated on random inputs), all files timed back to back in this process (LiteRT, 1 thread, XNNPACK). Kernels
 of 5 and less are not tiled: they show what int8 costs against float32 for the kernels XNNPACK runs fast. Needs
 the machine to itself. Then each of ``--models`` (zoo entries), its whole network converted plainly and tiled
-(``latency.convert_network``, int8 calibrated on random pixels), timed back to back the same way. The last line of
+(``conversion.convert_network``, int8 calibrated on random pixels), timed back to back the same way. The last line of
 stdout is JSON: per (kernel, stride, form) and per (model, form), the plain and tiled medians in ms.
 """
 
@@ -82,7 +82,7 @@ def main(argv: list[str]) -> int:
     except FlagError as err:
         print(f"depthwise_tiling.py: error: {err}", file=sys.stderr)
         return 2
-    from nse_tf.cost.latency import convert_network, convert_piece_model
+    from nse_tf.cost.conversion import convert_network, convert_piece_model
     from nse_tf.export.timing import interleaved_latency_ms, require_quiet_machine
     from nse_tf.export.tiling import tile_large_depthwise
     from nse_tf.zoo import registry as zoo

@@ -38,22 +38,19 @@ def tflite_bytes(model, form: str, images, pixels_in: bool) -> bytes:
     zoo's int8 files are (uint8 pixels in, float logits out), a piece as the latency table's (int8 in and out)."""
     import tensorflow as tf
 
-    from nse_tf.export.convert import configure_int8
+    from nse_tf.export.convert import configure, pixel_calibration
     from nse_tf.export.tiling import tile_large_depthwise
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(tile_large_depthwise(model))
-    if form != "float32":
-        if pixels_in:
-            configure_int8(converter, images)
-        else:
-            def representative():
-                for x in images:
-                    yield [x[None]]
+    def activations():
+        for x in images:
+            yield [x[None]]
 
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = representative
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = converter.inference_output_type = tf.int8
+    converter = tf.lite.TFLiteConverter.from_keras_model(tile_large_depthwise(model))
+    if form == "float32":
+        configure(converter, "float32")
+    else:  # the project's one int8 setting (export.convert.configure), the weights' granularity aside
+        configure(converter, "int8", pixel_calibration(images) if pixels_in else activations,
+                  pixels_in=pixels_in, logits_out=pixels_in)
         converter._experimental_disable_per_channel = form == "int8_per_tensor"
     return converter.convert()
 

@@ -45,7 +45,7 @@ TWO_WEIGHTS = ("table_sum", "constant")
 
 def load_form(data: str, fmt: str):
     """The space, table and timed networks of one form, checked."""
-    from nse_tf.cost import latency
+    from nse_tf.cost import latency_table
     from nse_tf.space.macro import get_space
 
     path = os.path.join(data, f"{fmt}_networks.json")
@@ -56,7 +56,7 @@ def load_form(data: str, fmt: str):
     quick = record["quick_space"]
     space = get_space(quick["space"], pool=quick["pool"], counts=tuple(quick["counts"]),
                       channels=tuple(quick["channels"]))
-    table = latency.load(os.path.join(data, f"{fmt}_table.json"), space, fmt)
+    table = latency_table.load(os.path.join(data, f"{fmt}_table.json"), space, fmt)
     return space, table, record
 
 
@@ -76,7 +76,8 @@ def cross_validated(x: np.ndarray, y: np.ndarray, folds: int) -> np.ndarray:
 
 
 def score_form(data: str, fmt: str, folds: int, retime_rounds: int, runs: int) -> dict:
-    from nse_tf.cost import latency, latency_prediction
+    from nse_tf.cost import latency_prediction, measurement
+    from nse_tf.cost.pieces import table_pieces
     from nse_tf.export.timing import interleaved_latency_ms
 
     space, table, record = load_form(data, fmt)
@@ -87,14 +88,14 @@ def score_form(data: str, fmt: str, folds: int, retime_rounds: int, runs: int) -
     result: dict = {}
     if retime_rounds:
         pieces = {piece.name: os.path.join(data, f"{fmt}_pieces", f"{piece.name}.tflite")
-                  for piece in latency.table_pieces(space)}
+                  for piece in table_pieces(space)}
         paths = [os.path.join(data, f"{fmt}_networks", f"arch{i:03d}.tflite") for i in range(len(networks))]
         missing = [p for p in [*pieces.values(), *paths] if not os.path.exists(p)]
         if missing:
             raise FlagError("data", f"{missing[0]} is missing ({len(missing)} files): nothing to re-time")
         timed = interleaved_latency_ms([*pieces.values(), *paths], retime_rounds, runs)
-        table = latency.assemble_timed(space, pieces, {path: t["median_ms"] for path, t in timed.items()}, fmt, 1,
-                                       runs, retime_rounds)
+        table = measurement.assemble_timed(space, pieces, {path: t["median_ms"] for path, t in timed.items()},
+                                           tflite_format=fmt, num_threads=1, runs=runs, rounds=retime_rounds)
         new = np.array([timed[p]["median_ms"] for p in paths])
         result["retimed_vs_kept"] = latency_prediction.accuracy(list(new), list(y))
         y, rounds = new, [timed[p]["round_medians_ms"] for p in paths]
@@ -134,7 +135,7 @@ def checked_forms() -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    from nse_tf.cost.latency import LatencyTableError
+    from nse_tf.cost.latency_table import LatencyTableError
     from nse_tf.export.timing import BusyMachineError, require_quiet_machine
 
     if len(argv) > 1:

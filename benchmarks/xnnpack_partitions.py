@@ -5,7 +5,7 @@
         [--max_load=0.3]
 
 For each entry and form: the zoo's own file (exported with a free batch dimension) and the same network with
-its input fixed at batch 1, converted by ``latency.convert_network`` (int8 calibrated on random pixels). For
+its input fixed at batch 1, converted by ``conversion.convert_network`` (int8 calibrated on random pixels). For
 each file: its LiteRT op kinds, how many pieces XNNPACK took it in (``DELEGATE`` nodes: every op XNNPACK
 leaves to the builtin kernels ends one piece and starts another), and its median invoke time (1 thread)
 with XNNPACK and with LiteRT's builtin kernels alone, all files timed back to back in this process. Then, unless
@@ -39,7 +39,7 @@ RUNS = flags.DEFINE_integer("runs", 200, "Invokes per file and round.")
 OP_SPACE_OF = flags.DEFINE_string("op_space_of", "nse-fmnist-6m", "Zoo entry whose space's pool ops are timed one by "
                                   "one (empty: skip that part).")
 OP_SHAPES = flags.DEFINE_list("op_shapes", ["0"], "Indices into that space's latency-table shapes "
-                              "(latency.table_shapes) at which every pool op is timed.")
+                              "(pieces.table_shapes) at which every pool op is timed.")
 MAX_LOAD = flags.DEFINE_float("max_load", 0.3, "Refuse to time while other processes keep more cores busy.")
 
 
@@ -62,9 +62,9 @@ def median_ms(path: str, xnnpack: bool) -> float:
 def profile_ops(entry: str, space: Any, shapes: list[int], workdir: str) -> dict[str, dict[str, float]]:
     """Every pool op of ``entry``'s ``space`` alone (the latency table's pieces), float32 and int8, with XNNPACK
     and with the builtin kernels: which operations XNNPACK's int8 path runs slower than the builtin kernels."""
-    from nse_tf.cost import latency
+    from nse_tf.cost import conversion, pieces
 
-    table_shapes = latency.table_shapes(space)
+    table_shapes = pieces.table_shapes(space)
     pool = space.get_pool()
     out: dict[str, dict[str, float]] = {}
     for s in shapes:
@@ -72,13 +72,13 @@ def profile_ops(entry: str, space: Any, shapes: list[int], workdir: str) -> dict
         print(f"pool ops alone at shape {s} of {entry}'s space ({cell.input_hw[0]}x{cell.input_hw[1]}, {cell.cin} -> "
               f"{cell.cout}, stride {cell.stride}): ms with XNNPACK / builtin kernels")
         for i, op in enumerate(pool.ops):
-            piece = latency.TablePiece(f"shape{s:02d}_op{i:02d}", "op", s, i)
-            model = latency.build_piece(space, piece)
+            piece = pieces.TablePiece(f"shape{s:02d}_op{i:02d}", "op", s, i)
+            model = pieces.build_piece(space, piece)
             row: dict[str, float] = {}
             for fmt in ("float32", "int8"):
                 path = os.path.join(workdir, f"{piece.name}_{fmt}.tflite")
                 with open(path, "wb") as f:
-                    f.write(latency.convert_piece(model, piece, fmt))
+                    f.write(conversion.convert_piece(model, piece, fmt))
                 row[f"{fmt}_xnnpack_ms"], row[f"{fmt}_builtin_ms"] = median_ms(path, True), median_ms(path, False)
             out[f"shape{s}:{op.name}"] = {k: round(v, 4) for k, v in row.items()}
             print(f"  {op.name:<14} float32 {row['float32_xnnpack_ms']:7.3f} / {row['float32_builtin_ms']:7.3f}   "
@@ -93,7 +93,7 @@ def main(argv: list[str]) -> int:
         print(f"xnnpack_partitions.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
     import nse_tf
-    from nse_tf.cost import latency
+    from nse_tf.cost import latency_table, pieces
     from nse_tf.zoo import registry
 
     for flag in (ROUNDS, RUNS):
@@ -102,7 +102,7 @@ def main(argv: list[str]) -> int:
             return 2
     formats = [fmt.strip() for fmt in FORMATS.value]
     for fmt in formats:
-        if fmt not in latency.TFLITE_FORMATS:
+        if fmt not in latency_table.TFLITE_FORMATS:
             print(f"xnnpack_partitions.py: error: --formats: {fmt!r} is not float32 or int8", file=sys.stderr)
             return 2
     for name in MODELS.value:
@@ -119,7 +119,7 @@ def main(argv: list[str]) -> int:
             print(f"xnnpack_partitions.py: error: --op_space_of: no zoo entry {OP_SPACE_OF.value!r}", file=sys.stderr)
             return 2
         op_space = nse_tf.resolve_spec(OP_SPACE_OF.value).space
-        n_shapes = len(latency.table_shapes(op_space))
+        n_shapes = len(pieces.table_shapes(op_space))
         for index in OP_SHAPES.value:
             if not index.strip().isdigit() or int(index) >= n_shapes:
                 print(f"xnnpack_partitions.py: error: --op_shapes: {index!r} is not a shape index of "
@@ -135,7 +135,7 @@ def measure(formats: list[str], op_space: Any, op_shapes: list[int], workdir: st
     import keras
 
     import nse_tf
-    from nse_tf.cost import latency
+    from nse_tf.cost import conversion
     from nse_tf.export.timing import BusyMachineError, require_quiet_machine, tflite_latency_ms
     from nse_tf.zoo import registry
 
@@ -148,7 +148,7 @@ def measure(formats: list[str], op_space: Any, op_shapes: list[int], workdir: st
             files[f"{name} {fmt} zoo file"] = registry.tflite_path(name, fmt)
             path = os.path.join(workdir, f"{name}_{fmt}_batch1.tflite")
             with open(path, "wb") as f:
-                f.write(latency.convert_network(model_batch1, fmt))
+                f.write(conversion.convert_network(model_batch1, fmt))
             files[f"{name} {fmt} batch 1"] = path
     try:
         require_quiet_machine(MAX_LOAD.value)

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from nse_tf.cost import latency
+from nse_tf.cost import conversion, latency_table, measurement, pieces
 from nse_tf.cost import model as cost_model
 from nse_tf.space.macro import MacroSpace
 
@@ -18,9 +18,9 @@ SPACE = MacroSpace(layout="R", counts=(1, 0), channels=(8, 16), pool=("mb_k3_t1"
                    input_channels=1, num_classes=10, stem_stride=1, head_channels=32, mean=(72.9,), std=(90.0,))
 
 
-def hand_table(space: MacroSpace = SPACE) -> latency.LatencyTable:
-    return latency.LatencyTable(space=space.to_dict(), op_ms=[[0.10, 0.30], [0.20, 0.50]], add_ms=[0.01, 0.02],
-                                fixed_ms=1.0, device="test", num_threads=1, runs=1)
+def hand_table(space: MacroSpace = SPACE) -> latency_table.LatencyTable:
+    return latency_table.LatencyTable(space=space.to_dict(), op_ms=[[0.10, 0.30], [0.20, 0.50]],
+                                      add_ms=[0.01, 0.02], fixed_ms=1.0, device="test", num_threads=1, runs=1)
 
 
 def test_latency_model_charges_one_add_per_residual_and_per_extra_branch():
@@ -46,11 +46,12 @@ def test_macs_model_is_the_analytic_count():
 
 def test_table_round_trips_and_refuses_another_space(tmp_path):
     path = str(tmp_path / "table.json")
-    latency.save(hand_table(), path)
-    assert latency.load(path, SPACE) == hand_table()
+    latency_table.save(hand_table(), path)
+    assert latency_table.load(path, SPACE) == hand_table()
     other = SPACE.replace(channels=(8, 24))
-    with pytest.raises(latency.LatencyTableError, match=r"table\.json: measured for another space \(channels differ\)"):
-        latency.load(path, other)
+    with pytest.raises(latency_table.LatencyTableError,
+                       match=r"table\.json: measured for another space \(channels differ\)"):
+        latency_table.load(path, other)
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -65,8 +66,8 @@ def test_bad_table_is_one_clear_error_naming_the_file(tmp_path, edit, message):
     edit(data)
     path = tmp_path / "table.json"
     path.write_text(json.dumps(data))
-    with pytest.raises(latency.LatencyTableError, match=message) as info:
-        latency.load(str(path), SPACE)
+    with pytest.raises(latency_table.LatencyTableError, match=message) as info:
+        latency_table.load(str(path), SPACE)
     assert str(path) in str(info.value)
 
 
@@ -88,8 +89,8 @@ def stub_timer(monkeypatch, convert=None):
         timed.append((list(paths), rounds))
         return {p: 0.05 + 0.001 * int(open(p).read()) for p in paths}
 
-    monkeypatch.setattr(latency, "_write_piece", write_piece)
-    monkeypatch.setattr(latency, "_interleaved_ms", interleaved_ms)
+    monkeypatch.setattr(measurement, "_write_piece", write_piece)
+    monkeypatch.setattr(measurement, "_interleaved_ms", interleaved_ms)
     return converted, timed
 
 
@@ -99,7 +100,7 @@ def test_measure_subtracts_the_invoke_overhead_and_shares_cells_of_one_shape(mon
     converted before any is timed, and all are timed together in interleaved rounds."""
     space = SPACE.replace(counts=(2, 0))
     calls, timed = stub_timer(monkeypatch)
-    table = latency.measure(space, runs=3, rounds=4)
+    table = measurement.measure(space, runs=3, rounds=4)
     assert len(calls) == 1 + 2 * (2 + 1) + 2  # overhead, 2 shapes x (2 ops + add), stem and head
     assert len(timed) == 1 and len(timed[0][0]) == len(calls) and timed[0][1] == 4 and table.rounds == 4
     assert table.op_ms[0] == table.op_ms[1] and table.add_ms[0] == table.add_ms[1] == 0.0
@@ -111,7 +112,7 @@ def test_measure_subtracts_the_invoke_overhead_and_shares_cells_of_one_shape(mon
     table.check_matches(space, "measured")
     old = table.to_json()
     del old["rounds"]  # tables measured before rounds: one window per piece
-    assert latency.LatencyTable.from_json(old, "old.json").rounds == 1
+    assert latency_table.LatencyTable.from_json(old, "old.json").rounds == 1
 
 
 def test_an_int8_table_times_int8_files_and_is_kept_apart_from_float32(tmp_path, monkeypatch):
@@ -122,23 +123,23 @@ def test_an_int8_table_times_int8_files_and_is_kept_apart_from_float32(tmp_path,
     seen = []
 
     def convert_and_record(model, piece, tflite_format):
-        interpreter = tf.lite.Interpreter(model_content=latency.convert_piece(model, piece, tflite_format))
+        interpreter = tf.lite.Interpreter(model_content=conversion.convert_piece(model, piece, tflite_format))
         seen.append((interpreter.get_input_details()[0]["dtype"], interpreter.get_output_details()[0]["dtype"]))
 
     stub_timer(monkeypatch, convert_and_record)
-    table = latency.measure(SPACE, runs=3, tflite_format="int8")
+    table = measurement.measure(SPACE, runs=3, tflite_format="int8")
     assert table.tflite_format == "int8" and "LiteRT int8" in table.device
     assert seen[-2] == (np.uint8, np.int8) and seen[-1] == (np.int8, np.float32)  # stem, head
     assert set(seen[:-2]) == {(np.int8, np.int8)}
     path = str(tmp_path / "int8.json")
-    latency.save(table, path)
-    assert latency.load(path, SPACE, "int8").op_ms == table.op_ms
-    with pytest.raises(latency.LatencyTableError, match="measured for int8 TFLite files, not float32"):
-        latency.load_or_measure(path, SPACE, tflite_format="float32")
+    latency_table.save(table, path)
+    assert latency_table.load(path, SPACE, "int8").op_ms == table.op_ms
+    with pytest.raises(latency_table.LatencyTableError, match="measured for int8 TFLite files, not float32"):
+        measurement.load_or_measure(path, SPACE, tflite_format="float32")
     legacy = table.to_json()
     del legacy["tflite_format"]  # tables measured before int8 tables existed
     (tmp_path / "old.json").write_text(json.dumps(legacy))
-    assert latency.load(str(tmp_path / "old.json"), SPACE).tflite_format == "float32"
+    assert latency_table.load(str(tmp_path / "old.json"), SPACE).tflite_format == "float32"
 
 
 @pytest.mark.parametrize("cpuinfo, expected", [
@@ -163,9 +164,9 @@ def test_timings_name_the_cpu_and_its_int8_extensions(tmp_path, cpuinfo, expecte
 def test_one_operation_is_timed_with_litert(tmp_path):
     """The real timer: a converted one-op model runs under LiteRT and gives a finite positive median (how fast it
     is belongs to benchmarks/, not to a unit test)."""
-    piece = latency.table_pieces(SPACE)[2]
-    path = latency._write_piece(latency.build_piece(SPACE, piece), piece, "float32", str(tmp_path))
-    ms = latency._interleaved_ms([path], 1, 20, 2, 2)[path]
+    piece = pieces.table_pieces(SPACE)[2]
+    path = measurement._write_piece(pieces.build_piece(SPACE, piece), piece, "float32", str(tmp_path))
+    ms = measurement._interleaved_ms([path], 1, 20, 2, 2)[path]
     assert isinstance(ms, float) and math.isfinite(ms) and ms > 0
 
 
@@ -178,7 +179,7 @@ def test_a_whole_network_converts_in_the_tables_int8_form(tmp_path):
 
     model = build_child(NetworkSpec(SPACE, Architecture.from_cells([[0], [1]], SPACE.get_pool()), "net"))
     path = tmp_path / "net.tflite"
-    path.write_bytes(latency.convert_network(model, "int8"))
+    path.write_bytes(conversion.convert_network(model, "int8"))
     interpreter = litert_interpreter(str(path))
     assert interpreter.get_input_details()[0]["dtype"] == np.uint8
     assert interpreter.get_output_details()[0]["dtype"] == np.float32
@@ -193,7 +194,7 @@ def test_table_predicts_the_whole_networks_litert_latency(tmp_path):
     from nse_tf.nets.child import build_child
     from nse_tf.space.architecture import Architecture, NetworkSpec
 
-    table = latency.measure(SPACE, runs=200)
+    table = measurement.measure(SPACE, runs=200)
     cells = [[0, 1], [1]]
     predicted = cost_model.latency_model(table, SPACE).architecture_cost(cells)
     model = build_child(NetworkSpec(SPACE, Architecture.from_cells(cells, SPACE.get_pool()), "net"))

@@ -15,8 +15,9 @@ import sys
 
 import pytest
 
-from nse_tf.cost import latency
+from nse_tf.cost import latency_table
 from nse_tf.cost import phone_kit as latency_kit
+from nse_tf.cost.pieces import table_pieces
 from nse_tf.space.macro import MacroSpace
 
 # One N cell, then one R cell (28 -> 14): two cell shapes, as in tests/test_latency.py.
@@ -97,8 +98,8 @@ def test_export_run_on_a_device_and_import_give_the_table(tmp_path):
     assert table.fixed_ms == pytest.approx((times_us["stem"] + times_us["head"]) / 1000 - overhead)
     assert table.device.startswith("Pixel 7") and table.tflite_format == "float32" and table.runs == 50
     path = str(tmp_path / "phone.json")
-    latency.save(table, path)
-    assert latency.load(path, SPACE, "float32") == table  # what --latency_table reads
+    latency_table.save(table, path)
+    assert latency_table.load(path, SPACE, "float32") == table  # what --latency_table reads
     # rerunning the script keeps finished outputs: nothing is benchmarked again
     run_script(kit, tmp_path, times_us)
     assert len([c for c in (tmp_path / "adb.log").read_text().splitlines() if "--graph=" in c]) == len(pieces)
@@ -119,7 +120,7 @@ def test_cli_measure_refuses_a_search_that_is_not_a_latency_search_and_import_na
     (kit / latency_kit.MANIFEST).write_text(json.dumps({
         "format": latency_kit.KIT_FORMAT, "version": 1, "space": SPACE.to_dict(), "tflite_format": "float32",
         "num_threads": 1, "runs": 50, "warmup": 10,
-        "pieces": [{"name": p.name} for p in latency.table_pieces(SPACE)]}))
+        "pieces": [{"name": p.name} for p in table_pieces(SPACE)]}))
     out = subprocess.run(tool + ["import", str(kit), f"--out={tmp_path / 't.json'}"], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.strip().splitlines() == [
         f"latency_table.py: error: {kit}/outputs/overhead.txt: missing; run run_on_device.sh (again) to time "

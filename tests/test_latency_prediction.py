@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nse_tf.cost import latency, latency_prediction
+from nse_tf.cost import latency_prediction, latency_table
 from nse_tf.space.macro import MacroSpace
 
 # One N cell, then one R cell (28 -> 14), two operations: as tests/test_latency.py
 SPACE = MacroSpace(layout="R", counts=(1, 0), channels=(8, 16), pool=("mb_k3_t1", "mb_k3_t3"), input_size=28,
                    input_channels=1, num_classes=10, stem_stride=1, head_channels=32, mean=(72.9,), std=(90.0,))
-TABLE = latency.LatencyTable(space=SPACE.to_dict(), op_ms=[[0.10, 0.30], [0.20, 0.50]], add_ms=[0.01, 0.02],
-                             fixed_ms=1.0, device="test", num_threads=1, runs=1)
+TABLE = latency_table.LatencyTable(space=SPACE.to_dict(), op_ms=[[0.10, 0.30], [0.20, 0.50]], add_ms=[0.01, 0.02],
+                                   fixed_ms=1.0, device="test", num_threads=1, runs=1)
 ARCHS = [[[], [0]], [[0], [0]], [[0, 1], [0]], [[], [0, 1]], [[1], [1]], [[0, 1], [0, 1]], [[0], [1]], [[1], [0, 1]]]
 
 

@@ -105,7 +105,7 @@ TINY_LATENCY += ["--cost=latency", "--target_ms=0.5", "--drift_ms=0.2", "--extra
 @pytest.fixture
 def stub_latency_timer(monkeypatch):
     """0.01 ms per thousand parameters plus 0.02 ms per invoke: a table without converting any model."""
-    from nse_tf.cost import latency
+    from nse_tf.cost import measurement
 
     def write_piece(model, piece, tflite_format, workdir):
         path = os.path.join(workdir, f"{piece.name}.tflite")
@@ -113,8 +113,8 @@ def stub_latency_timer(monkeypatch):
             f.write(str(model.count_params()))
         return path
 
-    monkeypatch.setattr(latency, "_write_piece", write_piece)
-    monkeypatch.setattr(latency, "_interleaved_ms", lambda paths, *args: {
+    monkeypatch.setattr(measurement, "_write_piece", write_piece)
+    monkeypatch.setattr(measurement, "_interleaved_ms", lambda paths, *args: {
         p: 0.02 + 1e-5 * int(open(p).read()) for p in paths})
 
 

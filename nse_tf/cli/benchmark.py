@@ -426,7 +426,7 @@ def run_latency() -> dict[str, Any]:
     import keras
     import numpy as np
 
-    from nse_tf.cost import latency, latency_prediction
+    from nse_tf.cost import conversion, latency_prediction, latency_table, measurement
     from nse_tf.cost.model import latency_model
     from nse_tf.export.timing import interleaved_latency_ms, require_quiet_machine
     from nse_tf.nets.child import build_child
@@ -439,8 +439,9 @@ def run_latency() -> dict[str, Any]:
         raise app.UsageError(f"--fit_archs must be in [{len(latency_prediction.FEATURES)}, --latency_archs), got "
                              f"{FIT_ARCHS.value}")
     for fmt in LATENCY_FORMATS.value:
-        if fmt not in latency.TFLITE_FORMATS:
-            raise app.UsageError(f"--latency_formats: {fmt!r} is not one of {', '.join(latency.TFLITE_FORMATS)}")
+        if fmt not in latency_table.TFLITE_FORMATS:
+            raise app.UsageError(f"--latency_formats: {fmt!r} is not one of "
+                                 f"{', '.join(latency_table.TFLITE_FORMATS)}")
     require_quiet_machine(0.3)
     t_all = time.perf_counter()
     space = get_space(QUICK["space"], pool=QUICK["pool"], counts=QUICK["counts"], channels=QUICK["channels"])
@@ -455,22 +456,23 @@ def run_latency() -> dict[str, Any]:
                 workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="nse-latency-bench-"))
             for sub in ("pieces", "networks"):
                 os.makedirs(os.path.join(workdir, f"{fmt}_{sub}"), exist_ok=True)
-            pieces = latency.write_pieces(space, fmt, os.path.join(workdir, f"{fmt}_pieces"))
+            pieces = measurement.write_pieces(space, fmt, os.path.join(workdir, f"{fmt}_pieces"))
             paths = []
             for i, cells in enumerate(archs):
                 spec = NetworkSpec(space, Architecture.from_cells(cells, space.get_pool()), f"arch{i}")
                 path = os.path.join(workdir, f"{fmt}_networks", f"arch{i:03d}.tflite")
                 with open(path, "wb") as f:
-                    f.write(latency.convert_network(build_child(spec), fmt))
+                    f.write(conversion.convert_network(build_child(spec), fmt))
                 keras.backend.clear_session(free_memory=False)
                 paths.append(path)
             # the table's pieces and the networks in the same rounds: both see the same states of the machine
             timed = interleaved_latency_ms(list(pieces.values()) + paths, LATENCY_ROUNDS.value, LATENCY_RUNS.value)
         medians = {path: t["median_ms"] for path, t in timed.items()}
-        table = latency.assemble_timed(space, pieces, medians, fmt, 1, LATENCY_RUNS.value, LATENCY_ROUNDS.value)
+        table = measurement.assemble_timed(space, pieces, medians, tflite_format=fmt, num_threads=1,
+                                           runs=LATENCY_RUNS.value, rounds=LATENCY_ROUNDS.value)
         measured = [medians[p] for p in paths]
         if LATENCY_OUT.value:
-            latency.save(table, os.path.join(LATENCY_OUT.value, f"{fmt}_table.json"))
+            latency_table.save(table, os.path.join(LATENCY_OUT.value, f"{fmt}_table.json"))
             atomic_write_json(os.path.join(LATENCY_OUT.value, f"{fmt}_networks.json"), {
                 "format": "nse_tf.latency_benchmark_networks", "version": 1, "tflite_format": fmt,
                 "quick_space": QUICK, "seed": SEED.value, "fit_archs": FIT_ARCHS.value,

@@ -60,7 +60,7 @@ def search_settings():
 
 
 def measure() -> int:
-    from nse_tf.cost import latency
+    from nse_tf.cost import latency_table, measurement
     from nse_tf.export.timing import BusyMachineError, require_quiet_machine
 
     space, tflite_format, default_out = search_settings()
@@ -78,9 +78,9 @@ def measure() -> int:
         if done == 1 or done == total or done % 20 == 0:
             print(f"{done}/{total} models converted", flush=True)
 
-    table = latency.measure(space, num_threads=F.threads, runs=F.runs or 20, progress=progress,
-                            tflite_format=tflite_format, rounds=F.rounds)
-    latency.save(table, out)
+    table = measurement.measure(space, num_threads=F.threads, runs=F.runs or 20, progress=progress,
+                                tflite_format=tflite_format, rounds=F.rounds)
+    latency_table.save(table, out)
     print(f"{tflite_format} table of {len(table.op_ms)} cells x {len(table.op_ms[0])} operations -> {out}")
     return 0
 
@@ -100,7 +100,7 @@ def export() -> int:
 
 
 def import_(kit_dir: str) -> int:
-    from nse_tf.cost import latency
+    from nse_tf.cost import latency_table
     from nse_tf.cost import phone_kit as latency_kit
 
     if not F.out:
@@ -109,7 +109,7 @@ def import_(kit_dir: str) -> int:
         table = latency_kit.import_kit(kit_dir)
     except latency_kit.KitError as err:
         raise FlagError("kit", str(err)) from None
-    latency.save(table, F.out)
+    latency_table.save(table, F.out)
     print(f"table of {len(table.op_ms)} cells from {table.device} -> {F.out}")
     return 0
 

@@ -186,7 +186,7 @@ def parse_exclusions(values: list[str], n_cells: int, pool_names: tuple[str, ...
 
 
 def build_config():  # -> SearchConfig (imports deferred until TF is configured)
-    from nse_tf.cost.latency import LatencyTableError
+    from nse_tf.cost.latency_table import LatencyTableError
     from nse_tf.data.pipeline import DataConfig
     from nse_tf.search.config import SearchConfig
     from nse_tf.search.evolution import EvolutionConfig, StateError

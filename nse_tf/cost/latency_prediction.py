@@ -1,6 +1,6 @@
 """A network's LiteRT time predicted from the lookup table, plus what the table's sum leaves out.
 
-The table (``nse_tf.cost.latency``) times each operation alone, so its sum misses what only a whole network has:
+The table (``nse_tf.cost.latency_table``) times each operation alone, so its sum misses what only a whole network has:
 the cells' averaging (TFLite runs ``Average`` as adds and one multiply by 1/n, where the table charges the
 adds only), the tensors that a multi-branch cell reads once per branch and writes once per branch (memory
 traffic that a one-operation model never pays twice), and the interpreter's per-operation dispatch. A linear
@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from nse_tf.cost.latency import LatencyTable, cell_branch_costs
+from nse_tf.cost.latency_table import LatencyTable, cell_branch_costs
 from nse_tf.space.macro import MacroSpace
 
 FEATURES = ("table_sum", "averaging", "branch_traffic", "operations", "constant")

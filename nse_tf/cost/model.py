@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Sequence
 
-from nse_tf.cost import latency
+from nse_tf.cost.latency_table import LatencyTable, cell_branch_costs
+from nse_tf.cost.measurement import load_or_measure
 from nse_tf.space.analytic import cell_op_costs, fixed_cost
 from nse_tf.space.macro import MacroSpace
 
@@ -44,8 +45,8 @@ def macs_model(space: MacroSpace) -> CostModel:
                      fixed_cost(space).macs / 1e6)
 
 
-def latency_model(table: latency.LatencyTable, space: MacroSpace) -> CostModel:
-    op_costs, fixed = latency.cell_branch_costs(table, space.cells())
+def latency_model(table: LatencyTable, space: MacroSpace) -> CostModel:
+    op_costs, fixed = cell_branch_costs(table, space.cells())
     return CostModel("latency", op_costs, fixed)
 
 
@@ -58,8 +59,8 @@ def build(space: MacroSpace, metric: str, latency_table: str | None = None,
     if metric == "latency":
         if not latency_table:
             raise ValueError("a latency search needs the path of its latency table")
-        return latency_model(latency.load_or_measure(latency_table, space, progress=progress,
-                                                     tflite_format=latency_format), space)
+        return latency_model(load_or_measure(latency_table, space, progress=progress,
+                                             tflite_format=latency_format), space)
     raise ValueError(f"unknown cost metric {metric!r}; expected one of {', '.join(METRICS)}")
 
 

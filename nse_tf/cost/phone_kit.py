@@ -1,6 +1,6 @@
 """The phone kit: a latency table measured on an Android device instead of this CPU.
 
-``export_kit`` writes every piece the table times (``latency.table_pieces``) as its own ``.tflite``, a
+``export_kit`` writes every piece the table times (``pieces.table_pieces``) as its own ``.tflite``, a
 ``manifest.json`` that says which piece each file is, and ``run_on_device.sh``, which pushes the files with
 ``adb`` and runs LiteRT's ``benchmark_model`` binary over each one on the device, collecting every output as
 ``outputs/<piece>.txt`` (resumable: finished outputs are kept). ``import_kit`` parses those outputs and
@@ -15,7 +15,10 @@ import re
 import shutil
 from typing import Any
 
-from nse_tf.cost import latency
+from nse_tf.cost.conversion import convert_piece
+from nse_tf.cost.latency_table import TFLITE_FORMATS, LatencyTable
+from nse_tf.cost.measurement import assemble
+from nse_tf.cost.pieces import TablePiece, build_piece, table_pieces
 from nse_tf.space.macro import MacroSpace
 from nse_tf.utils.atomic import atomic_write_bytes, atomic_write_json
 
@@ -59,19 +62,19 @@ $ADB shell rm -r "$DEVICE_DIR"
 
 
 def export_kit(space: MacroSpace, out_dir: str, tflite_format: str = "float32", num_threads: int = 1,
-               runs: int = 100, warmup: int = 10) -> list[latency.TablePiece]:
+               runs: int = 100, warmup: int = 10) -> list[TablePiece]:
     """Write the kit for ``space``: models/<piece>.tflite, manifest.json and run_on_device.sh."""
     import keras
 
-    if tflite_format not in latency.TFLITE_FORMATS:
-        raise ValueError(f"tflite_format must be one of {', '.join(latency.TFLITE_FORMATS)}, got {tflite_format!r}")
-    pieces = latency.table_pieces(space)
+    if tflite_format not in TFLITE_FORMATS:
+        raise ValueError(f"tflite_format must be one of {', '.join(TFLITE_FORMATS)}, got {tflite_format!r}")
+    pieces = table_pieces(space)
     for folder in ("models", "outputs"):  # a kit written again starts clean: old outputs would be reused
         shutil.rmtree(os.path.join(out_dir, folder), ignore_errors=True)
     os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
     for piece in pieces:
         atomic_write_bytes(os.path.join(out_dir, "models", f"{piece.name}.tflite"),
-                           latency.convert_piece(latency.build_piece(space, piece), piece, tflite_format))
+                           convert_piece(build_piece(space, piece), piece, tflite_format))
         keras.backend.clear_session(free_memory=False)
     script = os.path.join(out_dir, SCRIPT)
     atomic_write_bytes(script, _script(num_threads, runs, warmup).encode())
@@ -120,11 +123,11 @@ def read_manifest(kit_dir: str) -> dict[str, Any]:
     return manifest
 
 
-def import_kit(kit_dir: str) -> latency.LatencyTable:
+def import_kit(kit_dir: str) -> LatencyTable:
     """The latency table of a kit whose ``outputs/`` the device script has filled."""
     manifest = read_manifest(kit_dir)
     space = MacroSpace.from_dict(manifest["space"])
-    expected = [p.name for p in latency.table_pieces(space)]
+    expected = [p.name for p in table_pieces(space)]
     if [p.get("name") for p in manifest.get("pieces", [])] != expected:
         raise KitError(f"{os.path.join(kit_dir, MANIFEST)}: its pieces are not those of its space "
                        "(written by another version?); export the kit again")
@@ -141,6 +144,7 @@ def import_kit(kit_dir: str) -> latency.LatencyTable:
             device = f.read().strip() or "Android device"
     except FileNotFoundError:
         device = "Android device"
-    return latency.assemble(space, times, f"{device}, LiteRT benchmark_model {manifest['tflite_format']}, XNNPACK, "
-                                          "batch 1", int(manifest["num_threads"]), int(manifest["runs"]),
-                            str(manifest["tflite_format"]))
+    return assemble(space, times,
+                    device=f"{device}, LiteRT benchmark_model {manifest['tflite_format']}, XNNPACK, batch 1",
+                    num_threads=int(manifest["num_threads"]), runs=int(manifest["runs"]),
+                    tflite_format=str(manifest["tflite_format"]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -54,33 +54,31 @@ def anchored_pixels(images: np.ndarray) -> np.ndarray:
     return images
 
 
-def configure_int8(converter: Any, representative_images: np.ndarray | None) -> None:
-    """Full-integer settings of every int8 file (post-training and QAT alike): int8 builtins only, uint8 pixels
-    in (scale 1, zero point 0: ``anchored_pixels`` calibrates the full 0-255 range), float logits out."""
-    import tensorflow as tf
-
-    if representative_images is None or len(representative_images) == 0:
+def pixel_calibration(images: np.ndarray | None) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """The representative dataset of a network's int8 file: ``images`` one at a time, their range anchored to
+    0-255 (``anchored_pixels``), so the uint8 input takes raw pixels."""
+    if images is None or len(images) == 0:
         raise ValueError("int8 export needs representative (calibration) images")
-    calibration = anchored_pixels(representative_images)
+    calibration = anchored_pixels(images)
 
     def representative() -> Iterator[list[np.ndarray]]:
         for image in calibration:
             yield [image[None]]
 
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.float32
+    return representative
 
 
-def convert_tflite(saved_model_dir: str, fmt: str, representative_images: np.ndarray | None = None) -> bytes:
-    """One TFLite flatbuffer of ``fmt`` from a SavedModel, builtin ops only."""
+def configure(converter: Any, fmt: str, representative: Callable[[], Iterator[list[Any]]] | None = None,
+              pixels_in: bool = True, logits_out: bool = True) -> None:
+    """The one setting of each TFLite form, for every file this project writes or times: the exporter's, QAT's
+    and pruning's files, the latency table's pieces and the benchmarks'. Builtin ops only. ``int8`` is full
+    integer quantization calibrated on ``representative``: int8 builtins only, int8 tensors between operations,
+    uint8 pixels in (``pixels_in``; else int8, as a piece inside a network) and float logits out (``logits_out``;
+    else int8)."""
     import tensorflow as tf
 
     if fmt not in TFLITE_FORMATS:
         raise ValueError(f"unknown TFLite format {fmt!r}; valid: {', '.join(TFLITE_FORMATS)}")
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if fmt == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -88,7 +86,29 @@ def convert_tflite(saved_model_dir: str, fmt: str, representative_images: np.nda
     elif fmt == "dynamic_range":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif fmt == "int8":
-        configure_int8(converter, representative_images)
+        if representative is None:
+            raise ValueError("int8 conversion needs a representative dataset (calibration inputs)")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8 if pixels_in else tf.int8
+        converter.inference_output_type = tf.float32 if logits_out else tf.int8
+
+
+def configure_int8(converter: Any, representative_images: np.ndarray | None) -> None:
+    """The int8 setting (``configure``) of a network's file, post-training and QAT alike: uint8 pixels in (scale
+    1, zero point 0: ``pixel_calibration`` calibrates the full 0-255 range), float logits out."""
+    configure(converter, "int8", pixel_calibration(representative_images))
+
+
+def convert_tflite(saved_model_dir: str, fmt: str, representative_images: np.ndarray | None = None) -> bytes:
+    """One TFLite flatbuffer of ``fmt`` from a SavedModel (``configure``'s setting)."""
+    import tensorflow as tf
+
+    if fmt not in TFLITE_FORMATS:
+        raise ValueError(f"unknown TFLite format {fmt!r}; valid: {', '.join(TFLITE_FORMATS)}")
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    configure(converter, fmt, pixel_calibration(representative_images) if fmt == "int8" else None)
     return converter.convert()
 
 
