@@ -110,7 +110,7 @@ def test_a_result_that_is_missing_truncated_or_mistyped_names_itself(tmp_path):
     good = {"run_dir": "x", "top1": 0.9, "top5": 0.99, "epochs": 2, "seconds": 3.0, "backend": "tensorflow",
             "processes": [{"epochs": [1, 2]}]}
     (tmp_path / "result.json").write_text(json.dumps(good)[:30])
-    with pytest.raises(TrainError, match=r"result.json: damaged \(not valid JSON.*; delete it and rerun"):
+    with pytest.raises(TrainError, match=r"result.json: damaged \(not valid JSON.*; delete it and rerun the command that trained"):
         read_result(str(tmp_path))
     (tmp_path / "result.json").write_text(json.dumps({**good, "top1": "high"}))
     with pytest.raises(TrainError, match=r"'top1' is a string, not a number"):
@@ -380,7 +380,14 @@ def test_the_lock_is_released_whatever_ends_the_work_and_not_taken_twice(tmp_pat
             with pytest.raises(run_lock.RunLockError, match="this process already holds its lock"):
                 run_lock.acquire(str(tmp_path / "run"))
             raise KeyError("the work failed")
-    assert os.listdir(tmp_path / "run") == []
+    assert not os.path.exists(tmp_path / "run")  # the lock made it, and nothing else was written there
+    (tmp_path / "kept").mkdir()
+    with run_lock.run_lock(str(tmp_path / "kept")):
+        pass
+    assert os.listdir(tmp_path / "kept") == []  # a directory that was there stays
+    with run_lock.run_lock(str(tmp_path / "written")):
+        (tmp_path / "written" / "config.json").write_text("{}")
+    assert os.listdir(tmp_path / "written") == ["config.json"]
 
 
 def test_lock_names_of_shards_and_zoo_entries():
@@ -407,7 +414,13 @@ def test_an_output_directory_that_is_a_file_is_one_line(tmp_path):
         run_lock.acquire(str(tmp_path / "file"))
     with pytest.raises(output_paths.OutputError, match="is a directory; name a file"):
         output_paths.check_file(str(tmp_path))
-    assert output_paths.check_file(str(tmp_path / "new" / "report.json"))  # its folder is made
+    assert output_paths.check_file(str(tmp_path / "new" / "report.json"))
+    assert output_paths.check_dir(str(tmp_path / "a" / "b"), create=False)
+    assert not os.path.exists(tmp_path / "new") and not os.path.exists(tmp_path / "a")  # a check leaves nothing
+    with pytest.raises(output_paths.OutputError, match=r"file: exists and is not a directory"):
+        output_paths.check_file(str(tmp_path / "file" / "report.json"))
+    with pytest.raises(output_paths.OutputError, match=r"cannot write there \(Not a directory\)"):
+        output_paths.check_dir(str(tmp_path / "file" / "a" / "b"), create=False)
 
 
 @pytest.mark.parametrize("code, advice", [(errno.EROFS, "read-only file system"), (errno.EACCES, "may not write"),

@@ -47,7 +47,7 @@ def check_run_dir(run_dir: str, spec: NetworkSpec, config: TrainConfig, dataset:
 
 # What to do about a damaged file of a run directory.
 CONFIG_FIX = "delete it and rerun the run's tools/train.py command with its original flags (it is rewritten from them)"
-RESULT_FIX = "delete it and rerun the run's tools/train.py command (the run trains again)"
+RESULT_FIX = "delete it and rerun the command that trained the run (it trains again)"
 RESULT_MISSING = "the run has not finished: rerun its tools/train.py command to finish it"
 # The fields a reader relies on, with their JSON types.
 CONFIG_FIELDS = {"network": dict, "train": dict, "dataset": str}

@@ -36,16 +36,27 @@ def describe(path: str, err: OSError) -> str:
     return f"{path}: cannot write there ({reason}); {advice}"
 
 
-def check_dir(path: str) -> str:
-    """``path`` as a directory this process can create files in (made if absent), or OutputError now, before
-    any work: the one probe that sees read-only mounts, permissions (also under root's exceptions) and files in
-    the way alike is to create a file there."""
+def check_dir(path: str, create: bool = True) -> str:
+    """``path`` as a directory this process can create files in, or OutputError now, before any work: the one
+    probe that sees read-only mounts, permissions (also under root's exceptions) and files in the way alike is to
+    create a file there. With ``create`` an absent ``path`` is made; without, its nearest existing ancestor is
+    probed instead, so that a check leaves nothing behind."""
     path = os.fspath(path)
     if os.path.lexists(path) and not os.path.isdir(path):
         raise OutputError(f"{path}: exists and is not a directory; choose another path or move the file away")
+    probed = path
     try:
-        os.makedirs(path, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-check-")
+        if create:
+            os.makedirs(path, exist_ok=True)
+        else:
+            while not os.path.isdir(probed):
+                if os.path.lexists(probed):
+                    raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+                parent = os.path.dirname(os.path.abspath(probed))
+                if parent == os.path.abspath(probed):
+                    break
+                probed = parent
+        fd, probe = tempfile.mkstemp(dir=probed, prefix=".write-check-")
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
@@ -59,7 +70,7 @@ def check_file(path: str) -> str:
     path = os.fspath(path)
     if os.path.isdir(path):
         raise OutputError(f"{path}: is a directory; name a file")
-    check_dir(os.path.dirname(os.path.abspath(path)))
+    check_dir(os.path.dirname(os.path.abspath(path)), create=False)
     return path
 
 
@@ -88,3 +99,14 @@ def write_failure(path: str, err: BaseException) -> OutputError | None:
     refused = disk_error(err)
     return None if refused is None else OutputError(describe(path, refused))
 
+
+def output_error(err: BaseException, path: str) -> OutputError | None:
+    """``err`` as the OutputError of a tool whose output ``path`` is in use, unusable or full (an OutputError
+    itself, or a write the disk refused); None for any other error, which a tool re-raises."""
+    return err if isinstance(err, OutputError) else write_failure(path, err)
+
+
+def output_error_line(err: BaseException, flag: str, path: str) -> str | None:
+    """``output_error`` as a tool's ``--<flag>: ...`` line; None for any other error."""
+    failure = output_error(err, path)
+    return None if failure is None else f"--{flag}: {failure}"

@@ -26,7 +26,8 @@ EMPTY_GRACE_S = 2.0
 # A takeover takes milliseconds; a ``.takeover`` file older than this was left by a process killed in one.
 TAKEOVER_GRACE_S = 30.0
 _ATTEMPTS = 50
-_held: dict[str, str] = {}  # lock path -> the text this process wrote into it
+# lock path -> the text this process wrote into it, and whether its acquire made the directory
+_held: dict[str, tuple[str, bool]] = {}
 
 
 class RunLockError(OutputError):
@@ -133,6 +134,7 @@ def acquire(directory: str, name: str = LOCK_NAME, tool: str | None = None, what
     """Lock ``directory`` (made if absent) by creating ``directory/name``; its path. RunLockError when a live
     process holds it (or one on another host, whose liveness cannot be told), OutputError when the directory
     cannot be written. Messages name ``subject`` (default: the directory) and advise another ``what``."""
+    created = not os.path.isdir(directory)
     check_dir(directory)
     subject = subject or directory
     path = os.path.join(directory, name)
@@ -173,18 +175,25 @@ def acquire(directory: str, name: str = LOCK_NAME, tool: str | None = None, what
             with contextlib.suppress(OSError):
                 os.unlink(path)
             raise OutputError(describe(directory, err)) from None
-        _held[path] = text
+        _held[path] = (text, created)
         return path
     raise RunLockError(f"{subject}: could not take its lock {path} after {_ATTEMPTS} tries (other processes keep "
                        "taking it); rerun")
 
 
 def release(path: str) -> None:
-    """Remove the lock at ``path`` if it is still this process's (a takeover by another never loses its lock)."""
-    text = _held.pop(path, None)
-    if text is not None and _read(path) == text:
+    """Remove the lock at ``path`` if it is still this process's (a takeover by another never loses its lock), and
+    the directory if the lock made it and nothing else was written there (a tool refused after the lock)."""
+    held = _held.pop(path, None)
+    if held is None:
+        return
+    text, created = held
+    if _read(path) == text:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+    if created:
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(path))
 
 
 @contextlib.contextmanager
@@ -210,3 +219,20 @@ def entry_lock_name(entry: str) -> str:
     """The lock of zoo entry ``entry``, beside it in the zoo folder (the entry folder itself is replaced by a
     rename, so a lock inside it would go with it)."""
     return f"{LOCK_NAME}-{entry}"
+
+
+def search_lock_name(verify_shard: str, tf_config: str | None = None) -> str:
+    """The lock a search process takes in its run directory: its verification shard's (``shard_lock_name``), and
+    for a worker of a multi-worker search (``TF_CONFIG``'s task) other than the chief, one of its own: the workers
+    of one search share its run directory by design."""
+    name = shard_lock_name(verify_shard)
+    try:
+        config = json.loads(tf_config) if tf_config else {}
+        task, cluster = config.get("task") or {}, config.get("cluster") or {}
+        kind, index = task.get("type"), int(task.get("index", 0))
+    except (ValueError, TypeError, AttributeError):
+        return name  # TensorFlow refuses such a TF_CONFIG itself
+    if not cluster or kind is None or kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster):
+        return name
+    return f"{name}-{kind}-{index}"
+
