@@ -110,7 +110,7 @@ def test_a_result_that_is_missing_truncated_or_mistyped_names_itself(tmp_path):
     good = {"run_dir": "x", "top1": 0.9, "top5": 0.99, "epochs": 2, "seconds": 3.0, "backend": "tensorflow",
             "processes": [{"epochs": [1, 2]}]}
     (tmp_path / "result.json").write_text(json.dumps(good)[:30])
-    with pytest.raises(TrainError, match=r"result.json: damaged \(not valid JSON.*; delete it and rerun the command that trained"):
+    with pytest.raises(TrainError, match=r"result.json: damaged \(not valid JSON.*; delete it and rerun the command"):
         read_result(str(tmp_path))
     (tmp_path / "result.json").write_text(json.dumps({**good, "top1": "high"}))
     with pytest.raises(TrainError, match=r"'top1' is a string, not a number"):

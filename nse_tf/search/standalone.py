@@ -45,7 +45,7 @@ class SearchRunInfo:
     @classmethod
     def load(cls, run_dir: str) -> "SearchRunInfo":
         path = os.path.join(run_dir, "config.json")
-        saved = read_json(path, f"is {run_dir} a search run directory?")
+        saved = read_json(path, f"is {run_dir} a search run directory?", f"is {run_dir} a search run directory?")
         from nse_tf.search.saved_config import upgrade_saved_config
 
         try:
@@ -88,15 +88,22 @@ def finished_rounds(run_dir: str) -> list[int]:
 
 def round_points(run_dir: str, round_index: int) -> list[ArchPoint]:
     """Every architecture the round evaluated (its own samples, extras and carried front points)."""
-    data = read_json(os.path.join(run_dir, f"round_{round_index:02d}", "pareto.json"),
-                     f"round {round_index + 1} has not finished")
-    return [ArchPoint.from_json(p) for p in data["evaluated"]]
+    path = os.path.join(run_dir, f"round_{round_index:02d}", "pareto.json")
+    data = read_json(path, f"round {round_index + 1} has not finished")
+    try:
+        return [ArchPoint.from_json(p) for p in data["evaluated"]]
+    except (KeyError, TypeError, ValueError, AttributeError) as err:  # a field missing or of another type
+        raise StateError(f"{path}: corrupted ({type(err).__name__}: {err}); {COPY_FIX}") from None
 
 
-def read_json(path: str, hint: str) -> Any:
-    """A search run's JSON object, or one StateError line naming it (``hint`` says what a missing one means)."""
-    return state_files.read_json(path, f"{state_files.RERUN_STEP} (or {hint[0].lower()}{hint[1:]})",
-                                 error=StateError, label="corrupted", missing=hint)
+# What to do about a damaged file of a finished round: nothing rewrites it.
+COPY_FIX = "restore it from a copy of the run directory"
+
+
+def read_json(path: str, hint: str, fix: str = COPY_FIX) -> Any:
+    """A search run's JSON object, or one StateError line naming it (``hint`` says what a missing one means,
+    ``fix`` what to do about a damaged one)."""
+    return state_files.read_json(path, fix, error=StateError, label="corrupted", missing=hint)
 
 
 def open_for_tool(run_dir: str | None, threads: int) -> tuple[SearchRunInfo, list[int]]:
