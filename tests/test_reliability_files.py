@@ -390,10 +390,60 @@ def test_the_lock_is_released_whatever_ends_the_work_and_not_taken_twice(tmp_pat
     assert os.listdir(tmp_path / "written") == ["config.json"]
 
 
-def test_lock_names_of_shards_and_zoo_entries():
+RACER = """
+import sys, time
+from nse_tf.utils.run_lock import RunLockError, run_lock
+while time.time() < float(sys.argv[2]):
+    time.sleep(0.001)
+try:
+    with run_lock(sys.argv[1], log=lambda line: None):
+        print("won", flush=True)
+        time.sleep(3)  # held while the others try
+except RunLockError:
+    print("refused", flush=True)
+"""
+
+
+def test_processes_racing_for_a_stale_lock_let_exactly_one_in(tmp_path):
+    """Four processes start at one instant on a run directory whose lock a dead process left: one takes it over,
+    the others are refused by it (never two holders, never a takeover of the new owner's lock)."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    _plant(tmp_path / "run", pid=dead.pid, host=socket.gethostname(), tool="killed.py")
+    start = str(time.time() + 1.5)
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path / "run"), start], stdout=subprocess.PIPE,
+                               text=True, env=_env()) for _ in range(4)]
+    outcomes = sorted(r.communicate(timeout=60)[0].strip() for r in racers)
+    assert outcomes == ["refused", "refused", "refused", "won"], outcomes
+    assert not os.path.exists(tmp_path / "run" / ".lock") and not os.path.exists(tmp_path / "run" / ".lock.takeover")
+
+
+def test_a_full_disk_while_locking_leaves_nothing(tmp_path, monkeypatch):
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(run_lock.os, "fsync", full)
+    with pytest.raises(output_paths.OutputError, match=r"run: cannot write there \(No space left on device\)"):
+        run_lock.acquire(str(tmp_path / "run"))
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_lock_names_of_shards_workers_and_zoo_entries():
     assert run_lock.shard_lock_name("0/1") == run_lock.shard_lock_name("0/3") == ".lock"
     assert run_lock.shard_lock_name("2/3") == ".lock-verify-2"
     assert run_lock.entry_lock_name("mobilenetv2-style-fmnist") == ".lock-mobilenetv2-style-fmnist"
+
+    def tf_config(kind, index, chief=False):
+        cluster = {"worker": ["a:1", "b:1"], **({"chief": ["c:1"]} if chief else {})}
+        return json.dumps({"cluster": cluster, "task": {"type": kind, "index": index}})
+
+    # the workers of one multi-worker search share its run directory: the chief takes its lock, the others theirs
+    assert run_lock.search_lock_name("0/1", tf_config("worker", 0)) == ".lock"
+    assert run_lock.search_lock_name("0/1", tf_config("worker", 1)) == ".lock-worker-1"
+    assert run_lock.search_lock_name("0/1", tf_config("chief", 0, chief=True)) == ".lock"
+    assert run_lock.search_lock_name("0/1", tf_config("worker", 0, chief=True)) == ".lock-worker-0"
+    assert run_lock.search_lock_name("1/2", tf_config("worker", 1)) == ".lock-verify-1-worker-1"
+    assert run_lock.search_lock_name("1/2", None) == run_lock.search_lock_name("1/2", "not json") == ".lock-verify-1"
 
 
 def test_two_shards_lock_one_run_directory_side_by_side(tmp_path):

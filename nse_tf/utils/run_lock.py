@@ -142,6 +142,7 @@ def acquire(directory: str, name: str = LOCK_NAME, tool: str | None = None, what
         raise RunLockError(f"{subject}: this process already holds its lock ({path}); one {what} serves one "
                            "run at a time")
     text = json.dumps(owner_record(tool), sort_keys=True) + "\n"
+    announced: set[str] = set()  # the stale locks already said to be taken over
     for _ in range(_ATTEMPTS):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -158,7 +159,9 @@ def acquire(directory: str, name: str = LOCK_NAME, tool: str | None = None, what
                 continue
             alive = holder_alive(owner)
             if alive is False:
-                log(f"{subject}: taking over the lock of {describe_holder(owner)}, which is no longer running")
+                if current not in announced:
+                    log(f"{subject}: taking over the lock of {describe_holder(owner)}, which is no longer running")
+                    announced.add(current)
                 _take_over(path, current)
                 continue
             remedy = (f"if it is no longer running there, delete {path}" if alive is None
@@ -174,6 +177,9 @@ def acquire(directory: str, name: str = LOCK_NAME, tool: str | None = None, what
         except OSError as err:  # a full disk: nothing of ours stays behind
             with contextlib.suppress(OSError):
                 os.unlink(path)
+            if created:
+                with contextlib.suppress(OSError):
+                    os.rmdir(directory)
             raise OutputError(describe(directory, err)) from None
         _held[path] = (text, created)
         return path
