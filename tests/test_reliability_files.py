@@ -510,3 +510,13 @@ def test_disk_errors_are_told_from_other_errors():
     assert output_paths.disk_error(ValueError("No space left on device")) is None
     failure = output_paths.write_failure("exports/x", full)
     assert str(failure) == "exports/x: cannot write there (No space left on device); free some space and rerun"
+
+
+def test_a_tool_turns_output_errors_into_its_line_and_keeps_other_errors():
+    held = run_lock.RunLockError("runs/x is in use by train.py (pid 1 on h)")
+    assert output_paths.output_error_line(held, "run_dir", "runs/x") == f"--run_dir: {held}"
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert output_paths.output_error_line(full, "out_dir", "exports/x") == (
+        "--out_dir: exports/x: cannot write there (No space left on device); free some space and rerun")
+    assert output_paths.output_error_line(KeyError("bug"), "out_dir", "exports/x") is None
+    assert output_paths.output_error(ValueError("bug"), "exports/x") is None
