@@ -355,7 +355,7 @@ def test_a_lock_of_another_host_is_refused_with_the_file_to_delete(tmp_path):
 def test_a_reused_pid_and_an_own_leftover_are_stale(tmp_path):
     """A lock naming a live pid that started at another time (a reboot, a container restart) or this very process
     (which holds no such lock) is a leftover, not a live holder."""
-    _plant(tmp_path / "a", pid=1, host=socket.gethostname(), start="-1")
+    _plant(tmp_path / "a", pid=os.getppid(), host=socket.gethostname(), start="-1")
     _plant(tmp_path / "b", pid=os.getpid(), host=socket.gethostname())
     for name in ("a", "b"):
         with run_lock.run_lock(str(tmp_path / name), log=lambda line: None):
