@@ -127,10 +127,10 @@ def cli_results(tmp_path_factory):
     p = _tiny_inputs(tmp_path_factory.mktemp("faults"))
     holders = [start_holder(p["held_run"]), start_holder(p["zoo"], ".lock-x")]
     p["held"], p["held_entry"] = held_by(holders[0]), held_by(holders[1])
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", NSE_TF_ZOO=p["zoo"])
-
     def run(case: str) -> subprocess.CompletedProcess:
         tool, args, _, _ = CASES[case]
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",  # make_zoo_entry writes only under the test's own zoo
+                   **({"NSE_TF_ZOO": p["zoo"]} if tool == "make_zoo_entry.py" else {}))
         return subprocess.run([sys.executable, os.path.join(ROOT, "tools", tool), *(a.format(**p) for a in args)],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
