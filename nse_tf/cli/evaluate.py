@@ -62,6 +62,13 @@ def main(argv: list[str]) -> int:
     try:
         if not F.model:
             raise FlagError("model", "is required")
+        if F.output:  # written at the end: checked before the measurement
+            from nse_tf.utils.output_paths import OutputError, check_file
+
+            try:
+                check_file(F.output)
+            except OutputError as err:
+                raise FlagError("output", str(err)) from None
         try:
             if F.image_size is not None and F.image_size < 1:
                 raise FlagError("image_size", f"must be positive, got {F.image_size}")
@@ -84,8 +91,13 @@ def main(argv: list[str]) -> int:
     print(text)
     if F.output:
         from nse_tf.utils.atomic import atomic_write_text
+        from nse_tf.utils.output_paths import describe
 
-        atomic_write_text(F.output, text + "\n")
+        try:
+            atomic_write_text(F.output, text + "\n")
+        except OSError as err:  # the disk filled during the measurement: the report is on stdout above
+            print(f"evaluate.py: error: --output: {describe(F.output, err)}", file=sys.stderr)
+            return 2
     return 0 if report.get("matches_metadata", True) else 1
 
 

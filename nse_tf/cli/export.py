@@ -25,6 +25,8 @@ from absl import app, flags  # noqa: E402
 
 from nse_tf.export.convert import FORMATS, TFLITE_FORMATS  # noqa: E402  (numpy only: TF loads on first use)
 from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
+from nse_tf.utils.output_paths import output_error_line  # noqa: E402
+from nse_tf.utils.run_lock import run_lock  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_string("arch", None, "Anything nse_tf.resolve_spec takes: a published name (NSENet-27, NSENet, "
@@ -160,6 +162,7 @@ def export_data(spec: Any, num_calibration: int, num_verify: int, data_dir: str 
 def check_flags() -> tuple[str, ...]:
     """Flag checks that need no TensorFlow, so a typo fails in a second; returns the formats."""
     from nse_tf.export.convert import check_formats
+    from nse_tf.utils.output_paths import OutputError, check_dir
 
     if not F.out_dir:
         raise FlagError("out_dir", "is required")
@@ -177,6 +180,10 @@ def check_flags() -> tuple[str, ...]:
         raise FlagError("num_threads", f"must be >= 1, got {F.num_threads}")
     resolve_arch(F.arch)
     check_weights(F.weights)
+    try:
+        check_dir(F.out_dir, create=False)  # an existing file, a read-only mount: refused now, not after converting
+    except OutputError as err:
+        raise FlagError("out_dir", str(err)) from None
     return formats
 
 
@@ -260,9 +267,15 @@ def main(argv: list[str]) -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         formats = check_flags()
-        export_all(formats)
+        with run_lock(F.out_dir, what="--out_dir"):  # one process per output directory
+            export_all(formats)
     except FlagError as err:
         print(f"export.py: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # --out_dir in use by another process, or its disk full: one line (others are bugs)
+        if (line := output_error_line(err, "out_dir", F.out_dir)) is None:
+            raise
+        print(f"export.py: error: {line}", file=sys.stderr)
         return 2
     return 0
 

@@ -18,6 +18,8 @@ from absl import app, flags  # noqa: E402
 
 from nse_tf.cli import fine_tuning  # noqa: E402
 from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
+from nse_tf.utils.output_paths import output_error_line  # noqa: E402
+from nse_tf.utils.run_lock import run_lock  # noqa: E402
 
 F = flags.FLAGS
 fine_tuning.define_flags()
@@ -31,16 +33,23 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         print(f"prune.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
+    run_dir = F.run_dir
     try:
         entry = fine_tuning.trained_entry("prune")
         from nse_tf.train.pruning import PruneConfig
 
         config = fine_tuning.make_config(PruneConfig, sparsity=F.sparsity)
         fine_tuning.set_threads()
-        run_dir = F.run_dir or os.path.join("runs", "prune", f"{entry.name}-s{F.sparsity:g}")
-        report = fine_tuning.run_in(prune_and_convert, entry, config, run_dir)
+        run_dir = run_dir or os.path.join("runs", "prune", f"{entry.name}-s{F.sparsity:g}")
+        with run_lock(run_dir, what="--run_dir"):  # one process per run directory
+            report = fine_tuning.run_in(prune_and_convert, entry, config, run_dir)
     except FlagError as err:
         print(f"prune.py: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # the run directory in use, unusable or full: one line (other errors are bugs)
+        if (line := output_error_line(err, "run_dir", run_dir)) is None:
+            raise
+        print(f"prune.py: error: {line}", file=sys.stderr)
         return 2
     for fmt in ("float32", "int8"):
         mine, dense = report["pruned"][fmt], report["dense"][fmt]

@@ -21,8 +21,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app, flags  # noqa: E402
 
 from nse_tf.data.idx import DatasetError  # noqa: E402
+from nse_tf.search.evolution import StateError  # noqa: E402
 from nse_tf.train.config import TrainError  # noqa: E402
 from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
+from nse_tf.utils.output_paths import OutputError  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_string("search_run", None, "The search run whose space, cost model and window to draw from.")
@@ -66,6 +68,12 @@ def main(argv: list[str]) -> int:
         return 2
     except TrainError as err:  # a run directory under --out_dir holds another network, recipe or split
         print(f"random_search.py: error: --out_dir: {err}", file=sys.stderr)
+        return 2
+    except OutputError as err:  # a retraining under --out_dir in use by another process, or not writable
+        print(f"random_search.py: error: --out_dir: {err}", file=sys.stderr)
+        return 2
+    except StateError as err:  # a damaged file of --search_run (its round's pareto.json)
+        print(f"random_search.py: error: --search_run: {err}", file=sys.stderr)
         return 2
     if result is None:
         print(f"shard {F.shard}: its candidates are trained; others are still training (the last to finish "

@@ -322,6 +322,7 @@ def main(argv: list[str]) -> int:
     from nse_tf.search.evolution import SamplingError, StateError
     from nse_tf.train.config import TrainError
     from nse_tf.utils.memory import keep_freed_memory
+    from nse_tf.utils.output_paths import OutputError
 
     keep_freed_memory()  # CPU steps otherwise re-fault their activations (2x slower for retraining here)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -341,11 +342,17 @@ def main(argv: list[str]) -> int:
         configure_devices(F.logical_cpus)
         config = build_config()
         from nse_tf.search.run import SearchRun
+        from nse_tf.utils.run_lock import run_lock, search_lock_name
 
-        run = SearchRun(config)
-        state = run.run()
+        lock = search_lock_name(config.verify_shard, os.environ.get("TF_CONFIG"))  # one process per run directory
+        with run_lock(config.run_dir, lock, what="--run_dir"):
+            run = SearchRun(config)
+            state = run.run()
     except FlagError as err:
         print(f"search.py: error: {err}", file=sys.stderr)
+        return 2
+    except OutputError as err:  # the run directory is in use by another process, or cannot be written
+        print(f"search.py: error: --run_dir: {err}", file=sys.stderr)
         return 2
     except DataNotFoundError as err:
         print(f"search.py: error: --data_dir: {err}", file=sys.stderr)
@@ -420,8 +427,11 @@ def search(flagfile: str | None = None, run_dir: str | None = None, **settings: 
     except flags.Error as err:
         raise FlagError(getattr(err, "flagname", None) or "flagfile", str(err)) from None
     config = build_config()
-    run = SearchRun(config)
-    state = run.run()
+    from nse_tf.utils.run_lock import run_lock, search_lock_name
+
+    with run_lock(config.run_dir, search_lock_name(config.verify_shard, os.environ.get("TF_CONFIG")), what="run_dir"):
+        run = SearchRun(config)
+        state = run.run()
     unit = run.cost_model.unit
     space = config.space
     front = [(NetworkSpec(space, Architecture(tuple(tuple(c) for c in p.cells)), f"nse-front_{i}"), p.cost, p.accuracy)

@@ -201,6 +201,13 @@ def main(argv: list[str]) -> int:
     except (FlagError, TrainError) as err:
         print(f"train.py: error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # --run_dir in use by another process, unusable, or its disk full: one line
+        from nse_tf.utils.output_paths import output_error_line
+
+        if (line := output_error_line(err, "run_dir", F.run_dir)) is None:
+            raise
+        print(f"train.py: error: {line}", file=sys.stderr)
+        return 2
     split = "held-out" if F.heldout_examples else "test"
     print(f"{split} top-1 {result.top1:.4f} top-5 {result.top5:.4f} ({result.backend}, {result.seconds:.0f} s)")
     return 0

@@ -59,9 +59,11 @@ def main(argv: list[str]) -> int:
         print(f"make_zoo_entry.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
     from nse_tf import resolve_spec  # Keras (and TensorFlow) only once the flags are known to be good
-    from nse_tf.space.architecture import NetworkSpec
+    from nse_tf.space.architecture import ArchitectureError, NetworkSpec
     from nse_tf.data.idx import DataFileError, DataNotFoundError, DatasetError
     from nse_tf.train.config import CONFIG_NAME, TrainError
+    from nse_tf.train.run_dir import read_result, read_run_config
+    from nse_tf.utils.output_paths import output_error
     from nse_tf.zoo import registry as zoo
     from nse_tf.zoo import writer
 
@@ -92,13 +94,15 @@ def main(argv: list[str]) -> int:
                 raise FlagError("weights_from", str(err)) from None
         root = F.zoo_dir or zoo.zoo_dir()
         if F.train_dir:
-            import json
-
             config_path = os.path.join(F.train_dir, CONFIG_NAME)
             if not os.path.exists(config_path):
                 raise FlagError("train_dir", f"{F.train_dir} is not a tools/train.py run directory")
-            with open(config_path, encoding="utf-8") as f:
-                spec = NetworkSpec.from_dict(json.load(f)["network"], source=config_path)
+            try:  # a finished run, its files whole, before any work
+                saved = read_run_config(F.train_dir)
+                read_result(F.train_dir, writer.RESULT_FIELDS)
+                spec = NetworkSpec.from_dict(saved["network"], source=config_path)
+            except (TrainError, ArchitectureError) as err:
+                raise FlagError("train_dir", str(err)) from None
 
             def fields(stage: str) -> dict:
                 return writer.trained_fields(stage, F.train_dir, F.flip_average, F.weights_from, F.num_calibration,
@@ -123,6 +127,10 @@ def main(argv: list[str]) -> int:
                             else str(err)) from None
         except zoo.ZooError as err:
             raise FlagError("weights_from", str(err).removeprefix("weights_from: ")) from None
+        except Exception as err:  # the entry is being written by another process, or its folder cannot be written
+            if (failure := output_error(err, os.path.join(root, F.name))) is None:
+                raise
+            raise FlagError("zoo_dir" if F.zoo_dir else "name", str(failure)) from None
     except FlagError as err:
         print(f"make_zoo_entry.py: error: {err}", file=sys.stderr)
         return 2
@@ -152,6 +160,12 @@ def reexport(writer: Any, zoo: Any) -> int:
         figures = writer.reexport_tflite(name, command, F.num_calibration, F.latency_runs)
     except (zoo.ZooError, DatasetError) as err:
         raise FlagError("reexport", str(err)) from None
+    except Exception as err:  # the entry is being written by another process, or its folder cannot be written
+        from nse_tf.utils.output_paths import output_error
+
+        if (failure := output_error(err, os.path.join(zoo.zoo_dir(), F.reexport))) is None:
+            raise
+        raise FlagError("reexport", str(failure)) from None
     print(f"re-exported {name}: top-1 float32 {figures['before']['float32']} -> {figures['after']['float32']}, "
           f"int8 {figures['before']['int8']} -> {figures['after']['int8']}")
     return 0

@@ -165,6 +165,12 @@ class EvolutionState:
         if data.get("version") != STATE_VERSION:
             raise StateError(f"{source}: state version {data.get('version')!r} is not {STATE_VERSION}")
         try:
+            for key in ("pool", "subspaces", "pending", "protected", "pareto", "history"):
+                if key in data and not isinstance(data[key], list):
+                    raise TypeError(f"{key} is a JSON {type(data[key]).__name__}, not an array")
+            for key, items in (("history", data.get("history", [])), ("pareto", data.get("pareto", []))):
+                if not all(isinstance(item, dict) for item in items):
+                    raise TypeError(f"{key} holds something other than objects")
             state = cls(
                 pool=[str(n) for n in data["pool"]], ops_per_cell=int(data["ops_per_cell"]),
                 num_rounds=int(data["num_rounds"]), seed=int(data["seed"]), round=int(data["round"]),
@@ -176,7 +182,7 @@ class EvolutionState:
                 # "best_macs": rounds recorded before latency searches existed (the one place old keys are read)
                 history=[{("best_cost" if k == "best_macs" else k): v for k, v in h.items()} for h in data["history"]],
                 seeds=[[list(map(int, c)) for c in seed] for seed in data.get("seeds", [])])  # none before seeds
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, AttributeError) as err:  # a field of another JSON type
             raise StateError(f"{source}: corrupted state ({type(err).__name__}: {err})") from None
         state.check(source)
         return state

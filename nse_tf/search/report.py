@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import glob
 import io
-import json
 import os
 from typing import Any, Sequence
 
@@ -15,8 +14,9 @@ import matplotlib.pyplot as plt  # noqa: E402  # isort: skip
 import numpy as np  # noqa: E402
 
 from nse_tf.cost.model import macs_model  # noqa: E402
-from nse_tf.search.evolution import ArchPoint, EvolutionState  # noqa: E402
+from nse_tf.search.evolution import ArchPoint, EvolutionState, StateError  # noqa: E402
 from nse_tf.search.gates import gate_probability  # noqa: E402
+from nse_tf.utils import state_files  # noqa: E402
 from nse_tf.utils.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 
 
@@ -61,8 +61,8 @@ def write_pareto_plot(run_dir: str, out_path: str, target: float, unit: str = "M
     """Held-out accuracy vs cost of every round's evaluated architectures, fronts drawn as lines."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for path in sorted(glob.glob(os.path.join(run_dir, "round_*", "pareto.json"))):
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        data = state_files.read_json(path, "restore it from a copy of the run directory", error=StateError,
+                                     label="corrupted", fields={"round": int, "evaluated": list, "front": list})
         r = data["round"]
         points = [p for p in data["evaluated"] if p["round"] == r]
         line = ax.scatter([_cost(p) for p in points], [p["accuracy"] for p in points], s=8, alpha=0.35,

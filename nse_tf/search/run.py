@@ -47,8 +47,14 @@ from nse_tf.search.strategy import (is_chief, is_multi_worker, make_strategy, re
                                    sum_across_workers, worker_shard)
 from nse_tf.space.architecture import Architecture, NetworkSpec
 from nse_tf.utils.atomic import atomic_write_json
+from nse_tf.utils.state_files import read_json
 
 log = logging.getLogger("nse_tf.search")
+
+# What to do about a damaged evolution_state.json or config.json (the search's progress, and its settings).
+STATE_FIX = "it is never silently restarted: restore it or use a new --run_dir"
+CONFIG_FIX = ("delete it and rerun with the run's original flags (it is rewritten from them), or use a new "
+              "--run_dir")
 
 
 class SearchRun:
@@ -94,13 +100,11 @@ class SearchRun:
         config_path, state_path = self.path(CONFIG_FILE), self.path(STATE_FILE)
         state = None
         if os.path.exists(state_path):
-            with open(state_path, encoding="utf-8") as f:
-                try:
-                    data = json.load(f)
-                except json.JSONDecodeError as err:
-                    raise StateError(f"{state_path}: corrupted ({err}); it is never silently restarted: "
-                                     "restore it or use a new --run_dir") from None
-            state = EvolutionState.from_json(data, state_path)
+            data = read_json(state_path, STATE_FIX, error=StateError, label="corrupted")
+            try:
+                state = EvolutionState.from_json(data, state_path)
+            except StateError as err:
+                raise StateError(f"{err}; {STATE_FIX}") from None
         if os.path.exists(config_path):
             self.check_saved_config(config_path, config_json, state)
         elif self.chief:
@@ -118,8 +122,9 @@ class SearchRun:
         if self.config.init_from:
             previous_path = os.path.join(self.config.init_from, STATE_FILE)
             try:
-                with open(previous_path, encoding="utf-8") as f:
-                    previous = EvolutionState.from_json(json.load(f), previous_path)
+                previous = EvolutionState.from_json(
+                    read_json(previous_path, "--init_from takes a search run directory", error=StateError,
+                              label="corrupted"), previous_path)
             except OSError as err:
                 raise StateError(f"--init_from: cannot read {previous_path} ({err.strerror})") from None
             state = evolution.continuation_state(previous, self.pool.names, self.config.evolution,
@@ -135,11 +140,7 @@ class SearchRun:
         """A resumed run must have the settings it was made with, except the end-of-round ones while its
         current round is not yet evaluated: those change (and the change is recorded in config.json's
         ``changes``), so a round whose evaluation failed on them is not stranded."""
-        with open(config_path, encoding="utf-8") as f:
-            try:
-                saved = upgrade_saved_config(json.load(f))
-            except json.JSONDecodeError as err:
-                raise StateError(f"{config_path}: corrupted ({err})") from None
+        saved = upgrade_saved_config(read_json(config_path, CONFIG_FIX, error=StateError, label="corrupted"))
         changes = saved.pop("changes", [])
         # run_dir is where the file lives, not a setting: a moved run directory still resumes.
         diffs = [d for d in setting_diffs(saved, config_json) if d[0] != "run_dir"]

@@ -9,7 +9,6 @@ images minus its held-out split and score on that held-out split, never on the t
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any, Sequence
 
@@ -19,6 +18,7 @@ from nse_tf.search.evolution import ArchPoint, EvolutionConfig, StateError
 from nse_tf.space.architecture import Architecture, NetworkSpec
 from nse_tf.space.macro import MacroSpace
 from nse_tf.train.config import TrainConfig
+from nse_tf.utils import state_files
 
 # The short recipe both tools train with: the shared Fashion-MNIST recipe's augmentation and regularisation,
 # a few epochs, no EMA (an EMA of 0.999 lags a 1400-step run).
@@ -44,17 +44,22 @@ class SearchRunInfo:
 
     @classmethod
     def load(cls, run_dir: str) -> "SearchRunInfo":
-        saved = read_json(os.path.join(run_dir, "config.json"), f"is {run_dir} a search run directory?")
+        path = os.path.join(run_dir, "config.json")
+        saved = read_json(path, f"is {run_dir} a search run directory?", f"is {run_dir} a search run directory?")
         from nse_tf.search.saved_config import upgrade_saved_config
 
-        saved = upgrade_saved_config(saved)
-        evolution = saved["evolution"]
-        config = EvolutionConfig(drift=evolution["drift"], window=evolution.get("window"))
-        target = float(saved["penalty"]["target"])
-        window = config.window_bounds(target)
-        return cls(run_dir, MacroSpace.from_dict(saved["space"]), saved["cost"], saved["latency_table"], target,
-                   window, config.budget(target), int(saved["data"]["heldout_examples"]),
-                   int(saved["data"]["seed"]), saved["data"]["dataset"], saved["latency_format"])
+        try:
+            saved = upgrade_saved_config(saved)
+            evolution = saved["evolution"]
+            config = EvolutionConfig(drift=evolution["drift"], window=evolution.get("window"))
+            target = float(saved["penalty"]["target"])
+            window = config.window_bounds(target)
+            return cls(run_dir, MacroSpace.from_dict(saved["space"]), saved["cost"], saved["latency_table"], target,
+                       window, config.budget(target), int(saved["data"]["heldout_examples"]),
+                       int(saved["data"]["seed"]), saved["data"]["dataset"], saved["latency_format"])
+        except (KeyError, TypeError, ValueError, AttributeError) as err:  # a field missing or of another type
+            raise StateError(f"{path}: corrupted ({type(err).__name__}: {err}); is {run_dir} a search run "
+                             "directory?") from None
 
     @property
     def selection_window(self) -> tuple[float, float]:
@@ -83,20 +88,22 @@ def finished_rounds(run_dir: str) -> list[int]:
 
 def round_points(run_dir: str, round_index: int) -> list[ArchPoint]:
     """Every architecture the round evaluated (its own samples, extras and carried front points)."""
-    data = read_json(os.path.join(run_dir, f"round_{round_index:02d}", "pareto.json"),
-                     f"round {round_index + 1} has not finished")
-    return [ArchPoint.from_json(p) for p in data["evaluated"]]
-
-
-def read_json(path: str, hint: str) -> Any:
-    """A search run's JSON file, or one StateError line naming it (``hint`` says what a missing one means)."""
+    path = os.path.join(run_dir, f"round_{round_index:02d}", "pareto.json")
+    data = read_json(path, f"round {round_index + 1} has not finished")
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except OSError as err:
-        raise StateError(f"{path}: cannot read it ({err.strerror}); {hint}") from None
-    except json.JSONDecodeError as err:
-        raise StateError(f"{path}: corrupted ({err})") from None
+        return [ArchPoint.from_json(p) for p in data["evaluated"]]
+    except (KeyError, TypeError, ValueError, AttributeError) as err:  # a field missing or of another type
+        raise StateError(f"{path}: corrupted ({type(err).__name__}: {err}); {COPY_FIX}") from None
+
+
+# What to do about a damaged file of a finished round: nothing rewrites it.
+COPY_FIX = "restore it from a copy of the run directory"
+
+
+def read_json(path: str, hint: str, fix: str = COPY_FIX) -> Any:
+    """A search run's JSON object, or one StateError line naming it (``hint`` says what a missing one means,
+    ``fix`` what to do about a damaged one)."""
+    return state_files.read_json(path, fix, error=StateError, label="corrupted", missing=hint)
 
 
 def open_for_tool(run_dir: str | None, threads: int) -> tuple[SearchRunInfo, list[int]]:
@@ -175,11 +182,11 @@ def finished_result(run_dir: str) -> dict[str, Any] | None:
     it is not finished."""
     from nse_tf.train.config import RESULT_NAME
 
-    try:
-        with open(os.path.join(run_dir, RESULT_NAME), encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
+    from nse_tf.train.run_dir import read_result
+
+    if not os.path.exists(os.path.join(run_dir, RESULT_NAME)):
         return None
+    return read_result(run_dir, fields={"top1": state_files.NUMBER})  # what the tools read of it
 
 
 def training_seconds(result: dict[str, Any]) -> float:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import json
 import os
 import time
 from typing import Any, Callable
@@ -24,13 +23,15 @@ from nse_tf.nets.inference import evaluate_arrays
 from nse_tf.space.architecture import NetworkSpec
 from nse_tf.train.augment import make_training_dataset, one_hot
 from nse_tf.train.bn_recalibration import ema_validation_callback, recalibrate_batch_norm, recalibration_images
-from nse_tf.train.checkpoints import epoch_checkpoint_callback, remove_checkpoints, restore_checkpoint
+from nse_tf.train.checkpoints import (epoch_checkpoint_callback, read_checkpoints, remove_checkpoints,
+                                      restore_checkpoint, usable_checkpoint)
 from nse_tf.train.config import CHECKPOINT_STATE_NAME, HISTORY_NAME, RESULT_NAME, WEIGHTS_NAME, TrainConfig, TrainError
 from nse_tf.train.device import compute_device
-from nse_tf.train.fine_tune import FineTuning, freeze_backbone, initialise, phase_at, phases
+from nse_tf.train.fine_tune import FineTuning, Phase, freeze_backbone, initialise, phase_at, phases
 from nse_tf.train.optimizers import compile_model
-from nse_tf.train.run_dir import check_run_dir
+from nse_tf.train.run_dir import check_run_dir, read_result, trim_history
 from nse_tf.utils.atomic import atomic_write_json, staged
+from nse_tf.utils.run_lock import run_lock
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,14 +51,12 @@ class TrainResult:
 
 
 def checkpointed_epochs(run_dir: str) -> int:
-    """Epochs the run's last checkpoint holds (0 for none): which phase's optimizer must load it."""
+    """Epochs the run's newest checkpoint holds (0 for none)."""
     try:
-        with open(os.path.join(run_dir, CHECKPOINT_STATE_NAME), encoding="utf-8") as f:
-            return int(json.load(f)["epochs_done"])
-    except FileNotFoundError:
-        return 0
-    except (ValueError, KeyError, TypeError):
+        checkpoints = read_checkpoints(run_dir)
+    except TrainError:
         return 0  # restore_checkpoint names the damage
+    return checkpoints[0].epochs_done if checkpoints else 0
 
 
 def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArrays,
@@ -65,11 +64,8 @@ def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArray
           fine_tuning: FineTuning | None = None, image_size: int | None = None) -> TrainResult:
     """Train ``spec`` from scratch, or from ``fine_tuning``'s weights (its backbone frozen for its first epochs),
     or resume, and write weights, network, history and result to ``run_dir``. ``image_size`` (the size the
-    images were read at, where not native) and ``fine_tuning``'s source are recorded with the recipe."""
-    import keras
-
-    from nse_tf.nets.child import build_child
-
+    images were read at, where not native) and ``fine_tuning``'s source are recorded with the recipe. One process
+    at a time trains a run directory (``utils.run_lock``); a damaged newest checkpoint falls back to the one before."""
     shape = tuple(int(s) for s in data.x_train.shape[1:])
     if (spec.space.input_size, spec.space.input_size, spec.space.input_channels) != shape:
         raise TrainError(f"network {spec.name} takes {spec.space.input_size}x{spec.space.input_size}x"
@@ -80,14 +76,28 @@ def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArray
     if len(data.x_test) == 0:
         raise TrainError(f"dataset {data.name} has no test images to evaluate on")
     plan = phases(config, fine_tuning.freeze_epochs if fine_tuning else 0)
+    args = (spec, config, run_dir, data, dataset_name, log, verbose, fine_tuning, image_size, plan)
+    if os.path.exists(os.path.join(run_dir, RESULT_NAME)):
+        return _train(*args)  # finished: read only, so no lock (it may sit on a read-only mount)
+    with run_lock(run_dir, what="--run_dir", log=log):  # one process per run directory
+        return _train(*args)
+
+
+def _train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArrays, dataset_name: str | None,
+           log: Callable[[str], None], verbose: int, fine_tuning: FineTuning | None, image_size: int | None,
+           plan: list[Phase]) -> TrainResult:
+    import keras
+
+    from nse_tf.nets.child import build_child
+
     check_run_dir(run_dir, spec, config, dataset_name or data.name,
                   {"image_size": image_size, "init_from": fine_tuning.to_dict() if fine_tuning else None})
     result_path = os.path.join(run_dir, RESULT_NAME)
     if os.path.exists(result_path):
-        with open(result_path, encoding="utf-8") as f:
-            done = json.load(f)
+        done = read_result(run_dir)
         log(f"{run_dir} is already trained (test top-1 {done['top1']:.4f}); nothing to do")
-        return TrainResult(**done)
+        return TrainResult(**{"run_dir": run_dir, **{f.name: done[f.name] for f in dataclasses.fields(TrainResult)
+                                                     if f.name in done}})
 
     keras.utils.set_random_seed(config.seed)
     model = build_child(spec, dropout=config.dropout)
@@ -102,9 +112,11 @@ def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArray
             freeze_backbone(model, plan[index].frozen)
         compile_model(model, plan[index].recipe, steps_per_epoch)
 
-    current = phase_at(plan, checkpointed_epochs(run_dir))
+    resume = usable_checkpoint(run_dir, log)  # the newest intact checkpoint (a damaged newest one: the one before)
+    current = phase_at(plan, resume.epochs_done if resume else 0)
     compile_phase(current)  # the optimizer of the phase that wrote the checkpoint, which loads its state
-    start_epoch, processes = restore_checkpoint(model, run_dir)
+    start_epoch, processes = restore_checkpoint(model, run_dir, resume, log) if resume else (0, [])
+    trim_history(run_dir, start_epoch)  # epochs after the checkpoint (a fallback's) are trained again
     if start_epoch:
         log(f"resuming {run_dir} after epoch {start_epoch}/{config.epochs}")
     processes.append({"backend": keras.backend.backend(), "device": compute_device(),
@@ -137,12 +149,16 @@ def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArray
     if config.ema_momentum is not None:
         recalibrate_batch_norm(final, calibration, config.batch_size)
     metrics = evaluate_arrays(final, data.x_test, data.y_test)
-    with staged(os.path.join(run_dir, WEIGHTS_NAME)) as weights_path:
-        final.save_weights(weights_path, overwrite=True)
     result = TrainResult(run_dir=run_dir, top1=metrics["top1"], top5=metrics["top5"], epochs=config.epochs,
                          seconds=round(time.time() - started, 1), backend=keras.backend.backend(),
                          processes=tuple(p for p in processes if p["epochs"][1] >= p["epochs"][0]))
-    atomic_write_json(result_path, result.to_dict())
+    try:
+        with staged(os.path.join(run_dir, WEIGHTS_NAME)) as weights_path:
+            final.save_weights(weights_path, overwrite=True)
+        atomic_write_json(result_path, result.to_dict())
+    except OSError as err:  # a full disk at the end: the last checkpoint is still there, and a rerun resumes it
+        raise TrainError(f"{run_dir}: cannot write the trained weights and result ({err.strerror or err}); the "
+                         "last epoch's checkpoint is intact: free the space and rerun to finish") from None
     if os.path.exists(os.path.join(run_dir, CHECKPOINT_STATE_NAME)):
         os.remove(os.path.join(run_dir, CHECKPOINT_STATE_NAME))
     remove_checkpoints(run_dir)

@@ -12,7 +12,6 @@ is resumable: one checkpoint per finished epoch, and the data order of epoch e d
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any, Iterator, Sequence
 
@@ -23,9 +22,14 @@ from nse_tf.space.architecture import NetworkSpec
 from nse_tf.train.augment import augment_batch
 from nse_tf.train.config import TrainConfig, TrainError
 from nse_tf.utils.atomic import atomic_write_json
+from nse_tf.utils.output_paths import disk_error
+from nse_tf.utils.state_files import read_json
 
 STATE_NAME = "qat_state.json"
 CHECKPOINT_PREFIX = "qat_ckpt"
+# What a fine-tuning's state records, and what to do when it (or its checkpoint) is damaged.
+STATE_FIELDS = {"config": dict, "epochs_done": int, "checkpoint": str}
+STATE_FIX = f"delete {STATE_NAME} to fine-tune again from the start"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,14 +173,19 @@ def fine_tune(qat_model: Any, data: ImageArrays, recipe: TrainConfig, config: Qa
     state_path = os.path.join(run_dir, STATE_NAME)
     done = 0
     if os.path.exists(state_path):
-        with open(state_path, encoding="utf-8") as f:
-            state = json.load(f)
+        state = read_json(state_path, STATE_FIX, fields=STATE_FIELDS, error=TrainError)
         if {"config": state["config"], "source": state.get("source")} != identity:
             raise TrainError(f"{run_dir} holds a QAT run with other settings or of other weights "
                              f"({state['config']}, {state.get('source')}); use another --run_dir or delete it")
         done = int(state["epochs_done"])
         if done:
-            checkpoint.restore(os.path.join(run_dir, state["checkpoint"])).expect_partial()  # write() saves no counter
+            prefix = os.path.join(run_dir, os.path.basename(state["checkpoint"]))
+            try:
+                checkpoint.restore(prefix).expect_partial()  # write() saves no counter
+            except (OSError, ValueError, KeyError, IndexError, RuntimeError, AssertionError,
+                    tf.errors.OpError) as err:  # a truncated or missing checkpoint (TF's errors for each)
+                raise TrainError(f"{prefix}: the checkpoint of epoch {done} does not read back "
+                                 f"({' '.join(str(err).split())[:160]}); {STATE_FIX}") from None
     eye = np.eye(int(data.y_train.max()) + 1, dtype=np.float32)
     for callback in callbacks:
         callback.set_model(qat_model)
@@ -189,8 +198,17 @@ def fine_tune(qat_model: Any, data: ImageArrays, recipe: TrainConfig, config: Qa
             losses.append(float(qat_model.train_on_batch(x, eye[y])))
         for callback in callbacks:
             callback.on_epoch_end(epoch)
-        prefix = checkpoint.write(os.path.join(run_dir, f"{CHECKPOINT_PREFIX}-{epoch + 1}"))
-        atomic_write_json(state_path, {**identity, "epochs_done": epoch + 1, "checkpoint": os.path.basename(prefix)})
+        try:
+            prefix = checkpoint.write(os.path.join(run_dir, f"{CHECKPOINT_PREFIX}-{epoch + 1}"))
+            atomic_write_json(state_path, {**identity, "epochs_done": epoch + 1,
+                                           "checkpoint": os.path.basename(prefix)})
+        except Exception as err:  # a full disk: the state still names the previous epoch's checkpoint, intact
+            refused = disk_error(err)
+            if refused is None:
+                raise
+            raise TrainError(f"{run_dir}: cannot write the {label} checkpoint of epoch {epoch + 1} "
+                             f"({refused.strerror}); the previous one is intact: free the space and rerun to "
+                             "resume") from None
         for old in os.listdir(run_dir):  # keep the newest checkpoint only
             if old.startswith(f"{CHECKPOINT_PREFIX}-") and not old.startswith(os.path.basename(prefix) + "."):
                 os.remove(os.path.join(run_dir, old))

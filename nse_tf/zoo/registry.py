@@ -24,7 +24,7 @@ import re
 from typing import Any
 
 from nse_tf.space.architecture import NetworkSpec
-from nse_tf.utils import bounded_json
+from nse_tf.utils import state_files
 from nse_tf.utils.atomic import previous_path
 
 ZOO_ENV = "NSE_TF_ZOO"
@@ -188,13 +188,9 @@ def inside_entry(entry_path: str, filename: str, source: str) -> str:
     return path
 
 
-def _read_json(path: str) -> Any:
-    try:
-        return bounded_json.load(path)
-    except UnicodeDecodeError as err:
-        raise ZooError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except ValueError as err:
-        raise ZooError(f"{path}: not valid JSON ({err})") from None
+def _read_json(path: str, fix: str = "restore the entry's files or rerun tools/make_zoo_entry.py for it") -> Any:
+    """A zoo file's JSON object (the guarded reader of state files: one ZooError line naming a damaged one)."""
+    return state_files.read_json(path, fix, error=ZooError)
 
 
 def aliases() -> dict[str, str]:
@@ -202,7 +198,7 @@ def aliases() -> dict[str, str]:
     path = os.path.join(zoo_dir(), ALIASES_NAME)
     if not os.path.exists(path):
         return {}
-    data = _read_json(path)
+    data = _read_json(path, "restore it from the repository (it maps old entry names to current ones)")
     table = data.get("aliases") if isinstance(data, dict) else None
     if not isinstance(table, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in table.items()):
         raise ZooError(f"{path}: field aliases must map old names to entry names")

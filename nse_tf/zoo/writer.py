@@ -12,14 +12,25 @@ it records their sha256 instead of a second copy.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from typing import Any, Callable
 
 from nse_tf.space.architecture import NetworkSpec
 from nse_tf.utils.atomic import atomic_write_json, staged
+from nse_tf.utils.run_lock import entry_lock_name, run_lock
 from nse_tf.zoo import registry
+
+
+# What an entry records of its run's result.json (older results hold no more than this).
+RESULT_FIELDS = {"seconds": (int, float), "backend": str}
+
+
+def entry_lock(root: str, name: str) -> Any:
+    """Zoo entry ``name`` locked for one writer (``utils.run_lock``): two writes of one name would delete each
+    other's staging folder."""
+    return run_lock(root, entry_lock_name(name), what="--name",
+                    subject=f"zoo entry {name} ({os.path.join(root, name)})")
 
 
 def preprocessing_note(space: Any) -> dict:
@@ -66,8 +77,8 @@ def trained_fields(stage: str, train_dir: str, flip_average: bool = False, weigh
     from nse_tf.nets.counting import count_macs, count_params
     from nse_tf.nets.inference import evaluate_arrays
     from nse_tf.nets.layers import LEGACY_INITIALIZATION
-    from nse_tf.train.config import BN_RECALIBRATION_BATCHES, RESULT_NAME, WEIGHTS_NAME
-    from nse_tf.train.run_dir import load_trained_run, read_history, read_run_config
+    from nse_tf.train.config import BN_RECALIBRATION_BATCHES, WEIGHTS_NAME
+    from nse_tf.train.run_dir import load_trained_run, read_history, read_result, read_run_config
 
     model, dataset = load_trained_run(train_dir)
     if flip_average:
@@ -76,8 +87,7 @@ def trained_fields(stage: str, train_dir: str, flip_average: bool = False, weigh
         model = two_pass(model)
     saved = read_run_config(train_dir)
     image_size = saved.get("image_size")
-    with open(os.path.join(train_dir, RESULT_NAME), encoding="utf-8") as f:
-        result = json.load(f)
+    result = read_result(train_dir, RESULT_FIELDS)
     shared: dict[str, Any] = {}
     if weights_from is None:
         shutil.copyfile(os.path.join(train_dir, WEIGHTS_NAME), os.path.join(stage, WEIGHTS_NAME))
@@ -132,7 +142,7 @@ def write_entry(root: str, name: str, spec: NetworkSpec, fields: Callable[[str],
     if name in registry.aliases():
         raise registry.ZooError(f"{name} is an alias of {registry.aliases()[name]} (zoo/aliases.json): write under "
                                 "the current name, or remove the alias first")
-    with staged(os.path.join(root, name), overwrite=overwrite) as stage:
+    with entry_lock(root, name), staged(os.path.join(root, name), overwrite=overwrite) as stage:
         os.makedirs(stage)
         values = fields(stage)
         spec.save(os.path.join(stage, registry.NETWORK_NAME))
@@ -163,7 +173,7 @@ def reexport_tflite(name: str, command: str, num_calibration: int = 500, latency
     metadata = entry.metadata
     before = {fmt: metadata["tflite"][fmt]["top1"] for fmt in ("float32", "int8")}
     exported = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"), "command": command}
-    with staged(entry.path, overwrite=True) as stage:
+    with entry_lock(os.path.dirname(entry.path), entry.name), staged(entry.path, overwrite=True) as stage:
         shutil.copytree(entry.path, stage)
         tflite, metadata["quick_check"] = export_tflite_files(model, data, stage, num_calibration, latency_runs)
         for fmt, figures in tflite.items():
