@@ -60,7 +60,7 @@ def checkpointed_epochs(run_dir: str) -> int:
         return 0  # restore_checkpoint names the damage
 
 
-def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArrays,
+def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArrays, *,
           dataset_name: str | None = None, log: Callable[[str], None] = print, verbose: int = 2,
           fine_tuning: FineTuning | None = None, image_size: int | None = None) -> TrainResult:
     """Train ``spec`` from scratch, or from ``fine_tuning``'s weights (its backbone frozen for its first epochs),
