@@ -176,7 +176,7 @@ class SearchRun:
                                    self.config.gate_every, self.config.prune_threshold,
                                    int(round(self.config.gate_warmup * self.steps_per_round)))
         return RoundTrainer(self.space, state.subspaces, self.config.optim, self.config.penalty, round_config,
-                            self.strategy, self.cost_model)
+                            self.strategy, cost_model=self.cost_model)
 
     def run(self) -> EvolutionState:
         state = self.load_or_create_state()
