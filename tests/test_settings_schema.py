@@ -370,7 +370,9 @@ def test_there_are_committed_run_directories():
 
 # ------------------------------------------------------------------ the window's one check
 def test_the_window_is_checked_in_one_place_before_the_search_and_each_round():
-    from nse_tf.cost.model import macs_model
+    from types import SimpleNamespace
+
+    from nse_tf.cost.model import CostModel, macs_model
     from nse_tf.search.evolution import SamplingError
     from nse_tf.search.pricing import check_window
 
@@ -378,15 +380,17 @@ def test_the_window_is_checked_in_one_place_before_the_search_and_each_round():
     model, cells = macs_model(space), space.cells()
     cheapest, dearest = model.bounds(space)
     middle = (cheapest + dearest) / 2
-    check_window(model, cells, middle, EvolutionConfig(drift=0.01))  # reachable: nothing raised
+    check_window(model, cells, middle, EvolutionConfig(drift=0.01))  # before the search, reachable: nothing raised
     with pytest.raises(SettingError) as info:
         check_window(model, cells, dearest + 1, EvolutionConfig())
     assert info.value.field == "penalty.target" and "impossible in this space" in str(info.value)
     with pytest.raises(SettingError) as info:
         check_window(model, cells, middle, EvolutionConfig(window=(dearest + 1, dearest + 2)))
     assert info.value.field == "evolution.window" and "holds no network" in str(info.value)
-    cheapest_ops = [[min(range(3), key=lambda i: model.op_costs[c][i])] for c in range(len(cells))]
-    check_window(model, cells, cheapest + 1e-3, EvolutionConfig(drift=2e-3), cheapest_ops, 0)
-    with pytest.raises(SamplingError, match=r"round 2: no architecture of its sub-spaces .* widen --mac_drift "
-                                            r"\(or --window; .*\), or move --target_macs in a new run"):
-        check_window(model, cells, middle, EvolutionConfig(drift=1e-3), cheapest_ops, 1)
+    # before a round (an N cell whose sub-space is empty, an R cell of two operations): 1 + 0.5 is in (1.4, 1.6)
+    two = CostModel("latency", [[1.0, 2.0, 3.0], [0.5, 1.5, 2.5]], 1.0)
+    cells = [SimpleNamespace(may_be_empty=True), SimpleNamespace(may_be_empty=False)]
+    check_window(two, cells, 1.5, EvolutionConfig(drift=0.1), [[], [0, 2]], 0)
+    with pytest.raises(SamplingError, match=r"round 2: no architecture of its sub-spaces .* widen --drift_ms "
+                                            r"\(or --window; .*\), or move --target_ms in a new run"):
+        check_window(two, cells, 10.5, EvolutionConfig(drift=0.5), [[], [0, 2]], 1)
