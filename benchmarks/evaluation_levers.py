@@ -29,10 +29,10 @@ from absl import app, flags  # noqa: E402
 
 from nse_tf.search import schema  # noqa: E402  (the search's flags: the run is rebuilt from its own flagfile)
 from nse_tf.search.from_flags import prepare_search  # noqa: E402
-from nse_tf.utils.settings import SettingError  # noqa: E402
+from nse_tf.utils.settings import SettingError, define_flags  # noqa: E402
 
 F = flags.FLAGS
-SEARCH_FLAGS = schema.define_search_flags()
+SEARCH_FLAGS = define_flags(schema.SETTINGS)
 flags.DEFINE_string("checkpoint", None, "Directory holding the round's final checkpoint (ckpt-N + host JSON).")
 flags.DEFINE_string("pareto", None, "The round's pareto.json (its evaluated architectures, in order).")
 flags.DEFINE_integer("round", 1, "The round (1-based) the checkpoint and pareto.json belong to.")

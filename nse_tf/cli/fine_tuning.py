@@ -16,11 +16,11 @@ from nse_tf.utils.settings import define_flags as define_setting_flags
 F = flags.FLAGS
 
 
-def define_flags(config: type = QatConfig) -> None:
-    """The flags of a fine-tuning tool besides its own (``--run_dir``): the entry, the threads, and the recipe's
-    settings (``config``: QatConfig or a subclass, whose own settings are its method's)."""
+def define_flags() -> None:
+    """The flags of a fine-tuning tool besides its own (``--run_dir`` and those of its method): the entry, the
+    threads, and QatConfig's settings."""
     flags.DEFINE_string("model", None, "A zoo entry with trained weights.")
-    define_setting_flags(settings_of(config))
+    define_setting_flags(settings_of(QatConfig))
     flags.DEFINE_integer("threads", 0, "TensorFlow CPU threads (0: TensorFlow's default).")
 
 

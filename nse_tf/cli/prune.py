@@ -18,10 +18,13 @@ from absl import app, flags  # noqa: E402
 
 from nse_tf.cli import fine_tuning  # noqa: E402
 from nse_tf.train.pruning import PruneConfig  # noqa: E402  (numpy only: no TensorFlow import yet)
+from nse_tf.train.qat import QatConfig  # noqa: E402
 from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
+from nse_tf.utils.settings import define_flags, settings_of  # noqa: E402
 
 F = flags.FLAGS
-fine_tuning.define_flags(PruneConfig)  # the fine-tuning flags and --sparsity
+fine_tuning.define_flags()
+define_flags(s for s in settings_of(PruneConfig) if s not in settings_of(QatConfig))  # --sparsity
 flags.DEFINE_string("run_dir", None, "Where the checkpoints, the files and pruning.json go "
                     "(default runs/prune/<model>-s<sparsity>; resumes).")
 

@@ -19,10 +19,10 @@ from absl import app, flags  # noqa: E402
 from nse_tf.search import schema  # noqa: E402  (the search's settings: TensorFlow-free, as is what follows)
 from nse_tf.search.from_flags import PreparedSearch, prepare_search  # noqa: E402
 from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
-from nse_tf.utils.settings import SettingError  # noqa: E402
+from nse_tf.utils.settings import SettingError, define_flags  # noqa: E402
 
 F = flags.FLAGS
-FLAGS = schema.define_search_flags()  # every flag of tools/search.py, from the settings schema
+FLAGS = define_flags(schema.SETTINGS)  # every flag of tools/search.py, from the settings schema
 
 
 def flag_error(err: SettingError) -> FlagError:

@@ -6,10 +6,8 @@ field into its flag here. TensorFlow-free."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from nse_tf.search.config import SearchConfig
-from nse_tf.utils.settings import ABSENT, ANY_TIME, END_OF_ROUND, Setting, Spec, define_flags, option, settings_of
+from nse_tf.utils.settings import ABSENT, ANY_TIME, END_OF_ROUND, Setting, Spec, option, settings_of
 
 
 def _space(field: str, kind: str, help: str) -> Setting:
@@ -71,7 +69,3 @@ def flag_text(path: str, cost: str | None = None) -> str:
     """``flag_for`` as a command line spells it, for messages that tell the user what to change."""
     return option(flag_for(path, cost))
 
-
-def define_search_flags() -> dict[str, Any]:
-    """tools/search.py's flags, every one from this table; their holders by name."""
-    return define_flags(SETTINGS)

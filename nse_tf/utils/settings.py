@@ -226,8 +226,11 @@ def help_text(text: str) -> str:
 
 def define_flags(settings: Iterable[Setting], helps: Mapping[str, str] | None = None) -> dict[str, Any]:
     """absl flags of ``settings`` (each flag once; ``same_as`` settings have their own's), with ``helps``
-    replacing a flag's help; their holders by flag name."""
+    replacing a flag's help; their holders by flag name. absl counts them as the calling module's flags (its
+    ``--helpfull`` section), as if it had defined them itself."""
     from absl import flags
+
+    flags.disclaim_key_flags()  # this module defines flags for its callers
 
     definers = {"string": flags.DEFINE_string, "integer": flags.DEFINE_integer, "float": flags.DEFINE_float,
                 "boolean": flags.DEFINE_boolean, "list": flags.DEFINE_list,
