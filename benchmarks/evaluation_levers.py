@@ -25,10 +25,14 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from nse_tf.cli import search as search_cli  # noqa: E402  (the search's flags: the run is rebuilt from its own flagfile)
 from absl import app, flags  # noqa: E402
 
+from nse_tf.search import schema  # noqa: E402  (the search's flags: the run is rebuilt from its own flagfile)
+from nse_tf.search.from_flags import prepare_search  # noqa: E402
+from nse_tf.utils.settings import SettingError, define_flags  # noqa: E402
+
 F = flags.FLAGS
+SEARCH_FLAGS = define_flags(schema.SETTINGS)
 flags.DEFINE_string("checkpoint", None, "Directory holding the round's final checkpoint (ckpt-N + host JSON).")
 flags.DEFINE_string("pareto", None, "The round's pareto.json (its evaluated architectures, in order).")
 flags.DEFINE_integer("round", 1, "The round (1-based) the checkpoint and pareto.json belong to.")
@@ -46,8 +50,14 @@ def main(argv: list[str]) -> int:
     from nse_tf.search.run import SearchRun
     from nse_tf.utils.metrics import kendall_tau
 
-    config = search_cli.build_config()
-    run = SearchRun(config)
+    try:
+        prepared = prepare_search({name: F[name].value for name in SEARCH_FLAGS},
+                                  {name for name in SEARCH_FLAGS if F[name].present})
+    except SettingError as err:
+        print(f"evaluation_levers.py: error: {schema.flag_text(err.field, err.cost or F.cost)}: {err}", file=sys.stderr)
+        return 2
+    config = prepared.config
+    run = SearchRun(config, cost_model=prepared.cost_model)
     round_index = F.round - 1
     latest = tf.train.latest_checkpoint(F.checkpoint)
     with open(latest + ".host.json", encoding="utf-8") as f:

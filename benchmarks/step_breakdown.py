@@ -2,7 +2,7 @@
 
     python benchmarks/step_breakdown.py [--space=small --counts=1,1,1,1,1,1 --ops_per_cell=5 ...]
 
-The configuration of ``tools/benchmark.py supernet`` (its flags, same defaults). Times, interleaved in one
+The configuration of ``tools/benchmark.py supernet`` (its flags, same defaults: ``nse_tf.search.step_timing``). Times, interleaved in one
 process on one sampled path: the standalone child's train step and the supernet weight step (as the
 benchmark), each also without its optimizer update (gradients summed instead), and the weight step with the
 update compiled by XLA (``jit_compile`` on the decay and the fused momentum kernels), and the weight step with the
@@ -23,8 +23,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app  # noqa: E402
 
-from nse_tf.cli import benchmark as bench  # noqa: E402  (its flags: the supernet benchmark's configuration)
+from nse_tf.search.step_timing import (StepBench, bench_space, child_train_step, random_subspaces,  # noqa: E402
+                                       synthetic_batch, timed)
 from nse_tf.utils.cli import flags_parser  # noqa: E402
+from nse_tf.utils.settings import define_flags, settings_of  # noqa: E402
+
+FLAGS = define_flags(settings_of(StepBench))  # the supernet benchmark's settings, as tools/benchmark.py's
 
 
 def _loss(logits, labels, batch: float):
@@ -81,13 +85,17 @@ def main(argv: list[str]) -> int:
     from nse_tf.search.round_trainer import OptimConfig, PenaltyConfig, RoundConfig, RoundTrainer
     from nse_tf.space.architecture import Architecture, NetworkSpec
 
-    bench.require_positive(bench.BATCH_SIZE, bench.REPEATS, bench.OPS_PER_CELL, bench.WARMUP)
-    rng = np.random.default_rng(bench.SEED.value)
-    space = bench.build_space()
-    subspaces = bench.random_subspaces(space, bench.OPS_PER_CELL.value, rng)
-    batch = bench.BATCH_SIZE.value
-    images, labels = bench.synthetic_batch(space, batch, rng)
-    config = RoundConfig(steps=bench.STEPS.value, steps_per_epoch=bench.STEPS.value, batch_size=batch)
+    bench = StepBench(**{name: holder.value for name, holder in FLAGS.items()})
+    for name in ("batch_size", "repeats", "ops_per_cell", "warmup"):
+        if getattr(bench, name) < 1:
+            print(f"step_breakdown.py: error: --{name} must be >= 1, got {getattr(bench, name)}", file=sys.stderr)
+            return 2
+    rng = np.random.default_rng(bench.seed)
+    space = bench_space(bench.space, bench.counts, bench.channels)
+    subspaces = random_subspaces(space, bench.ops_per_cell, rng)
+    batch = bench.batch_size
+    images, labels = synthetic_batch(space, batch, rng)
+    config = RoundConfig(steps=bench.steps, steps_per_epoch=bench.steps, batch_size=batch)
     # one trainer per variant, so that no variant's updates move another's weights
     trainers = [RoundTrainer(space, subspaces, OptimConfig(), PenaltyConfig(), config) for _ in range(5)]
     for cell in trainers[3].net.cells_:  # the previous form of the cells: zeros for untaken branches, one sum
@@ -101,9 +109,9 @@ def main(argv: list[str]) -> int:
     with_optionals = tf.function(trainers[4]._weight_step, autograph=False)
     plain_gradients = lambda tape, loss, variables: tape.gradient(loss, variables)  # noqa: E731
     with mock.patch.object(round_trainer, "branch_gradients", plain_gradients):
-        bench.timed(with_optionals, images, labels, mask_t)  # traced here, with plain tape.gradient
+        timed(with_optionals, images, labels, mask_t)  # traced here, with plain tape.gradient
     calls = {
-        "child": (bench.child_train_step(child, trainers[0]), (images, labels)),
+        "child": (child_train_step(child, trainers[0]), (images, labels)),
         "weight": (trainers[0].weight_step, (images, labels, mask_t)),
         "child_no_update": (without_update(lambda x: child(x, training=True), child.trainable_variables, batch),
                             (images, labels)),
@@ -114,16 +122,16 @@ def main(argv: list[str]) -> int:
         "weight_with_optionals": (with_optionals, (images, labels, mask_t)),
     }
     for fn, args in calls.values():
-        for _ in range(bench.WARMUP.value):  # the first call traces
-            bench.timed(fn, *args)
+        for _ in range(bench.warmup):  # the first call traces
+            timed(fn, *args)
     samples: dict[str, list[float]] = {key: [] for key in calls}
-    for _ in range(bench.REPEATS.value):
+    for _ in range(bench.repeats):
         for key, (fn, args) in calls.items():
-            samples[key].append(bench.timed(fn, *args))
+            samples[key].append(timed(fn, *args))
     med = {key: 1e3 * statistics.median(v) for key, v in samples.items()}
-    print(f"supernet step breakdown: {len(space.cells())} cells x {bench.OPS_PER_CELL.value} ops, batch {batch}, "
+    print(f"supernet step breakdown: {len(space.cells())} cells x {bench.ops_per_cell} ops, batch {batch}, "
           f"{int(mask.sum())} ops on the timed path; {len(trainers[0].weight_vars)} supernet variables against "
-          f"{len(child.trainable_variables)} of the child; {bench.REPEATS.value} interleaved rounds, medians")
+          f"{len(child.trainable_variables)} of the child; {bench.repeats} interleaved rounds, medians")
     for key, value in med.items():
         print(f"  {key:<22} {value:8.2f} ms  {value / med['child']:.3f}x the child step")
     print(f"  forward/backward the supernet adds: {med['weight_no_update'] - med['child_no_update']:.2f} ms; "

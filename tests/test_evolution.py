@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pytest
 
-from nse_tf.cost.model import architecture_cost
+from nse_tf.cost.model import CostModel, architecture_cost
 from nse_tf.search import evolution
 from nse_tf.search.evolution import (
     ArchPoint,
@@ -131,8 +131,8 @@ def key(cells):
 def sample(config, target, alpha=None, seed=0, round_index=2, rng=None):
     alpha = np.zeros(ACTIVE.shape) if alpha is None else alpha
     rng = np.random.default_rng(seed) if rng is None else rng
-    return sample_architectures(rng, alpha, ACTIVE, SUBSPACES, SLOTS, OP_COSTS, FIXED, target, config,
-                                round_index)
+    return sample_architectures(rng, alpha, ACTIVE, SUBSPACES, SLOTS, cost=CostModel("macs", OP_COSTS, FIXED),
+                                target=target, config=config, round_index=round_index)
 
 
 def test_explicit_window_can_sit_off_centre_from_the_target():

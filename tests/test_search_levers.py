@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from nse_tf.cost.model import architecture_cost
+from nse_tf.cost.model import CostModel, architecture_cost
 from nse_tf.search import verification
 from nse_tf.search.evolution import (
     ArchPoint,
@@ -35,6 +35,7 @@ SUBSPACES = [[0, 2, 5], [1, 3, 4], [0, 6, 7, 8]]
 ACTIVE = np.array([[1, 1, 1, 0], [1, 1, 1, 0], [1, 1, 1, 0]], dtype=bool)  # pool op 8 of cell 2 is pruned
 OP_COSTS = np.ones((3, 9))
 FIXED = 100.0
+COST = CostModel("macs", OP_COSTS, FIXED)
 # Gates collapsed onto one architecture: cell 0 empty, cells 1 and 2 every active op (cost 106).
 COLLAPSED = np.where(np.arange(4)[None, :] < 3, 20.0, -20.0) * np.array([[-1], [1], [1]])
 
@@ -53,24 +54,24 @@ def window_architectures(low, high):
 
 def test_uniform_draws_cover_the_window_with_active_operations_only():
     keys = window_architectures(103, 107)
-    draws = uniform_window_draws(np.random.default_rng(0), ACTIVE, SUBSPACES, SLOTS, OP_COSTS, FIXED, (103, 107),
-                                 len(keys))
+    draws = uniform_window_draws(np.random.default_rng(0), ACTIVE, SUBSPACES, SLOTS, cost=COST, window=(103, 107),
+                                 n=len(keys))
     assert {tuple(map(tuple, d)) for d in draws} == keys  # every window architecture, each once
     assert all(8 not in cell for d in draws for cell in d)  # the pruned op never appears
-    few = uniform_window_draws(np.random.default_rng(1), ACTIVE, SUBSPACES, SLOTS, OP_COSTS, FIXED, (103, 107), 5)
+    few = uniform_window_draws(np.random.default_rng(1), ACTIVE, SUBSPACES, SLOTS, cost=COST, window=(103, 107), n=5)
     assert len({tuple(map(tuple, d)) for d in few}) == 5
-    assert uniform_window_draws(np.random.default_rng(0), ACTIVE, SUBSPACES, SLOTS, OP_COSTS, FIXED, (200, 300),
-                                5) == []  # the window holds nothing
+    assert uniform_window_draws(np.random.default_rng(0), ACTIVE, SUBSPACES, SLOTS, cost=COST, window=(200, 300),
+                                n=5) == []  # the window holds nothing
 
 
 def test_uniform_fraction_fills_the_window_where_collapsed_gates_cannot():
     config = EvolutionConfig(num_archs=10, num_extra=0, drift=2.0, max_sample_draws=2000)
     with pytest.raises(SamplingError):  # the collapsed gates draw one architecture over and over
-        sample_architectures(np.random.default_rng(0), COLLAPSED, ACTIVE, SUBSPACES, SLOTS, OP_COSTS, FIXED, 105.0,
-                             config, 0)
+        sample_architectures(np.random.default_rng(0), COLLAPSED, ACTIVE, SUBSPACES, SLOTS, cost=COST, target=105.0,
+                             config=config, round_index=0)
     mixed = EvolutionConfig(num_archs=10, num_extra=0, drift=2.0, max_sample_draws=2000, uniform_fraction=1.0)
-    points = sample_architectures(np.random.default_rng(0), COLLAPSED, ACTIVE, SUBSPACES, SLOTS, OP_COSTS, FIXED,
-                                  105.0, mixed, 0)
+    points = sample_architectures(np.random.default_rng(0), COLLAPSED, ACTIVE, SUBSPACES, SLOTS, cost=COST,
+                                  target=105.0, config=mixed, round_index=0)
     assert len({p.key() for p in points}) == 10 and all(103 < p.cost < 107 and not p.extra for p in points)
     assert sum(bool(p.cells[0]) for p in points) >= 3  # the gates never fill cell 0; uniform draws do
 
@@ -80,8 +81,8 @@ def test_with_the_levers_off_sampling_and_shuffles_are_those_before_them():
     numbers left, the same sub-spaces and queues (committed runs resume and reproduce)."""
     config = EvolutionConfig(num_archs=8, num_extra=2, drift=2.0, extra_margin=2.0, max_sample_draws=5000)
     rng = np.random.default_rng(3)
-    points = sample_architectures(rng, np.zeros(ACTIVE.shape), ACTIVE, SUBSPACES, SLOTS, OP_COSTS, FIXED, 105.0,
-                                  config, 0)
+    points = sample_architectures(rng, np.zeros(ACTIVE.shape), ACTIVE, SUBSPACES, SLOTS, cost=COST, target=105.0,
+                                  config=config, round_index=0)
     assert [(p.cells, p.extra) for p in points] == [
         ([[0], [1], [0, 7]], False), ([[5], [1, 4], [7]], False), ([[0], [1], [6, 7]], False), ([[2], [3], [0]], True),
         ([[2], [4], [0, 6, 7]], False), ([[0, 2, 5], [4], [6]], False), ([[], [3, 4], [0]], True),

@@ -56,16 +56,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags  # noqa: E402
 
+from nse_tf.search.step_timing import (StepBench, bench_space, child_train_step, random_subspaces,  # noqa: E402,F401
+                                       synthetic_batch, timed)
+from nse_tf.utils.settings import define_flags, settings_of  # noqa: E402
+
 JSON = flags.DEFINE_bool("json", False, "Make the last line of stdout a JSON object of the headline figures.")
-STEPS = flags.DEFINE_integer("steps", 200, "RoundTrainer.step() iterations of the tracing check.")
-BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Global batch size of every step.")
-WARMUP = flags.DEFINE_integer("warmup", 5, "Untimed calls of each step function before timing (the first traces).")
-REPEATS = flags.DEFINE_integer("repeats", 20, "Interleaved timing rounds; medians are reported.")
-SPACE = flags.DEFINE_string("space", "small", "Named macro space (nse_tf.get_space).")
-COUNTS = flags.DEFINE_string("counts", "1,1,1,1,1,1", "N cells per stage (empty: the space's own).")
-CHANNELS = flags.DEFINE_string("channels", "8,16,24,32,48,64,128", "Stem + R/E channels (empty: the space's own).")
-OPS_PER_CELL = flags.DEFINE_integer("ops_per_cell", 5, "Ops of the pool drawn at random into each cell's sub-space.")
-SEED = flags.DEFINE_integer("seed", 0, "Seed of the sub-spaces, the sampled paths and the synthetic data.")
+STEP_FLAGS = define_flags(settings_of(StepBench))  # the supernet benchmark's (benchmarks/step_breakdown.py's too)
+STEPS, BATCH_SIZE, WARMUP, REPEATS = (STEP_FLAGS[n] for n in ("steps", "batch_size", "warmup", "repeats"))
+SPACE, COUNTS, CHANNELS = (STEP_FLAGS[n] for n in ("space", "counts", "channels"))
+OPS_PER_CELL, SEED = STEP_FLAGS["ops_per_cell"], STEP_FLAGS["seed"]
 
 TRAIN_STEPS = flags.DEFINE_integer("train_steps", 1200, "evaluation: weight steps of the supernet before evaluating.")
 ARCHS = flags.DEFINE_integer("archs", 24, "evaluation: uniformly sampled architectures evaluated.")
@@ -97,72 +96,7 @@ TARGETS = {"step_ratio": 1.10, "gate_ratio": 1.8}  # issue 15: the weight step a
 
 
 def build_space() -> Any:
-    import nse_tf
-    from nse_tf.space.macro import parse_int_list
-
-    overrides: dict[str, Any] = {}
-    if COUNTS.value.strip():
-        overrides["counts"] = parse_int_list(COUNTS.value)
-    if CHANNELS.value.strip():
-        overrides["channels"] = parse_int_list(CHANNELS.value)
-    return nse_tf.get_space(SPACE.value, **overrides)
-
-
-def random_subspaces(space: Any, ops_per_cell: int, rng: Any) -> list[list[int]]:
-    """``ops_per_cell`` distinct pool indices per cell (so R/E cells are never empty)."""
-    n_pool = len(space.get_pool())
-    k = min(ops_per_cell, n_pool)
-    return [sorted(int(i) for i in rng.choice(n_pool, size=k, replace=False)) for _ in space.cells()]
-
-
-def synthetic_batch(space: Any, batch: int, rng: Any) -> tuple[Any, Any]:
-    """Random raw pixels (0-255 floats, as the models' preprocessing expects) and random labels."""
-    import numpy as np
-    import tensorflow as tf
-
-    shape = (batch, space.input_size, space.input_size, space.input_channels)
-    images = rng.integers(0, 256, size=shape).astype(np.float32)
-    labels = rng.integers(0, space.num_classes, size=(batch,)).astype(np.int32)
-    return tf.constant(images), tf.constant(labels)
-
-
-def child_train_step(model: Any, trainer: Any) -> Callable[..., Any]:
-    """A plain train step of a standalone child: same loss, optimiser, schedule and weight decay as the weight step."""
-    import keras
-    import tensorflow as tf
-
-    from nse_tf.search.round_trainer import is_decayed
-    from nse_tf.train.schedules import WarmupCosine
-
-    optim, config = trainer.optim, trainer.config
-    warmup = int(round(optim.warmup_epochs * config.steps_per_epoch))
-    schedule = WarmupCosine(optim.weight_lr, config.steps, min(warmup, config.steps), optim.warmup_lr)
-    opt = type(trainer.weight_opt)(schedule, momentum=optim.momentum, nesterov=True)  # the supernet's optimiser
-    variables = model.trainable_variables
-    opt.build(variables)
-    decay = [is_decayed(v) for v in variables]
-    batch, wd = float(config.batch_size), optim.weight_decay
-
-    def step(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        with tf.GradientTape() as tape:
-            logits = model(images, training=True)
-            loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)) / batch
-        grads = tape.gradient(loss, variables)
-        grads = [g + wd * v if d and wd else g for g, v, d in zip(grads, variables, decay)]
-        opt.apply_gradients(zip(grads, variables))
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
-        return loss, correct
-
-    return tf.function(step, autograph=False)
-
-
-def timed(fn: Callable[..., Any], *args: Any) -> float:
-    """Seconds for one call, including fetching the results (so the step has really finished)."""
-    start = time.perf_counter()
-    out = fn(*args)
-    for tensor in out:
-        tensor.numpy()
-    return time.perf_counter() - start
+    return bench_space(SPACE.value, COUNTS.value, CHANNELS.value)
 
 
 def require_positive(*holders: Any) -> None:

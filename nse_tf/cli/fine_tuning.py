@@ -8,20 +8,19 @@ from typing import Any, Callable
 
 from absl import flags
 
+from nse_tf.train.qat import QatConfig  # numpy only: no TensorFlow import yet
 from nse_tf.utils.cli import FlagError
+from nse_tf.utils.settings import SettingError, flag_values, settings_of
+from nse_tf.utils.settings import define_flags as define_setting_flags
 
 F = flags.FLAGS
 
 
 def define_flags() -> None:
-    """The flags of a fine-tuning tool besides its own (``--run_dir`` and those of its method)."""
+    """The flags of a fine-tuning tool besides its own (``--run_dir`` and those of its method): the entry, the
+    threads, and QatConfig's settings."""
     flags.DEFINE_string("model", None, "A zoo entry with trained weights.")
-    flags.DEFINE_integer("epochs", 3, "Fine-tuning epochs.")
-    flags.DEFINE_float("lr", 0.005, "Peak learning rate (cosine to 0).")
-    flags.DEFINE_integer("batch_size", 128, "Images per step.")
-    flags.DEFINE_integer("seed", 0, "Seed of the data order and augmentation.")
-    flags.DEFINE_integer("num_calibration", 500, "Training images that calibrate the int8 file (its input and "
-                         "preprocessing).")
+    define_setting_flags(settings_of(QatConfig))
     flags.DEFINE_integer("threads", 0, "TensorFlow CPU threads (0: TensorFlow's default).")
 
 
@@ -43,16 +42,14 @@ def trained_entry(verb: str) -> Any:
     return entry
 
 
-def make_config(factory: Callable[..., Any], **extra: Any) -> Any:
-    """``factory`` (QatConfig or a subclass) from the shared flags and ``extra``; a refused value names its flag."""
-    from nse_tf.train.config import TrainError
-
-    values = dict(epochs=F.epochs, lr=F.lr, batch_size=F.batch_size, seed=F.seed, num_calibration=F.num_calibration,
-                  **extra)
+def make_config(factory: type = QatConfig) -> Any:
+    """``factory`` (QatConfig or a subclass) from its settings' flags; a refused value names its flag."""
+    settings = settings_of(factory)
     try:
-        return factory(**values)
-    except TrainError as err:
-        raise FlagError(next((k for k in values if str(err).startswith(k)), "epochs"), str(err)) from None
+        return factory(**flag_values(settings, {name: F[name].value for name in F}))
+    except SettingError as err:
+        flag = next((s.flag() for s in settings if s.path == err.field), None)
+        raise FlagError(flag.name if flag else "epochs", err.message) from None
 
 
 def set_threads() -> None:

@@ -17,14 +17,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app, flags  # noqa: E402
 
 from nse_tf.cli import fine_tuning  # noqa: E402
+from nse_tf.train.pruning import PruneConfig  # noqa: E402  (numpy only: no TensorFlow import yet)
+from nse_tf.train.qat import QatConfig  # noqa: E402
 from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
 from nse_tf.utils.output_paths import output_error_line  # noqa: E402
 from nse_tf.utils.run_lock import run_lock  # noqa: E402
+from nse_tf.utils.settings import define_flags, settings_of  # noqa: E402
 
 F = flags.FLAGS
 fine_tuning.define_flags()
-flags.DEFINE_float("sparsity", 0.5, "Fraction of each pruned kernel's weights set to zero (1x1 and full convolutions, "
-                   "the classifier); it ramps up from 0 over the first three quarters of the fine-tuning.")
+define_flags(s for s in settings_of(PruneConfig) if s not in settings_of(QatConfig))  # --sparsity
 flags.DEFINE_string("run_dir", None, "Where the checkpoints, the files and pruning.json go "
                     "(default runs/prune/<model>-s<sparsity>; resumes).")
 
@@ -36,9 +38,7 @@ def main(argv: list[str]) -> int:
     run_dir = F.run_dir
     try:
         entry = fine_tuning.trained_entry("prune")
-        from nse_tf.train.pruning import PruneConfig
-
-        config = fine_tuning.make_config(PruneConfig, sparsity=F.sparsity)
+        config = fine_tuning.make_config(PruneConfig)
         fine_tuning.set_threads()
         run_dir = run_dir or os.path.join("runs", "prune", f"{entry.name}-s{F.sparsity:g}")
         with run_lock(run_dir, what="--run_dir"):  # one process per run directory

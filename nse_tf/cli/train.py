@@ -24,8 +24,9 @@ from absl import app, flags  # noqa: E402
 from nse_tf.train.config import TrainConfig  # noqa: E402  (numpy only: no Keras import yet)
 from nse_tf.train.fine_tune import DEFAULT_FREEZE_EPOCHS, FINE_TUNING_DEFAULTS  # noqa: E402
 from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
+from nse_tf.utils.settings import SettingError, define_flags, flag_values, settings_of  # noqa: E402
 
-D = TrainConfig()  # the flags' defaults are the recipe's defaults
+RECIPE = settings_of(TrainConfig)  # a flag per recipe field, its name and default the field's
 FT = FINE_TUNING_DEFAULTS  # ... but where --init_from fine-tunes an entry and the flag is not given
 
 F = flags.FLAGS
@@ -45,43 +46,25 @@ flags.DEFINE_integer("heldout_examples", 0, "Carve this many held-out images fro
                      "does) and evaluate on them instead of the test split (0: train on all, evaluate on test).")
 flags.DEFINE_integer("heldout_seed", 0, "Seed of the held-out split (a search's round r uses its --seed + 1000 r).")
 flags.DEFINE_float("scale", None, "Width multiplier applied to the architecture's space.")
-flags.DEFINE_integer("epochs", D.epochs, f"Training epochs (fine-tuning: {FT['epochs']}).")
-flags.DEFINE_integer("batch_size", D.batch_size, "Batch size.")
-flags.DEFINE_enum("optimizer", D.optimizer, ["sgd", "adamw"], "sgd (Nesterov momentum) or adamw.")
-flags.DEFINE_float("lr", D.lr, f"Peak learning rate (linear warm-up, then cosine; fine-tuning: {FT['lr']}).")
-flags.DEFINE_float("warmup_epochs", D.warmup_epochs, f"Warm-up epochs (fine-tuning: {FT['warmup_epochs']:g}, after "
-                   "the frozen epochs).")
-flags.DEFINE_float("min_lr_fraction", D.min_lr_fraction, "The cosine ends at lr times this.")
-flags.DEFINE_float("momentum", D.momentum, "SGD Nesterov momentum.")
-flags.DEFINE_float("weight_decay", D.weight_decay, "Decoupled weight decay of conv/dense kernels.")
-flags.DEFINE_float("label_smoothing", D.label_smoothing, "Label smoothing of the cross-entropy.")
-flags.DEFINE_float("ema_momentum", D.ema_momentum or 0.0,
-                   "EMA of the weights (0 turns it off; fine-tuning: off); the EMA is what is saved.")
-flags.DEFINE_boolean("flip", D.flip, "Random horizontal flips.")
-flags.DEFINE_integer("crop_padding", D.crop_padding,
-                     "Random crops from images zero-padded by this many pixels (0: off).")
-flags.DEFINE_float("erase_probability", D.erase_probability, "Probability of random erasing per image.")
-flags.DEFINE_float("dropout", D.dropout, "Dropout before the classifier.")
-flags.DEFINE_integer("seed", D.seed, "Seed of weight init, data order and augmentation.")
+define_flags(RECIPE, helps={  # the recipe's flags, saying where fine-tuning (--init_from) changes the default
+    "epochs": f"Training epochs (fine-tuning: {FT['epochs']}).",
+    "lr": f"Peak learning rate (linear warm-up, then cosine; fine-tuning: {FT['lr']}).",
+    "warmup_epochs": f"Warm-up epochs (fine-tuning: {FT['warmup_epochs']:g}, after the frozen epochs).",
+    "ema_momentum": "EMA of the weights (0 turns it off; fine-tuning: off); the EMA is what is saved."})
 flags.DEFINE_integer("threads", 0, "TensorFlow CPU threads (intra- and inter-op pools); 0: TensorFlow's default. "
                      "Two runs side by side with --threads=1 each train faster in total on 2 cores.")
 flags.DEFINE_integer("verbose", 2, "Keras fit verbosity (0 silent, 1 progress bar, 2 one line per epoch).")
 
 
 def build_config():  # -> TrainConfig
-    from nse_tf.train.config import TrainError
-
-    values = {name: getattr(F, name) for name in (
-        "epochs", "batch_size", "optimizer", "lr", "warmup_epochs", "min_lr_fraction", "momentum", "weight_decay",
-        "label_smoothing", "flip", "crop_padding", "erase_probability", "dropout", "seed")}
-    values["ema_momentum"] = F.ema_momentum or None
+    values = flag_values(RECIPE, {name: F[name].value for name in F})
     if F.init_from:  # the fine-tuning recipe where a flag is not given (on the command line or in a flagfile)
         values.update({name: value for name, value in FINE_TUNING_DEFAULTS.items() if not F[name].present})
     try:
         return TrainConfig(**values)
-    except TrainError as err:
-        flag = next((k for k in values if str(err).startswith(k)), "flagfile")
-        raise FlagError(flag, str(err)) from None
+    except SettingError as err:  # the field names its flag
+        flag = next((item.flag() for item in RECIPE if item.path == err.field), None)
+        raise FlagError(flag.name if flag else "flagfile", err.message) from None
 
 
 def load_data():  # -> ImageArrays: --dataset, --data_dir, --image_size and --heldout_examples
@@ -189,8 +172,8 @@ def main(argv: list[str]) -> int:
         if F.arch:
             try:
                 spec = resolve_spec(F.arch, **({"scale": F.scale} if F.scale is not None else {}))
-            except (ValueError, ArchitectureError) as err:
-                raise FlagError("arch" if F.scale is None or "scale" not in str(err) else "scale", str(err)) from None
+            except (ValueError, ArchitectureError) as err:  # a refused --scale names its field
+                raise FlagError("scale" if getattr(err, "field", None) == "scale" else "arch", str(err)) from None
             data = load_data()
             check_fits(spec, data)
         else:

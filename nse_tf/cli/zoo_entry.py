@@ -105,8 +105,10 @@ def main(argv: list[str]) -> int:
                 raise FlagError("train_dir", str(err)) from None
 
             def fields(stage: str) -> dict:
-                return writer.trained_fields(stage, F.train_dir, F.flip_average, F.weights_from, F.num_calibration,
-                                             F.latency_runs, F.training_note, F.data_dir)
+                return writer.trained_fields(stage, F.train_dir, flip_average=F.flip_average,
+                                             weights_from=F.weights_from, num_calibration=F.num_calibration,
+                                             latency_runs=F.latency_runs, training_note=F.training_note,
+                                             data_dir=F.data_dir)
         else:
             try:
                 spec = resolve_spec(F.arch)
@@ -116,7 +118,8 @@ def main(argv: list[str]) -> int:
             def fields(stage: str) -> dict:
                 return writer.architecture_fields(spec, F.weights_note)
         try:
-            metadata = writer.write_entry(root, F.name, spec, fields, entry_command(), F.description, F.overwrite)
+            metadata = writer.write_entry(root, F.name, spec, fields, entry_command(), description=F.description,
+                                          overwrite=F.overwrite)
         except FileExistsError:
             raise FlagError("name", f"zoo entry {F.name} already exists in {root}; pass --overwrite to replace it "
                                     "(its weights and .tflite files are deleted)") from None

@@ -2,6 +2,7 @@
 
 ``nse_tf.data.idx`` (Fashion-MNIST IDX reader, held-out split, mean/std) is
 numpy-only so it works under the JAX backend where TensorFlow is absent; so are
+``config`` (``DataConfig``, the search's data settings),
 ``folders`` (a ``folder:`` dataset's layout, shared with the search's pipeline),
 ``images`` (Pillow decoding, TensorFlow's resizing in numpy) and ``arrays`` (every
 kind the search reads, in memory, for retraining; ``tfds:`` through the pipeline). The
@@ -14,6 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from nse_tf.data.config import DataConfig
 from nse_tf.data.idx import (
     DEFAULT_FASHION_MNIST_DIR,
     FASHION_MNIST_CLASS_NAMES,
@@ -27,9 +29,10 @@ from nse_tf.data.idx import (
     read_idx,
 )
 
-_LAZY_PIPELINE_NAMES = ("DataConfig", "DataSplits", "load_splits", "SMALL_IMAGE_MAX")
+_LAZY_PIPELINE_NAMES = ("DataSplits", "load_splits", "SMALL_IMAGE_MAX")
 
 __all__ = [
+    "DataConfig",
     "DEFAULT_FASHION_MNIST_DIR",
     "FASHION_MNIST_CLASS_NAMES",
     "DataFileError",

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 
 from nse_tf.data import folders, idx, images
+from nse_tf.data.config import DataConfig  # re-exported: TF-free, lives in config.py
 from nse_tf.data.idx import DatasetError, mean_std  # re-exported: TF-free, lives in idx.py
 from nse_tf.data.names import PIPELINE_KINDS, parse_dataset
 
@@ -48,48 +48,6 @@ def _parse_dataset(value: str) -> tuple[str, str]:
     """Splits a DataConfig.dataset string into (kind, argument): the shared grammar, kinds this stack reads."""
     name = parse_dataset(value, PIPELINE_KINDS, "the tf.data pipeline (search)")
     return name.kind, name.argument
-
-
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
-    """What data to read and how to feed it.
-
-    ``data_dir`` is the IDX directory for fashion_mnist, the tfds data_dir
-    for tfds sources, except for datasets that need a manual download
-    (imagenet2012) where it is the tfds manual_dir holding the tar files
-    (prepared records then go to the default tfds data_dir). Unused for
-    folders. ``image_size`` None keeps the native size.
-    """
-
-    dataset: str = "fashion_mnist"
-    data_dir: str | None = None
-    image_size: int | None = None
-    heldout_examples: int = 5000
-    batch_size: int = 128
-    augment: bool = True
-    seed: int = 0
-    shuffle_buffer: int = 10000
-
-    def __post_init__(self) -> None:
-        _parse_dataset(self.dataset)
-        if self.data_dir is not None and not isinstance(self.data_dir, (str, os.PathLike)):
-            raise ValueError(f"data_dir must be a path string or None, got {self.data_dir!r}")
-        if self.image_size is not None and (
-            not _is_int(self.image_size) or self.image_size <= 0
-        ):
-            raise ValueError(f"image_size must be a positive int or None, got {self.image_size!r}")
-        for name in ("heldout_examples", "batch_size", "shuffle_buffer"):
-            value = getattr(self, name)
-            if not _is_int(value) or value <= 0:
-                raise ValueError(f"{name} must be positive, got {value!r}")
-        if not _is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
-        if not isinstance(self.augment, bool):
-            raise ValueError(f"augment must be a bool, got {self.augment!r}")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 @dataclasses.dataclass

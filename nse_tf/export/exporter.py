@@ -95,7 +95,7 @@ def _compare(result: ExportResult, logits: np.ndarray, reference: np.ndarray, la
 
 def export_model(model: Any, out_dir: str | os.PathLike, formats: Sequence[str] = FORMATS,
                  representative_images: np.ndarray | None = None, verify_images: np.ndarray | None = None,
-                 verify_labels: np.ndarray | None = None, name: str = "model") -> list[ExportResult]:
+                 verify_labels: np.ndarray | None = None, *, name: str = "model") -> list[ExportResult]:
     """Writes each format's artifact to ``out_dir`` (atomically) and, given ``verify_images`` (raw
     0-255 pixels, NHWC), compares each with the Keras model's logits; labels add top-1 accuracies.
 

@@ -203,7 +203,7 @@ def apply_layer(layer: Any, x: Any, training: Any) -> Any:
     return layer(x)
 
 
-def conv_bn(ns: Namespace, prefix: str, filters: int, kernel: tuple[int, int] | int, strides: Any = 1,
+def conv_bn(ns: Namespace, prefix: str, filters: int, kernel: tuple[int, int] | int, strides: Any = 1, *,
             groups: int = 1, dilation: int = 1, depthwise: bool = False, activation: str | None = None) -> list[Any]:
     """conv (no bias) -> BN -> optional activation, named ``{prefix}_conv/_bn/_act``."""
     L = ns.layers
@@ -245,7 +245,7 @@ def conv_bn(ns: Namespace, prefix: str, filters: int, kernel: tuple[int, int] | 
     return out
 
 
-def op_layers(ns: Namespace, op: OpSpec, cin: int, cout: int, stride: int, prefix: str,
+def op_layers(ns: Namespace, op: OpSpec, cin: int, cout: int, stride: int, prefix: str, *,
               se: bool = False, activation: str = "relu") -> OpLayers:
     """Layers of one branch (section 3): 1x1 expand, the op's spatial convs, optional SE, 1x1 project."""
     mid = op.mid_channels(cin)

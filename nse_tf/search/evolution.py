@@ -12,8 +12,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nse_tf.cost.model import architecture_cost
+from nse_tf.cost.model import CostModel
 from nse_tf.search import gates
+from nse_tf.search.round_settings import PenaltyConfig
+from nse_tf.utils.settings import (END_OF_ROUND, Flag, SettingError, at_least, between, check_fields, flag_option,
+                                   one_of, optional, positive, setting)
 
 STATE_FORMAT = "nse_tf.evolution_state"
 STATE_VERSION = 1
@@ -28,68 +31,98 @@ class SamplingError(RuntimeError):
     """The cost window cannot be filled with architectures from the learned distribution."""
 
 
+def _window(value: Any) -> str | None:
+    if value is None or (len(value) == 2 and 0 <= value[0] < value[1]):
+        return None
+    return f"must be two costs low,high with 0 <= low < high, got {value}"
+
+
+def _floats(values: Sequence[str] | None) -> tuple[float, ...] | None:
+    """A list flag's numbers (a window's ``66,78``) as floats."""
+    if values is None:
+        return None
+    try:
+        return tuple(float(v) for v in values)
+    except ValueError:
+        raise SettingError("window", f"expected two numbers low,high, got {','.join(values)!r}") from None
+
+
+_EMA_EXACT = ("ema", "exact")
+_BN_STARTS = ("previous", "trained")
+
+
 @dataclasses.dataclass(frozen=True)
 class EvolutionConfig:
     """Options of the evolution; defaults are the released code's (drift is ours to choose). drift and
-    extra_margin are in the search's cost unit (M MACs, or ms for a latency search)."""
+    extra_margin are in the search's cost unit (M MACs, or ms for a latency search). The end-of-round settings
+    (sampling, the window, the evaluation) may change when a trained round resumes before its evaluation ends."""
 
-    ops_per_cell: int = 5
-    max_rounds: int | None = None
-    num_archs: int = 2000
-    num_extra: int = 100
-    drift: float = 10.0
-    extra_margin: float = 10.0
-    bn_batches: int = 50
+    ops_per_cell: int = setting(5, "K: operations per cell sub-space.", check=at_least(2), label="ops_per_cell (K)")
+    max_rounds: int | None = setting(None, "Cap on rounds (default (pool size - 1) // (K - 1)).", "integer",
+                                     check=optional(at_least(1)))
+    num_archs: int = setting(2000, "Architectures sampled and evaluated at the end of a round.", when=END_OF_ROUND,
+                             check=at_least(1))
+    num_extra: int = setting(100, "Extra architectures just below the window (dominance only).", when=END_OF_ROUND,
+                             check=at_least(0))
+    drift: float = setting(10.0, "Half-width of the end-of-round window, in the cost unit.", flags=(
+        Flag("mac_drift", 10.0, "Half-width of the end-of-round MACs window, in M MACs ({cost}=macs).", "macs"),
+        Flag("drift_ms", None, "Half-width of the end-of-round latency window, in ms ({cost}=latency; default 10% of "
+             "{target_ms}).", "latency")),
+        when=END_OF_ROUND, check=positive, label="drift (the window's half-width)", old_names=("mac_drift",))
+    extra_margin: float = setting(10.0, "Width of the extras' window below it, in the cost unit.", flags=(
+        Flag("extra_margin", 10.0, "Width of the extras' window below it, in M MACs ({cost}=macs).", "macs"),
+        Flag("extra_margin_ms", None, "Width of the extras' window below it, in ms ({cost}=latency; default 10% of "
+             "{target_ms}).", "latency")),
+        when=END_OF_ROUND, check=at_least(0))
+    bn_batches: int = setting(50, "BN recalibration batches before each evaluation.", when=END_OF_ROUND,
+                              check=at_least(1))
     # How each evaluated architecture's BN statistics are re-estimated from those bn_batches x batch_size
     # training images: "ema" runs them batch by batch at the layers' momentum (the method's procedure);
     # "exact" averages the statistics of all of them, in forward passes of at most bn_batch_size images.
-    bn_mode: str = "ema"
-    bn_batch_size: int = 512
+    bn_mode: str = setting("ema", "How the BN statistics of an evaluated path are re-estimated from those batches: "
+                           "ema (batch by batch at BN momentum, the method's) or exact (their mean and variance over "
+                           "all the images, in passes of {bn_batch_size}).", choices=_EMA_EXACT, when=END_OF_ROUND,
+                           check=one_of(*_EMA_EXACT), missing="ema")
+    bn_batch_size: int = setting(512, "Images per forward pass of {bn_mode}=exact.", when=END_OF_ROUND,
+                                 check=at_least(1), missing=512)
     # Where an "ema" re-estimation starts: "previous", the statistics the architecture evaluated before left
     # (the released code: not reset, so a result depends on the order); "trained", the supernet's own at the
     # end of training, restored before each architecture, so results do not depend on the order and the
     # evaluation is split across the workers of a multi-worker search ("exact" never depends on it).
-    bn_start: str = "previous"
-    eval_batch_size: int | None = None  # held-out images per inference batch (None: the search's batch size)
-    max_sample_draws: int = 200_000
-    inherit_weights: bool = False
-    preserve_prev: bool = True
+    bn_start: str = setting("previous", "Where {bn_mode}=ema starts each architecture: previous (what the one before "
+                            "left, the released code's) or trained (the supernet's statistics restored first: results "
+                            "independent of the order, so a multi-worker search splits the list).",
+                            choices=_BN_STARTS, when=END_OF_ROUND, check=one_of(*_BN_STARTS), missing="previous")
+    eval_batch_size: int | None = setting(  # held-out images per inference batch (None: the search's batch size)
+        None, "Held-out images per inference batch of the end-of-round evaluation (default: {batch_size}).",
+        "integer", when=END_OF_ROUND, check=optional(at_least(1)), missing=None)
+    max_sample_draws: int = setting(200_000, "Draws from the learned gates to find {num_archs} unique architectures "
+                                    "in the window (and {num_extra} below it) at the end of a round.",
+                                    when=END_OF_ROUND, check=at_least(1))
+    inherit_weights: bool = setting(False, "Keep weights of ops that stay between rounds (ours).")
+    preserve_prev: bool = setting(True, "Protect the previous optimized subset from pruning.")
     # The end-of-round window (low, high) in the cost unit, when it is not target +- drift: the paper's
     # latency search penalises towards 66 but samples in (66, 78), extras in (64, 66].
-    window: tuple[float, float] | None = None
+    window: tuple[float, float] | None = setting(
+        None, "End-of-round window low,high in the cost unit, instead of the target +- the drift (the paper's "
+        "latency search: target 66, window 66,78; extras below low by the margin).", "list", when=END_OF_ROUND,
+        check=_window, parse=_floats, missing=None)
     # The share of the num_archs window candidates drawn uniformly over the window's architectures of the
     # round's active sub-space operations instead of from the gates (ours: gates that collapse to cheap
     # operations otherwise leave the window's better networks unsampled; the authors' sampler has such an option).
-    uniform_fraction: float = 0.0
+    uniform_fraction: float = setting(0.0, "The share of {num_archs} end-of-round candidates drawn uniformly over "
+                                      "the window's architectures of the round's active operations, the rest from "
+                                      "the gates.", when=END_OF_ROUND, check=between(0, 1), missing=0.0)
     # Per cell, pool operations the cell never holds (ours; empty: none). A pool for small images keeps
     # expansion-1 operations out of all but the first cell, as TuNAS's and MnasNet's mobile spaces do.
-    excluded_ops: tuple[tuple[str, ...], ...] = ()
+    excluded_ops: tuple[tuple[str, ...], ...] = setting(
+        (), "CELLS:OP,OP,...: operations these cells never hold; CELLS is a cell index, a range 1-8, or all (repeat "
+        "the flag for several groups; cells count from 0).", "multi_string", flag="exclude_ops", missing=[])
 
     def __post_init__(self) -> None:
-        if self.ops_per_cell < 2:
-            raise ValueError(f"ops_per_cell (K) must be >= 2, got {self.ops_per_cell}")
-        if self.max_rounds is not None and self.max_rounds < 1:
-            raise ValueError(f"max_rounds must be >= 1, got {self.max_rounds}")
-        if self.bn_mode not in ("ema", "exact"):
-            raise ValueError(f"bn_mode must be 'ema' or 'exact', got {self.bn_mode!r}")
-        if self.bn_start not in ("previous", "trained"):
-            raise ValueError(f"bn_start must be 'previous' or 'trained', got {self.bn_start!r}")
-        if self.eval_batch_size is not None and self.eval_batch_size < 1:
-            raise ValueError(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
-        for name in ("num_archs", "bn_batches", "bn_batch_size", "max_sample_draws"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.uniform_fraction <= 1:
-            raise ValueError(f"uniform_fraction must be in [0, 1], got {self.uniform_fraction}")
+        check_fields(self)
         object.__setattr__(self, "excluded_ops", tuple(tuple(str(op) for op in cell) for cell in self.excluded_ops))
-        for name in ("num_extra", "extra_margin"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not self.drift > 0:
-            raise ValueError(f"drift (the window's half-width) must be positive, got {self.drift}")
         if self.window is not None:
-            if len(self.window) != 2 or not 0 <= self.window[0] < self.window[1]:
-                raise ValueError(f"window must be two costs low,high with 0 <= low < high, got {self.window}")
             object.__setattr__(self, "window", (float(self.window[0]), float(self.window[1])))
 
     @property
@@ -117,7 +150,7 @@ class ArchPoint:
     accuracy: float = float("nan")
     round: int = 0
     extra: bool = False
-    seed: bool = False  # a seed architecture (--seed_archs), evaluated every round beside the front
+    seed: bool = False  # a seed architecture (seed_archs), evaluated every round beside the front
 
     def key(self) -> tuple[tuple[int, ...], ...]:
         return tuple(tuple(sorted(c)) for c in self.cells)
@@ -276,28 +309,28 @@ def continuation_state(previous: EvolutionState, pool: Sequence[str], config: Ev
     subspaces, pending = refill(subsets, pending, config.ops_per_cell)
     pareto = [ArchPoint([[remap[i] for i in cell] for cell in p.cells], p.cost, p.accuracy, -1, False)
               for p in previous.pareto]
-    # Counted as any search of ``pool`` counts them (mac72, K = 5: 17), so --max_rounds means the same in
-    # both; the paper's NSENet continuation is 3 rounds, i.e. --max_rounds=3.
+    # Counted as any search of ``pool`` counts them (mac72, K = 5: 17), so max_rounds means the same in
+    # both; the paper's NSENet continuation is 3 rounds, i.e. max_rounds=3.
     rounds = num_rounds(len(pool), config.ops_per_cell, config.max_rounds)
     return EvolutionState(list(pool), config.ops_per_cell, rounds, seed, 0, "train", subspaces, pending, subsets,
                           pareto, [])
 
 
 def sample_architectures(rng: np.random.Generator, alpha: np.ndarray, active: np.ndarray,
-                         subspaces: Sequence[Sequence[int]], slots: Sequence[gates.CellSlots],
-                         op_costs: Sequence[Sequence[float]], fixed: float, target: float,
-                         config: EvolutionConfig, round_index: int, unit: str = "M MACs") -> list[ArchPoint]:
+                         subspaces: Sequence[Sequence[int]], slots: Sequence[gates.CellSlots], *, cost: CostModel,
+                         target: float, config: EvolutionConfig, round_index: int) -> list[ArchPoint]:
     """Unique architectures: ``num_archs`` with cost strictly inside the window (target - drift, target +
     drift, or ``config.window``), the ``uniform_fraction`` share of them drawn uniformly over the window's
     architectures of the active operations and the rest from the learned distribution, and up to
-    ``num_extra`` from the learned distribution in (low - margin, low]."""
+    ``num_extra`` from the learned distribution in (low - margin, low]; priced by ``cost``. A window the draws
+    cannot fill is a ``SamplingError`` saying how far they got and which settings widen it."""
     low, high = config.window_bounds(target)
     extra_low = low - config.extra_margin
     p = gates.gate_probability(alpha)
     found: dict[tuple, ArchPoint] = {}
-    for cells in uniform_window_draws(rng, active, subspaces, slots, op_costs, fixed, (low, high),
-                                      int(round(config.uniform_fraction * config.num_archs))):
-        point = ArchPoint(cells, architecture_cost(cells, op_costs, fixed), round=round_index)
+    for cells in uniform_window_draws(rng, active, subspaces, slots, cost=cost, window=(low, high),
+                                      n=int(round(config.uniform_fraction * config.num_archs))):
+        point = ArchPoint(cells, cost.architecture_cost(cells), round=round_index)
         found.setdefault(point.key(), point)
     n_main, n_extra = len(found), 0
     for _ in range(config.max_sample_draws):
@@ -305,14 +338,13 @@ def sample_architectures(rng: np.random.Generator, alpha: np.ndarray, active: np
         for c, slot in enumerate(slots):
             draw = gates.bernoulli_set(rng, p[c], active[c], slot.may_be_empty or not active[c].any(), c)
             cells.append(sorted(subspaces[c][j] for j in np.flatnonzero(draw)))
-        cost = architecture_cost(cells, op_costs, fixed)
-        point = ArchPoint(cells, cost, round=round_index)
+        point = ArchPoint(cells, cost.architecture_cost(cells), round=round_index)
         if point.key() in found:
             continue
-        if low < cost < high and n_main < config.num_archs:
+        if low < point.cost < high and n_main < config.num_archs:
             found[point.key()] = point
             n_main += 1
-        elif extra_low < cost <= low and n_extra < config.num_extra:
+        elif extra_low < point.cost <= low and n_extra < config.num_extra:
             point.extra = True
             found[point.key()] = point
             n_extra += 1
@@ -321,28 +353,39 @@ def sample_architectures(rng: np.random.Generator, alpha: np.ndarray, active: np
     if n_main < config.num_archs:
         raise SamplingError(
             f"round {round_index + 1}: only {n_main} of {config.num_archs} unique architectures with cost in "
-            f"({low:g}, {high:g}) {unit} after {config.max_sample_draws} draws from the learned distribution; "
-            "rerun with a wider window (--mac_drift, or --drift_ms for a latency search, or --window), a lower "
-            "--num_archs or more --max_sample_draws: the round is trained, and these settings may change when it "
-            "resumes (moving the target, --target_macs or --target_ms, needs a new run)")
+            f"({low:g}, {high:g}) {cost.unit} after {config.max_sample_draws} draws from the learned distribution; "
+            f"{_widen_window()}")
     return list(found.values())
 
 
+def _widen_window() -> str:
+    """What a round whose window was not filled may change when it resumes (the flags, from the settings)."""
+    def flag(cls: type, field: str, cost: str | None = None) -> str:
+        return flag_option(cls, field, cost)
+
+    return (f"rerun with a wider window ({flag(EvolutionConfig, 'drift', 'macs')}, or "
+            f"{flag(EvolutionConfig, 'drift', 'latency')} for a latency search, or {flag(EvolutionConfig, 'window')}), "
+            f"a lower {flag(EvolutionConfig, 'num_archs')} or more {flag(EvolutionConfig, 'max_sample_draws')}: the "
+            "round is trained, and these settings may change when it resumes (moving the target, "
+            f"{flag(PenaltyConfig, 'target', 'macs')} or {flag(PenaltyConfig, 'target', 'latency')}, needs a new run)")
+
+
 def uniform_window_draws(rng: np.random.Generator, active: np.ndarray, subspaces: Sequence[Sequence[int]],
-                         slots: Sequence[gates.CellSlots], op_costs: Sequence[Sequence[float]], fixed: float,
-                         window: tuple[float, float], n: int) -> list[list[list[int]]]:
+                         slots: Sequence[gates.CellSlots], *, cost: CostModel, window: tuple[float, float],
+                         n: int) -> list[list[list[int]]]:
     """Up to ``n`` distinct architectures, each uniform over those of the active sub-space operations strictly
-    inside ``window`` (fewer when the window holds fewer; none when it holds none)."""
+    inside ``window`` under ``cost`` (fewer when the window holds fewer; none when it holds none)."""
     if n <= 0:
         return []
     from nse_tf.search.uniform_sampling import UniformWindowSampler
 
     ops = [[i for j, i in enumerate(sub) if active[c, j]] for c, sub in enumerate(subspaces)]
-    rows = [[op_costs[c][i] for i in cell] for c, cell in enumerate(ops)]
+    rows = [[cost.op_costs[c][i] for i in cell] for c, cell in enumerate(ops)]
     may_be_empty = [slot.may_be_empty or not cell for slot, cell in zip(slots, ops)]
     try:
         # 2,000 cost bins: exactness comes from rejecting draws outside the window, the bins only steer them
-        sampler = UniformWindowSampler(rows, fixed, may_be_empty, *window, resolution=(window[1] - fixed) / 2000)
+        sampler = UniformWindowSampler(rows, cost.fixed, may_be_empty, *window,
+                                       resolution=(window[1] - cost.fixed) / 2000)
     except ValueError:  # nothing of the active operations in the window: the gates' draws must fill it
         return []
     wanted = int(min(n, sampler.candidates))

@@ -17,6 +17,7 @@ from nse_tf.cost.model import macs_model  # noqa: E402
 from nse_tf.search.evolution import ArchPoint, EvolutionState, StateError  # noqa: E402
 from nse_tf.search.gates import gate_probability  # noqa: E402
 from nse_tf.utils import state_files  # noqa: E402
+from nse_tf.search.schema import flag_text  # noqa: E402
 from nse_tf.utils.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 
 
@@ -101,7 +102,7 @@ def format_median(value: float | None) -> str:
 
 
 def write_report(path: str, config: Any, state: EvolutionState, chosen: dict[str, ArchPoint],
-                 pool_names: Sequence[str], unit: str = "M MACs", verified: dict[str, Any] | None = None) -> None:
+                 pool_names: Sequence[str], unit: str = "M MACs", *, verified: dict[str, Any] | None = None) -> None:
     lines = [
         "# NSE search report", "",
         f"Run directory: `{config.run_dir}`; pool `{config.space.pool if isinstance(config.space.pool, str) else 'custom'}` "
@@ -155,9 +156,9 @@ def verification_lines(verified: dict[str, Any], unit: str) -> list[str]:
     macs_column = unit != "M MACs"  # a latency search's table shows MACs too
     lines = ["", "## Verification (`verify/verification.json`)", "",
              f"{verified['n']} shortlisted architectures (the final front, the top {settings['top']} of the last round "
-             "by shared weights and the seed architectures, all within the budget; the given ones, `--verify_archs`, "
-             f"at any cost), each trained alone for {settings['epochs']} epochs (`standalone.SHORT_RECIPE`) with seeds "
-             f"{', '.join(seeds)} on the training images minus round {heldout['round']}'s held-out split "
+             "by shared weights and the seed architectures, all within the budget; the given ones, "
+             f"`{flag_text('verify.archs')}`, at any cost), each trained alone for {settings['epochs']} epochs "
+             f"(`standalone.SHORT_RECIPE`) with seeds {', '.join(seeds)} on the training images minus round {heldout['round']}'s held-out split "
              f"({heldout['examples']} images, seed {heldout['seed']}) and scored on that split. Kendall tau of "
              f"shared-weight against mean stand-alone top-1 over the shortlist's {verified['n_ranked']} searched "
              f"architectures: {tau}.", "",

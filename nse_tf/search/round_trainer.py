@@ -19,52 +19,12 @@ import tensorflow as tf
 from nse_tf.cost.model import CostModel, macs_model
 from nse_tf.nets.batch_norm import average_statistics, batch_norm_layers
 from nse_tf.search import gates
+from nse_tf.search.round_settings import OptimConfig, PenaltyConfig  # re-exported: TF-free, live there
 from nse_tf.search.supernet import Supernet, branch_gradients
 from nse_tf.space.macro import MacroSpace
 from nse_tf.train.optimizers import FusedSGD, is_decayed
 from nse_tf.train.schedules import WarmupCosine
-
-
-@dataclasses.dataclass(frozen=True)
-class OptimConfig:
-    """Optimisers of the search (section 5): SGD Nesterov for weights, Adam(beta1=0) for gates."""
-
-    weight_lr: float = 0.4
-    warmup_lr: float = 0.1
-    warmup_epochs: float = 2.0
-    weight_decay: float = 4e-5
-    momentum: float = 0.9
-    gate_lr: float = 0.005
-    gate_beta1: float = 0.0
-    gate_beta2: float = 0.999
-
-    def __post_init__(self) -> None:
-        for name in ("weight_lr", "warmup_lr", "gate_lr"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("warmup_epochs", "weight_decay"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("momentum", "gate_beta1", "gate_beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-
-
-@dataclasses.dataclass(frozen=True)
-class PenaltyConfig:
-    """Resource penalty a * |E[cost] - target|^b, in the search's cost unit (M MACs, or ms for latency)."""
-
-    target: float = 300.0
-    a: float = 1e-5
-    b: float = 2.0
-
-    def __post_init__(self) -> None:
-        if self.target <= 0:
-            raise ValueError(f"target cost must be positive, got {self.target}")
-        if self.a < 0:
-            raise ValueError(f"a (the penalty factor) must be >= 0, got {self.a}")
-        if self.b < 1:  # |x|^b with b < 1 has an infinite slope at the target: NaN gate gradients there
-            raise ValueError(f"b (the penalty exponent) must be >= 1, got {self.b}")
+from nse_tf.utils.settings import SettingError  # re-exported: what this module raises
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +55,7 @@ class RoundState:
     protected: np.ndarray
     step: int
     rng: np.random.Generator
-    inherited: int = 0  # supernet variables copied from the previous round (--inherit_weights)
+    inherited: int = 0  # supernet variables copied from the previous round (inherit_weights)
 
     def to_json(self) -> dict[str, Any]:
         return {"subspaces": self.subspaces, "active": self.active.tolist(), "protected": self.protected.tolist(),
@@ -134,22 +94,18 @@ def split_batch(strategy: tf.distribute.Strategy, images: tf.Tensor, labels: tf.
     return part(images), part(labels)
 
 
-class SettingError(ValueError):
-    """A search setting the run cannot use with its strategy; the message starts with the setting's name."""
-
-
 class RoundTrainer:
     """Builds the supernet of one round under ``strategy`` and runs its weight and gate steps."""
 
     def __init__(self, space: MacroSpace, subspaces: Sequence[Sequence[int]], optim: OptimConfig,
-                 penalty: PenaltyConfig, config: RoundConfig, strategy: tf.distribute.Strategy | None = None,
+                 penalty: PenaltyConfig, config: RoundConfig, strategy: tf.distribute.Strategy | None = None, *,
                  cost_model: CostModel | None = None):
         self.space, self.optim, self.penalty, self.config = space, optim, penalty, config
         self.cost_model = cost_model or macs_model(space)
         self.strategy = strategy or tf.distribute.get_strategy()
         if config.batch_size % self.strategy.num_replicas_in_sync:
-            raise SettingError(f"batch_size {config.batch_size} is not divisible by the "
-                             f"{self.strategy.num_replicas_in_sync} replicas")
+            raise SettingError("data.batch_size", f"batch_size {config.batch_size} is not divisible by the "
+                                                  f"{self.strategy.num_replicas_in_sync} replicas")
         with self.strategy.scope():
             self.net = Supernet(space, subspaces)
             self.net.build_all()

@@ -10,7 +10,7 @@ Run directory layout (everything a run produces)::
       round_00/pareto.json     the round's evaluated architectures and front
       round_00/gates.png       gate probabilities per cell and operation
       pareto.png               accuracy vs cost (M MACs or ms), all rounds overlaid
-      latency_table.json       a latency search's lookup table, unless --latency_table put it elsewhere
+      latency_table.json       a latency search's lookup table, unless its latency_table setting puts it elsewhere
       tb/                      TensorBoard events
       verify/                  the verification stage's stand-alone trainings and verification.json
       search_report.md, chosen/*.json   at the end
@@ -30,38 +30,40 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nse_tf.cost.model import macs_model
-from nse_tf.data.idx import DatasetError
+from nse_tf.cost.model import CostModel, macs_model
 from nse_tf.data.pipeline import DataSplits, load_splits
 from nse_tf.search import evolution, gates
 from nse_tf.search import report as reporting
 from nse_tf.search import verification
 from nse_tf.search.checkpoints import RoundCheckpoint, inherit_weights
 from nse_tf.search.config import CONFIG_FILE, STATE_FILE, SearchConfig
-from nse_tf.search.evolution import ArchPoint, EvolutionState, SamplingError, StateError
+from nse_tf.search.evolution import ArchPoint, EvolutionState, StateError
+from nse_tf.search.pricing import build_cost_model, check_window
 from nse_tf.search.round_trainer import RoundConfig, RoundState, RoundTrainer, new_round_state
 from nse_tf.search.seed_archs import resolve_seed_archs
 from nse_tf.search.saved_config import (ANY_TIME_SETTINGS, END_OF_ROUND_SETTINGS, flag_for, setting_diffs,
                                        upgrade_saved_config)
-from nse_tf.search.strategy import (is_chief, is_multi_worker, make_strategy, require_shared_latency_table,
-                                   sum_across_workers, worker_shard)
+from nse_tf.search.schema import flag_text
+from nse_tf.search.strategy import is_chief, is_multi_worker, make_strategy, sum_across_workers, worker_shard
 from nse_tf.space.architecture import Architecture, NetworkSpec
 from nse_tf.utils.atomic import atomic_write_json
 from nse_tf.utils.state_files import read_json
+from nse_tf.utils.settings import SettingError
 
 log = logging.getLogger("nse_tf.search")
 
 # What to do about a damaged evolution_state.json or config.json (the search's progress, and its settings).
-STATE_FIX = "it is never silently restarted: restore it or use a new --run_dir"
+STATE_FIX = f"it is never silently restarted: restore it or use a new {flag_text('run_dir')}"
 CONFIG_FIX = ("delete it and rerun with the run's original flags (it is rewritten from them), or use a new "
-              "--run_dir")
+              f"{flag_text('run_dir')}")
 
 
 class SearchRun:
-    """Drives rounds until the evolution state says done. Create, then ``run()``."""
+    """Drives rounds until the evolution state says done. Create, then ``run()``. ``cost_model``: the one
+    ``search.from_flags.prepare_search`` built (else built here, once)."""
 
     def __init__(self, config: SearchConfig, strategy: tf.distribute.Strategy | None = None,
-                 on_step: Callable[[Any], None] | None = None):
+                 on_step: Callable[[Any], None] | None = None, cost_model: CostModel | None = None):
         self.config = config
         self.strategy = strategy or make_strategy(config.strategy)
         self.chief = is_chief(self.strategy)
@@ -70,9 +72,7 @@ class SearchRun:
         self._check_space_matches_data()
         self.pool = self.space.get_pool()
         self.cells = self.space.cells()
-        if is_multi_worker(self.strategy):
-            require_shared_latency_table(config)
-        self.cost_model = config.build_cost_model()
+        self.cost_model = cost_model or build_cost_model(config, multi_worker=is_multi_worker(self.strategy))
         self.steps_per_epoch = self.splits.steps_per_epoch
         self.steps_per_round = config.steps_per_round or max(1, int(round(config.epochs_per_round
                                                                             * self.steps_per_epoch)))
@@ -84,11 +84,12 @@ class SearchRun:
     def _check_space_matches_data(self) -> None:
         shape = self.splits.input_shape
         if (self.space.input_size, self.space.input_size, self.space.input_channels) != tuple(shape):
-            raise DatasetError(f"--input_size: the space expects {self.space.input_size}x{self.space.input_size}x"
-                               f"{self.space.input_channels} inputs but {self.config.data.dataset} gives "
-                               f"{shape[0]}x{shape[1]}x{shape[2]}; set --input_size/--image_size to match")
+            raise SettingError("space.input_size", f"the space expects {self.space.input_size}x"
+                               f"{self.space.input_size}x{self.space.input_channels} inputs but "
+                               f"{self.config.data.dataset} gives {shape[0]}x{shape[1]}x{shape[2]}; set "
+                               f"{flag_text('space.input_size')}/{flag_text('data.image_size')} to match")
         if self.space.num_classes != self.splits.num_classes:
-            raise DatasetError(f"--num_classes: {self.space.num_classes}, but {self.config.data.dataset} has "
+            raise SettingError("space.num_classes", f"{self.space.num_classes}, but {self.config.data.dataset} has "
                                f"{self.splits.num_classes} classes")
 
     def path(self, *parts: str) -> str:
@@ -118,7 +119,7 @@ class SearchRun:
         if outputs:
             raise StateError(f"{state_path} is missing, but the run directory holds {', '.join(outputs[:3])}"
                              f"{', ...' if len(outputs) > 3 else ''}: a search is never silently restarted over "
-                             "its outputs; restore the file or use a new --run_dir")
+                             f"its outputs; restore the file or use a new {flag_text('run_dir')}")
         if self.config.init_from:
             previous_path = os.path.join(self.config.init_from, STATE_FILE)
             try:
@@ -126,7 +127,7 @@ class SearchRun:
                     read_json(previous_path, "--init_from takes a search run directory", error=StateError,
                               label="corrupted"), previous_path)
             except OSError as err:
-                raise StateError(f"--init_from: cannot read {previous_path} ({err.strerror})") from None
+                raise SettingError("init_from", f"cannot read {previous_path} ({err.strerror})") from None
             state = evolution.continuation_state(previous, self.pool.names, self.config.evolution,
                                                  self.config.seed)
         else:
@@ -150,16 +151,16 @@ class SearchRun:
         fixed = [d for d in diffs if not ((changeable and d[0] in END_OF_ROUND_SETTINGS)
                                           or (state is not None and d[0] in ANY_TIME_SETTINGS))]
         if fixed:
-            shown = "; ".join(f"--{flag_for(path, self.config.cost)} was {json.dumps(old)}, now {json.dumps(new)}"
+            shown = "; ".join(f"{flag_text(path, self.config.cost)} was {json.dumps(old)}, now {json.dumps(new)}"
                               for path, old, new in fixed[:4])
             more = f" (and {len(fixed) - 4} more)" if len(fixed) > 4 else ""
             hint = (" (end-of-round settings may change only before the round's evaluation ends)"
                     if any(d[0] in END_OF_ROUND_SETTINGS for d in fixed) else "")
             raise StateError(f"{config_path}: this run directory was made with other settings: {shown}{more}"
-                             f"{hint}; use a new --run_dir or the original flags")
+                             f"{hint}; use a new {flag_text('run_dir')} or the original flags")
         for path, old, new in diffs:
-            log.warning("round %d: --%s changes from %s to %s (recorded in %s)", state.round + 1,
-                        flag_for(path, self.config.cost), json.dumps(old), json.dumps(new), config_path)
+            log.warning("round %d: %s changes from %s to %s (recorded in %s)", state.round + 1,
+                        flag_text(path, self.config.cost), json.dumps(old), json.dumps(new), config_path)
         changes = changes + [{"round": state.round + 1, "setting": path, "flag": flag_for(path, self.config.cost),
                               "was": old, "now": new} for path, old, new in diffs]
         if self.chief:
@@ -176,15 +177,15 @@ class SearchRun:
                                    self.config.gate_every, self.config.prune_threshold,
                                    int(round(self.config.gate_warmup * self.steps_per_round)))
         return RoundTrainer(self.space, state.subspaces, self.config.optim, self.config.penalty, round_config,
-                            self.strategy, self.cost_model)
+                            self.strategy, cost_model=self.cost_model)
 
     def run(self) -> EvolutionState:
         state = self.load_or_create_state()
         if state.phase != "done" and not self.config.verify_shard.startswith("0/"):
             # two processes would train and save the same round: only shard 0 runs the search itself
-            raise StateError(f"--verify_shard={self.config.verify_shard}: the search in {self.config.run_dir} is not "
-                             "finished (round {}, {}); run shard 0 first, and the other shards once it is verifying"
-                             .format(state.round + 1, state.phase))
+            raise StateError(f"{flag_text('verify_shard')}={self.config.verify_shard}: the search in "
+                             f"{self.config.run_dir} is not finished (round {state.round + 1}, {state.phase}); run "
+                             "shard 0 first, and the other shards once it is verifying")
         while state.phase != "done":
             keras.utils.set_random_seed(self.config.seed * 1000 + state.round)
             trainer = self.new_trainer(state)
@@ -212,7 +213,7 @@ class SearchRun:
             train_seconds = None
             if state.phase == "train":
                 self.check_window_reachable(state)
-                if host.step < self.steps_per_round:  # else stopped (--stop_after_steps) after the last step
+                if host.step < self.steps_per_round:  # else stopped (stop_after_steps) after the last step
                     train_seconds = self.train_round(state, trainer, host, ckpt, iterators)
                     if train_seconds is None:
                         return state
@@ -224,20 +225,9 @@ class SearchRun:
 
     def check_window_reachable(self, state: EvolutionState) -> None:
         """Before a round trains: its sub-spaces must hold architectures inside the end-of-round window, or
-        the evaluation after hours of training could only fail."""
-        low, high = self.config.evolution.window_bounds(self.config.penalty.target)
-        model = self.cost_model
-        if evolution.architectures_in_window(state.subspaces, model.op_costs, model.fixed,
-                                             [c.may_be_empty for c in self.cells], low, high) == 0:
-            costs = [[model.op_costs[c][i] for i in s] for c, s in enumerate(state.subspaces)]
-            cheapest = model.fixed + sum(0.0 if cell.may_be_empty else min(row) for cell, row in zip(self.cells, costs))
-            dearest = model.fixed + sum(sum(row) for row in costs)
-            drift = "--mac_drift" if self.config.cost == "macs" else "--drift_ms"
-            target = "--target_macs" if self.config.cost == "macs" else "--target_ms"
-            raise SamplingError(f"round {state.round + 1}: no architecture of its sub-spaces costs within the window "
-                                f"({low:g}, {high:g}) {model.unit} (they range from {cheapest:.4g} to {dearest:.4g}): "
-                                f"widen {drift} (or --window; they may change when the round resumes), or move "
-                                f"{target} in a new run")
+        the evaluation after hours of training could only fail (``pricing.check_window``)."""
+        check_window(self.cost_model, self.cells, self.config.penalty.target, self.config.evolution,
+                     state.subspaces, state.round)
 
     def previous_round_checkpoint(self, round_index: int) -> str:
         """The final training checkpoint of the round before ``round_index``, which a round that inherits
@@ -246,7 +236,8 @@ class SearchRun:
         latest = tf.train.latest_checkpoint(directory)
         if latest is None:
             raise StateError(f"{directory}: no checkpoint to inherit round {round_index + 1}'s weights from "
-                             "(--inherit_weights); it is deleted only once the next round has its own")
+                             f"({flag_text('evolution.inherit_weights')}); it is deleted only once the next round "
+                             "has its own")
         return latest
 
     def remove_checkpoints_before(self, round_index: int) -> None:
@@ -322,9 +313,9 @@ class SearchRun:
         start = time.time()
         rng = np.random.default_rng([self.config.seed, state.round, 0xE7A1])
         sampled = evolution.sample_architectures(rng, trainer.alpha(), host.active, trainer.net.subspaces,
-                                                 trainer.net.slots, self.cost_model.op_costs, self.cost_model.fixed,
-                                                 self.config.penalty.target, cfg, state.round, self.cost_model.unit)
-        # Costs come from this run's model: points carried in by --init_from may have been priced by another.
+                                                 trainer.net.slots, cost=self.cost_model,
+                                                 target=self.config.penalty.target, config=cfg, round_index=state.round)
+        # Costs come from this run's model: points carried in by init_from may have been priced by another.
         previous = [ArchPoint(p.cells, self.cost_model.architecture_cost(p.cells), round=p.round, seed=p.seed)
                     for p in state.pareto]
         # The seed architectures are evaluated every round, as the front's points are.
@@ -342,8 +333,9 @@ class SearchRun:
         # so every worker holds the same accuracies, front and next sub-spaces.
         shard, shards = worker_shard(self.strategy) if cfg.order_free else (0, 1)
         if shards == 1 and is_multi_worker(self.strategy):
-            log.warning("round %d: every worker evaluates every architecture: --bn_start=previous makes each "
-                        "result depend on the one before; --bn_start=trained splits the list", state.round + 1)
+            log.warning("round %d: every worker evaluates every architecture: %s=previous makes each result "
+                        "depend on the one before; %s=trained splits the list", state.round + 1,
+                        flag_text("evolution.bn_start"), flag_text("evolution.bn_start"))
         start_statistics = trainer.bn_statistics() if cfg.bn_mode == "ema" and cfg.bn_start == "trained" else None
         mine = range(shard, len(points), shards)
         log.info("round %d: evaluating %d architectures (%d extra, %d from the previous front or seeds)%s",
@@ -407,7 +399,7 @@ class SearchRun:
                                f"nse-{label}")
             spec.save(self.path("chosen", f"{label}.json"))
         reporting.write_report(self.path("search_report.md"), self.config, state, chosen, self.pool.names,
-                               self.cost_model.unit, verified[0] if verified else None)
+                               self.cost_model.unit, verified=verified[0] if verified else None)
         return True
 
     def verify(self, state: EvolutionState, budget: float) -> tuple[dict[str, Any], ArchPoint] | None:

@@ -1,52 +1,66 @@
-"""A search run's config.json as today's code reads it: older files are upgraded to today's keys, so runs
-made before a setting existed still resume (and the stand-alone tools read them without TensorFlow)."""
+"""A search run's config.json as today's code reads it. Older files are upgraded to today's keys from the schema
+(each setting added since says what a file without it meant; renamed ones their old names), so runs made before
+a setting existed still resume, and the stand-alone tools read them into a ``SearchConfig`` without TensorFlow."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
+
+from nse_tf.data.config import DataConfig
+from nse_tf.search.config import SearchConfig
+from nse_tf.search.evolution import EvolutionConfig
+from nse_tf.search.round_settings import OptimConfig, PenaltyConfig
+from nse_tf.search.schema import ANY_TIME_SETTINGS, END_OF_ROUND_SETTINGS, MISSING, OLD_NAMES, SETTINGS, flag_for
+from nse_tf.search.verification import VerifyConfig
+from nse_tf.space.macro import MacroSpace
+
+__all__ = ["ANY_TIME_SETTINGS", "END_OF_ROUND_SETTINGS", "flag_for", "read_search_config", "setting_diffs",
+           "upgrade_saved_config"]
+_SECTIONS = {"data": DataConfig, "optim": OptimConfig, "penalty": PenaltyConfig, "evolution": EvolutionConfig,
+             "verify": VerifyConfig}
 
 
 def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
-    """A config.json written before latency searches or --window existed, in today's keys (so such runs resume)."""
-    saved = dict(saved)
-    saved.setdefault("cost", "macs")
-    saved.setdefault("latency_table", None)
-    saved.setdefault("latency_format", "float32")  # before int8 tables
-    # before the levers of issue 30 (gate warm-up, seed architectures, verification)
-    saved.setdefault("gate_warmup", 0.0)
-    saved.setdefault("seed_archs", [])
-    saved.setdefault("verify", {"top": 0, "seeds": 2, "epochs": 3, "archs": []})
-    if isinstance(saved.get("evolution"), dict):
-        # before --window, then before the evaluation options existed, then before uniform candidates and
-        # per-cell exclusions
-        evolution = {"window": None, "bn_mode": "ema", "bn_batch_size": 512, "eval_batch_size": None,
-                     "bn_start": "previous", "uniform_fraction": 0.0, "excluded_ops": [], **saved["evolution"]}
-        if "mac_drift" in evolution:  # before latency searches
-            evolution["drift"] = evolution.pop("mac_drift")
-        saved["evolution"] = evolution
+    """A config.json written before some of today's settings existed, in today's keys (so such runs resume):
+    renamed keys under their names of today, missing ones with what their absence meant. A missing section is
+    added only when every setting in it has such a meaning (the verification's, added whole)."""
+    saved = copy.deepcopy(saved)
+    for old, new in OLD_NAMES.items():
+        holder, key = _parent(saved, old)
+        if holder is not None and key in holder:
+            holder[new.rpartition(".")[2]] = holder.pop(key)
+    for path, value in MISSING.items():
+        section, _, key = path.rpartition(".")
+        if section:
+            if section not in saved and all(p in MISSING for p in _paths_under(section)):
+                saved[section] = {}
+            if not isinstance(saved.get(section), dict):
+                continue
+            saved[section].setdefault(key, copy.deepcopy(value))
+        else:
+            saved.setdefault(key, copy.deepcopy(value))
     return saved
 
 
-# What only the end of a round reads (sampling, the window, the extras): a round whose evaluation failed on
-# them (no architecture in too narrow a window) resumes with new values instead of being stranded.
-END_OF_ROUND_SETTINGS = frozenset({"evolution.num_archs", "evolution.num_extra", "evolution.drift",
-                                   "evolution.extra_margin", "evolution.window", "evolution.max_sample_draws",
-                                   "evolution.bn_batches", "evolution.bn_mode", "evolution.bn_batch_size",
-                                   "evolution.bn_start", "evolution.eval_batch_size",
-                                   "evolution.uniform_fraction"})
-# What only the verification after the last round reads: it may change at any time, also once a search is done
-# (so a finished search can be verified, or with more candidates or seeds, by rerunning its command; trainings of
-# another --verify_epochs are refused by their run directories).
-ANY_TIME_SETTINGS = frozenset({"verify.top", "verify.seeds", "verify.epochs", "verify.archs"})
-# config.json paths whose flag has another name (every other leaf is its own flag's name).
-_FLAGS = {"penalty.a": "penalty_a", "penalty.b": "penalty_b", "data.seed": "seed",
-          "evolution.excluded_ops": "exclude_ops", "verify.top": "verify_top", "verify.seeds": "verify_seeds",
-          "verify.epochs": "verify_epochs", "verify.archs": "verify_archs"}
-_FLAGS_BY_COST = {"penalty.target": {"macs": "target_macs", "latency": "target_ms"},
-                  "evolution.drift": {"macs": "mac_drift", "latency": "drift_ms"},
-                  "evolution.extra_margin": {"macs": "extra_margin", "latency": "extra_margin_ms"}}
-# space fields no flag sets: they come from the --space preset
-_SPACE_PRESET_FIELDS = frozenset({"space.mean", "space.std", "space.input_channels", "space.se", "space.activation"})
+def read_search_config(saved: dict[str, Any]) -> SearchConfig:
+    """The SearchConfig a config.json holds (upgraded first; its ``changes`` log left aside). A file that does not
+    hold one raises KeyError, TypeError or ValueError."""
+    saved = upgrade_saved_config(saved)
+    saved.pop("changes", None)
+    fields = {key: value for key, value in saved.items() if key not in _SECTIONS and key != "space"}
+    sections = {name: cls(**saved[name]) for name, cls in _SECTIONS.items()}
+    return SearchConfig(space=MacroSpace.from_dict(saved["space"]), **sections, **fields)
+
+
+def _parent(data: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, str]:
+    section, _, key = path.rpartition(".")
+    holder = data.get(section) if section else data
+    return (holder if isinstance(holder, dict) else None), key
+
+
+def _paths_under(section: str) -> list[str]:
+    return [item.path for item in SETTINGS if item.path.startswith(f"{section}.") and item.spec.saved]
 
 
 def setting_diffs(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
@@ -60,12 +74,3 @@ def setting_diffs(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") 
         elif old != new:
             out.append((path, old, new))
     return out
-
-
-def flag_for(path: str, cost: str) -> str:
-    """The tools/search.py flag that sets a config.json path."""
-    if path in _FLAGS_BY_COST:
-        return _FLAGS_BY_COST[path].get(cost, path.split(".")[-1])
-    if path in _SPACE_PRESET_FIELDS:
-        return "space"
-    return _FLAGS.get(path, path.split(".")[-1])

@@ -1,4 +1,5 @@
-"""Seed architectures of a search (``--seed_archs``): network JSONs of the search's own space, as pool indices.
+"""Seed architectures of a search (its ``seed_archs`` setting): network JSONs of the search's own space, as pool
+indices.
 
 A seed (for example the hand-designed family member at the budget, and its one-change neighbours) is a point
 of the space the search must compare with: its operations stay in every round's sub-spaces and it is
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from nse_tf.search.schema import flag_text
 from nse_tf.space.architecture import ArchitectureError, NetworkSpec
 from nse_tf.space.macro import MacroSpace
 
@@ -43,7 +45,7 @@ def resolve_seed_archs(paths: Sequence[str], space: MacroSpace,
             banned = [n for n in names if excluded and n in excluded[c]]
             if banned:
                 raise SeedArchError(f"{path}: cell {c}: operation {banned[0]} is excluded from that cell "
-                                    "(--exclude_ops)")
+                                    f"({flag_text('evolution.excluded_ops')})")
             cells.append(sorted(pool.index(n) for n in names))
         out.append(cells)
     return out

@@ -14,11 +14,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nse_tf.search.evolution import ArchPoint, EvolutionConfig, StateError
+from nse_tf.search.config import CONFIG_FILE, LATENCY_TABLE_FILE
+from nse_tf.search.evolution import ArchPoint, StateError
+from nse_tf.search.saved_config import read_search_config
 from nse_tf.space.architecture import Architecture, NetworkSpec
 from nse_tf.space.macro import MacroSpace
 from nse_tf.train.config import TrainConfig
 from nse_tf.utils import state_files
+from nse_tf.utils.shards import Shard  # re-exported: which retrainings a process runs
 
 # The short recipe both tools train with: the shared Fashion-MNIST recipe's augmentation and regularisation,
 # a few epochs, no EMA (an EMA of 0.999 lags a 1400-step run).
@@ -44,22 +47,17 @@ class SearchRunInfo:
 
     @classmethod
     def load(cls, run_dir: str) -> "SearchRunInfo":
-        path = os.path.join(run_dir, "config.json")
+        """The run's config.json read as the search reads it (``saved_config.read_search_config``)."""
+        path = os.path.join(run_dir, CONFIG_FILE)
         saved = read_json(path, f"is {run_dir} a search run directory?", f"is {run_dir} a search run directory?")
-        from nse_tf.search.saved_config import upgrade_saved_config
-
         try:
-            saved = upgrade_saved_config(saved)
-            evolution = saved["evolution"]
-            config = EvolutionConfig(drift=evolution["drift"], window=evolution.get("window"))
-            target = float(saved["penalty"]["target"])
-            window = config.window_bounds(target)
-            return cls(run_dir, MacroSpace.from_dict(saved["space"]), saved["cost"], saved["latency_table"], target,
-                       window, config.budget(target), int(saved["data"]["heldout_examples"]),
-                       int(saved["data"]["seed"]), saved["data"]["dataset"], saved["latency_format"])
-        except (KeyError, TypeError, ValueError, AttributeError) as err:  # a field missing or of another type
-            raise StateError(f"{path}: corrupted ({type(err).__name__}: {err}); is {run_dir} a search run "
-                             "directory?") from None
+            config = read_search_config(saved)
+        except (KeyError, TypeError, ValueError) as err:
+            raise StateError(f"{path}: not a search run's settings ({type(err).__name__}: {err})") from None
+        target = config.penalty.target
+        return cls(run_dir, config.space, config.cost, config.latency_table, target,
+                   config.evolution.window_bounds(target), config.evolution.budget(target),
+                   config.data.heldout_examples, config.data.seed, config.data.dataset, config.latency_format)
 
     @property
     def selection_window(self) -> tuple[float, float]:
@@ -73,7 +71,7 @@ class SearchRunInfo:
     def cost_model(self) -> Any:
         from nse_tf.cost import model as cost_model
 
-        table = self.latency_table or os.path.join(self.run_dir, "latency_table.json")
+        table = self.latency_table or os.path.join(self.run_dir, LATENCY_TABLE_FILE)
         return cost_model.build(self.space, self.cost, table, latency_format=self.latency_format)
 
     def spec(self, cells: Sequence[Sequence[int]], name: str) -> NetworkSpec:
@@ -107,8 +105,8 @@ def read_json(path: str, hint: str, fix: str = COPY_FIX) -> Any:
 
 
 def open_for_tool(run_dir: str | None, threads: int) -> tuple[SearchRunInfo, list[int]]:
-    """What tools/ranking.py and tools/random_search.py check before any work: the --search_run they read
-    (a Fashion-MNIST search with its config), its finished rounds, and the --threads they train with."""
+    """What tools/ranking.py and tools/random_search.py check before any work: the search run they read
+    (a Fashion-MNIST search with its config), its finished rounds, and the threads they train with."""
     from nse_tf.train.config import TrainError
     from nse_tf.train.device import set_cpu_threads
     from nse_tf.utils.cli import FlagError
@@ -153,28 +151,6 @@ def train_on_heldout(spec: NetworkSpec, recipe: TrainConfig, run_dir: str, heldo
     data = load_arrays("fashion_mnist") if data is None else data
     split = heldout_arrays(data, heldout_examples, heldout_seed)
     return train(spec, recipe, run_dir, split, dataset_name=split.name, verbose=0).top1
-
-
-@dataclasses.dataclass(frozen=True)
-class Shard:
-    """Which of a tool's retrainings this process runs (``--shard=i/n``), so that several processes share
-    the cores, or several machines share the list; each retraining is its own resumable run directory."""
-
-    index: int = 0
-    count: int = 1
-
-    @classmethod
-    def parse(cls, text: str) -> "Shard":
-        try:
-            index, count = (int(part) for part in text.split("/"))
-        except ValueError:
-            raise ValueError(f"must be i/n (for example 0/2), got {text!r}") from None
-        if not 0 <= index < count:
-            raise ValueError(f"must be i/n with 0 <= i < n, got {text!r}")
-        return cls(index, count)
-
-    def takes(self, job: int) -> bool:
-        return job % self.count == self.index
 
 
 def finished_result(run_dir: str) -> dict[str, Any] | None:

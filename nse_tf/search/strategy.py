@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import tensorflow as tf
-
-from nse_tf.search.config import SearchConfig
-from nse_tf.search.evolution import StateError
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -27,14 +22,6 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
     resolver = getattr(strategy, "cluster_resolver", None)
     return resolver is not None and bool(resolver.cluster_spec().as_dict())
-
-
-def require_shared_latency_table(config: SearchConfig) -> None:
-    """Workers of a multi-worker search must price architectures alike; tables each measured its own would not."""
-    if config.cost == "latency" and not os.path.exists(config.latency_table_path):
-        raise StateError(f"--latency_table: {config.latency_table_path} does not exist; every worker of a "
-                         "multi-worker search must read the same table: measure it first on one machine (the same "
-                         "flags with --strategy=default --stop_after_steps=1) and pass its path to every worker")
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -7,7 +7,7 @@ the seed architectures, all at or under the budget) is trained alone with the sh
 training images minus the last round's held-out split, ``seeds`` times each, and scored on that split (the
 test split is never read). The pick is the shortlisted architecture with the best mean. Each training is its
 own resumable run directory under ``run_dir/verify/``, named by the architecture, so reruns and shards
-(``--verify_shard=i/n``, several processes or machines) share them.
+(the ``verify_shard`` setting, ``i/n``: several processes or machines) share them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from nse_tf.search.evolution import ArchPoint
+from nse_tf.utils.settings import ANY_TIME, at_least, check_fields, setting
 
 VERIFY_DIR = "verify"
 RESULT_FILE = "verification.json"
@@ -28,21 +29,27 @@ RESULT_FILE = "verification.json"
 
 @dataclasses.dataclass(frozen=True)
 class VerifyConfig:
-    """How the shortlist is made and trained; ``top == 0`` switches the stage off (the method's pick)."""
+    """How the shortlist is made and trained; ``top == 0`` switches the stage off (the method's pick). Only the
+    verification reads these, after the last round: they may change at any time, even once a search is done
+    (trainings of another recipe are refused by their run directories)."""
 
-    top: int = 0
-    seeds: int = 2
-    epochs: int = 3
+    top: int = setting(0, "After the last round, train alone a shortlist (the final front, this many best of the "
+                       "last round by shared weights, the seed architectures) and pick the best mean held-out top-1; "
+                       "0: no verification, the pick by shared weights (the method's).", flag="verify_top",
+                       when=ANY_TIME, check=at_least(0), label="top (shortlisted by shared weights)", missing=0)
+    seeds: int = setting(2, "Seeds of each shortlisted architecture's stand-alone training.",
+                         flag="verify_seeds", when=ANY_TIME, check=at_least(1), missing=2)
+    epochs: int = setting(3, "Epochs of the verification's stand-alone recipe (standalone.SHORT_RECIPE).",
+                          flag="verify_epochs", when=ANY_TIME, check=at_least(1), missing=3)
     # Further network JSONs of the space trained beside the shortlist under the same recipe (say, the hand-designed
     # network at the budget, for a search run without seed architectures): references, never picked.
-    archs: tuple[str, ...] = ()
+    archs: tuple[str, ...] = setting((), "Further network JSONs of this space trained beside the verification's "
+                                     "shortlist with the same recipe (e.g. the hand-designed network at the budget); "
+                                     "they may be picked.", flag="verify_archs", when=ANY_TIME,
+                                     parse=tuple, missing=[])
 
     def __post_init__(self) -> None:
-        if self.top < 0:
-            raise ValueError(f"top (shortlisted by shared weights) must be >= 0, got {self.top}")
-        for name in ("seeds", "epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_fields(self)
         object.__setattr__(self, "archs", tuple(str(a) for a in self.archs))
 
     @property

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from nse_tf.space import limits
 from nse_tf.space.ops import Pool, get_pool, out_size
+from nse_tf.utils.settings import SettingError
 
 LAYOUTS: dict[str, str] = {"NR": "RRRR", "NER": "RRRERE"}
 CELL_KINDS = ("N", "R", "E")
@@ -55,7 +56,7 @@ def _whole(field: str, value: Any) -> int:
         return int(value)
     if isinstance(value, numbers.Real) and float(value).is_integer():
         return int(value)
-    raise ValueError(f"{field} must be a whole number, got {value!r}")
+    raise SettingError(field, f"{field} must be a whole number, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,16 +83,16 @@ class MacroSpace:
         for field in ("input_size", "input_channels", "num_classes", "stem_stride", "head_channels"):
             object.__setattr__(self, field, _whole(field, getattr(self, field)))
         if not isinstance(self.layout, str):
-            raise ValueError(f"layout must be a string, got {self.layout!r}")
+            raise SettingError("layout", f"layout must be a string, got {self.layout!r}")
         for field in ("counts", "channels", "r_strides"):
             value = getattr(self, field)
             if value is None and field == "r_strides":
                 continue
             if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-                raise ValueError(f"{field} must be a list of whole numbers, got {value!r}")
+                raise SettingError(field, f"{field} must be a list of whole numbers, got {value!r}")
             object.__setattr__(self, field, tuple(_whole(field, v) for v in value))
         if isinstance(self.scale, bool) or not isinstance(self.scale, numbers.Real):
-            raise ValueError(f"scale must be a number, got {self.scale!r}")
+            raise SettingError("scale", f"scale must be a number, got {self.scale!r}")
         if isinstance(self.pool, str) and "," in self.pool:
             object.__setattr__(self, "pool", tuple(n.strip() for n in self.pool.split(",") if n.strip()))
         elif not isinstance(self.pool, str):
@@ -100,48 +101,51 @@ class MacroSpace:
             value = getattr(self, field)
             if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or \
                     not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
-                raise ValueError(f"{field} must be a list of numbers, got {value!r}")
+                raise SettingError(field, f"{field} must be a list of numbers, got {value!r}")
             object.__setattr__(self, field, tuple(float(v) for v in value))
         if not all(math.isfinite(v) for v in self.mean) or not all(math.isfinite(v) and v > 0 for v in self.std):
-            raise ValueError(f"mean must be finite and std positive (pixel units, 0-255), got mean {self.mean}, "
-                             f"std {self.std}")
+            raise SettingError("mean", f"mean must be finite and std positive (pixel units, 0-255), got mean "
+                                       f"{self.mean}, std {self.std}")
         self._validate()
 
     def _validate(self) -> None:
         transitions = self.transitions
         if any(t not in ("R", "E") for t in transitions):
-            raise ValueError(f"layout {self.layout!r}: transitions must be R or E (or use {', '.join(LAYOUTS)})")
+            raise SettingError("layout",
+                               f"layout {self.layout!r}: transitions must be R or E (or use {', '.join(LAYOUTS)})")
         if len(self.counts) not in (len(transitions), len(transitions) + 1):
-            raise ValueError(
+            raise SettingError("counts",
                 f"counts {self.counts} do not fit layout {self.layout!r}: it needs {len(transitions)} "
                 f"or {len(transitions) + 1} counts")
         if any(c < 0 for c in self.counts):
-            raise ValueError(f"counts must be >= 0, got {self.counts}")
+            raise SettingError("counts", f"counts must be >= 0, got {self.counts}")
         if len(self.channels) != len(transitions) + 1:
-            raise ValueError(
+            raise SettingError("channels",
                 f"channels {self.channels} do not fit layout {self.layout!r}: it needs "
                 f"{len(transitions) + 1} entries (stem, then one per R/E cell)")
         if any(c < 1 for c in self.channels):
-            raise ValueError(f"channels must be positive, got {self.channels}")
+            raise SettingError("channels", f"channels must be positive, got {self.channels}")
         if self.scale <= 0:
-            raise ValueError(f"scale must be positive, got {self.scale}")
+            raise SettingError("scale", f"scale must be positive, got {self.scale}")
         if self.input_size < 8:
-            raise ValueError(f"input_size must be >= 8, got {self.input_size}")
+            raise SettingError("input_size", f"input_size must be >= 8, got {self.input_size}")
         if self.input_channels < 1:
-            raise ValueError(f"input_channels must be positive, got {self.input_channels}")
+            raise SettingError("input_channels", f"input_channels must be positive, got {self.input_channels}")
         if self.head_channels < 1:
-            raise ValueError(f"head_channels must be positive, got {self.head_channels}")
+            raise SettingError("head_channels", f"head_channels must be positive, got {self.head_channels}")
         if self.num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
+            raise SettingError("num_classes", f"num_classes must be >= 2, got {self.num_classes}")
         if self.stem_stride not in (1, 2):
-            raise ValueError(f"stem_stride must be 1 or 2, got {self.stem_stride}")
+            raise SettingError("stem_stride", f"stem_stride must be 1 or 2, got {self.stem_stride}")
         n_r = transitions.count("R")
         if self.r_strides is not None and (len(self.r_strides) != n_r or any(s not in (1, 2) for s in self.r_strides)):
-            raise ValueError(f"r_strides must give 1 or 2 for each of the {n_r} R cells, got {self.r_strides}")
+            raise SettingError("r_strides",
+                               f"r_strides must give 1 or 2 for each of the {n_r} R cells, got {self.r_strides}")
         if self.activation not in ("relu", "swish"):
-            raise ValueError(f"activation must be 'relu' or 'swish', got {self.activation!r}")
+            raise SettingError("activation", f"activation must be 'relu' or 'swish', got {self.activation!r}")
         if len(self.mean) not in (1, self.input_channels) or len(self.std) != len(self.mean):
-            raise ValueError(f"mean/std need 1 or {self.input_channels} values each, got {self.mean} / {self.std}")
+            raise SettingError("mean",
+                               f"mean/std need 1 or {self.input_channels} values each, got {self.mean} / {self.std}")
         self._check_groups(self.get_pool())
 
     def _check_groups(self, pool: Pool) -> None:
@@ -153,7 +157,7 @@ class MacroSpace:
                 for conv, groups, cin, cout in (("expand", op.groups[0], cell.cin, mid),
                                                 ("project", op.groups[1], mid, cell.cout)):
                     if cin % groups or cout % groups:
-                        raise ValueError(
+                        raise SettingError("channels",
                             f"channels: cell {cell.index} ({cell.kind}, {cell.cin} -> {cell.cout} channels) cannot "
                             f"hold operation {op.name}: its {conv} 1x1 convolution ({cin} -> {cout} channels) has "
                             f"{groups} groups, which must divide both; use channels divisible by {groups} or a pool "

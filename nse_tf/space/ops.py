@@ -173,7 +173,7 @@ class Cost:
         return Cost(self.macs + other.macs, self.params + other.params)
 
 
-def conv_cost(h_out: int, w_out: int, cin: int, cout: int, kh: int, kw: int, groups: int = 1,
+def conv_cost(h_out: int, w_out: int, cin: int, cout: int, kh: int, kw: int, *, groups: int = 1,
               bias: bool = False, bn: bool = True) -> Cost:
     """MACs = H_out*W_out*C_out*(C_in/groups)*kh*kw; params = weights (+bias) (+BN gamma/beta)."""
     weights = cout * (cin // groups) * kh * kw
@@ -198,12 +198,12 @@ def se_channels(mid: int) -> int:
     return max(1, mid // 4)
 
 
-def op_cost(op: OpSpec, h: int, w: int, cin: int, cout: int, stride: int, se: bool = False) -> Cost:
+def op_cost(op: OpSpec, h: int, w: int, cin: int, cout: int, stride: int, *, se: bool = False) -> Cost:
     """Analytic cost of one branch at input size (h, w); mirrors nse_tf.nets.layers.op_layers."""
     mid = op.mid_channels(cin)
     ho, wo = out_size(h, stride), out_size(w, stride)
     k = op.kernel
-    cost = conv_cost(h, w, cin, mid, 1, 1, op.groups[0])
+    cost = conv_cost(h, w, cin, mid, 1, 1, groups=op.groups[0])
     if op.kind == "mb":
         cost += conv_cost(ho, wo, mid, mid, k, k, groups=mid)
     elif op.kind == "rec":
@@ -215,4 +215,4 @@ def op_cost(op: OpSpec, h: int, w: int, cin: int, cout: int, stride: int, se: bo
     if se:
         r = se_channels(mid)
         cost += conv_cost(1, 1, mid, r, 1, 1, bias=True, bn=False) + conv_cost(1, 1, r, mid, 1, 1, bias=True, bn=False)
-    return cost + conv_cost(ho, wo, mid, cout, 1, 1, op.groups[1])
+    return cost + conv_cost(ho, wo, mid, cout, 1, 1, groups=op.groups[1])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from nse_tf.utils.settings import SettingError, at_least, between, check_fields, one_of, positive, setting
+
 TRAIN_FORMAT = "nse_tf.train_config"
 TRAIN_VERSION = 1
 WEIGHTS_NAME = "model.weights.h5"
@@ -22,46 +24,47 @@ class TrainError(ValueError):
     """A training setting, dataset or run directory is unusable; the message names it."""
 
 
+class TrainSettingError(SettingError, TrainError):
+    """A recipe setting out of range; ``field`` names it (a command line's flag of the same name)."""
+
+
+def _ema(value: float | None) -> str | None:
+    return None if value is None or 0.0 < value < 1.0 else f"must be in (0, 1) or None, got {value}"
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """The whole retraining recipe; saved beside the weights so a zoo entry says how it was trained."""
+    """The whole retraining recipe; saved beside the weights so a zoo entry says how it was trained. Each field is
+    the tools/train.py flag of its name."""
 
-    epochs: int = 60
-    batch_size: int = 128
-    optimizer: str = "sgd"  # "sgd" (Nesterov momentum) or "adamw"
-    lr: float = 0.1
-    warmup_epochs: float = 2.0
-    min_lr_fraction: float = 0.0  # the cosine ends at lr * this
-    momentum: float = 0.9
-    weight_decay: float = 5e-5  # Keras's decoupled decay (var -= lr * wd * var), kernels only
-    label_smoothing: float = 0.1
-    ema_momentum: float | None = 0.999  # None: no EMA; else the evaluated/saved weights are the EMA
-    flip: bool = True
-    crop_padding: int = 2
-    erase_probability: float = 0.0  # random erasing (cutout-style) of one rectangle per image
-    dropout: float = 0.1
-    seed: int = 0
+    epochs: int = setting(60, "Training epochs.", check=positive)
+    batch_size: int = setting(128, "Batch size.", check=positive)
+    optimizer: str = setting("sgd", "sgd (Nesterov momentum) or adamw.", choices=("sgd", "adamw"),
+                             check=one_of("sgd", "adamw", quote=False))
+    lr: float = setting(0.1, "Peak learning rate (linear warm-up, then cosine).",
+                        check=positive)
+    warmup_epochs: float = setting(2.0, "Warm-up epochs.")  # in [0, epochs]: checked with epochs
+    min_lr_fraction: float = setting(0.0, "The cosine ends at lr times this.", check=between(0, 1))
+    momentum: float = setting(0.9, "SGD Nesterov momentum.", check=between(0, 1))
+    weight_decay: float = setting(5e-5, "Decoupled weight decay of conv/dense kernels.",  # var -= lr * wd * var
+                                  check=at_least(0))
+    label_smoothing: float = setting(0.1, "Label smoothing of the cross-entropy.", check=between(0, 1))
+    ema_momentum: float | None = setting(  # None: no EMA; else the evaluated/saved weights are the EMA
+        0.999, "EMA of the weights (0 turns it off); the EMA is what is saved.", "float", check=_ema,
+        parse=lambda value: value or None)
+    flip: bool = setting(True, "Random horizontal flips.")
+    crop_padding: int = setting(2, "Random crops from images zero-padded by this many pixels (0: off).",
+                                check=between(0, 8))
+    erase_probability: float = setting(0.0, "Probability of random erasing per image.",  # one rectangle per image
+                                       check=between(0, 1))
+    dropout: float = setting(0.1, "Dropout before the classifier.", check=between(0, 0.99))
+    seed: int = setting(0, "Seed of weight init, data order and augmentation.")
 
     def __post_init__(self) -> None:
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
-        for name, value in positive.items():
-            if not value > 0:
-                raise TrainError(f"{name} must be positive, got {value}")
-        if self.optimizer not in ("sgd", "adamw"):
-            raise TrainError(f"optimizer must be sgd or adamw, got {self.optimizer!r}")
-        ranges = {"warmup_epochs": (self.warmup_epochs, 0.0, float(self.epochs)),
-                  "min_lr_fraction": (self.min_lr_fraction, 0.0, 1.0), "momentum": (self.momentum, 0.0, 1.0),
-                  "label_smoothing": (self.label_smoothing, 0.0, 1.0),
-                  "erase_probability": (self.erase_probability, 0.0, 1.0), "dropout": (self.dropout, 0.0, 0.99)}
-        for name, (value, low, high) in ranges.items():
-            if not low <= value <= high:
-                raise TrainError(f"{name} must be in [{low:g}, {high:g}], got {value}")
-        if self.weight_decay < 0:
-            raise TrainError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.ema_momentum is not None and not 0.0 < self.ema_momentum < 1.0:
-            raise TrainError(f"ema_momentum must be in (0, 1) or None, got {self.ema_momentum}")
-        if not 0 <= self.crop_padding <= 8:
-            raise TrainError(f"crop_padding must be in [0, 8], got {self.crop_padding}")
+        check_fields(self, TrainSettingError)
+        if not 0.0 <= self.warmup_epochs <= float(self.epochs):
+            raise TrainSettingError("warmup_epochs", f"warmup_epochs must be in [0, {float(self.epochs):g}], got "
+                                                     f"{self.warmup_epochs}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": TRAIN_FORMAT, "version": TRAIN_VERSION, **dataclasses.asdict(self)}

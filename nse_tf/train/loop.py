@@ -59,7 +59,7 @@ def checkpointed_epochs(run_dir: str) -> int:
     return checkpoints[0].epochs_done if checkpoints else 0
 
 
-def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArrays,
+def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArrays, *,
           dataset_name: str | None = None, log: Callable[[str], None] = print, verbose: int = 2,
           fine_tuning: FineTuning | None = None, image_size: int | None = None) -> TrainResult:
     """Train ``spec`` from scratch, or from ``fine_tuning``'s weights (its backbone frozen for its first epochs),

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from nse_tf.train.config import TrainError
 from nse_tf.train.qat import QatConfig
+from nse_tf.utils.settings import between, setting
 
 RAMP_FRACTION = 0.75  # the sparsity reaches its target here, then the masked network trains on
 
@@ -24,12 +24,9 @@ RAMP_FRACTION = 0.75  # the sparsity reaches its target here, then the masked ne
 class PruneConfig(QatConfig):
     """The QAT fine-tuning recipe, plus the fraction of each pruned kernel's weights set to zero."""
 
-    sparsity: float = 0.5
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0.0 < self.sparsity < 1.0:
-            raise TrainError(f"sparsity must be in (0, 1), got {self.sparsity}")
+    sparsity: float = setting(0.5, "Fraction of each pruned kernel's weights set to zero (1x1 and full convolutions, "
+                              "the classifier); it ramps up from 0 over the first three quarters of the fine-tuning.",
+                              check=between(0, 1, low_open=True, high_open=True))
 
 
 def pruned_kinds() -> tuple[type, ...]:

@@ -20,10 +20,11 @@ import numpy as np
 from nse_tf.data.arrays import ImageArrays
 from nse_tf.space.architecture import NetworkSpec
 from nse_tf.train.augment import augment_batch
-from nse_tf.train.config import TrainConfig, TrainError
+from nse_tf.train.config import TrainConfig, TrainError, TrainSettingError
 from nse_tf.utils.atomic import atomic_write_json
 from nse_tf.utils.output_paths import disk_error
 from nse_tf.utils.state_files import read_json
+from nse_tf.utils.settings import at_least, check_fields, positive, setting
 
 STATE_NAME = "qat_state.json"
 CHECKPOINT_PREFIX = "qat_ckpt"
@@ -34,21 +35,19 @@ STATE_FIX = f"delete {STATE_NAME} to fine-tune again from the start"
 
 @dataclasses.dataclass(frozen=True)
 class QatConfig:
-    """The fine-tuning recipe; augmentation and label smoothing come from the network's own training recipe."""
+    """The fine-tuning recipe; augmentation and label smoothing come from the network's own training recipe. Each
+    field with a flag is the fine-tuning tools' flag of its name (``cli/fine_tuning.py``)."""
 
-    epochs: int = 3
-    lr: float = 0.005  # peak of a cosine from the first step to 0 at the end
-    batch_size: int = 128
-    momentum: float = 0.9
-    seed: int = 0
-    num_calibration: int = 500  # training images that calibrate the float parts (input, preprocessing)
+    epochs: int = setting(3, "Fine-tuning epochs.", check=at_least(1))
+    lr: float = setting(0.005, "Peak learning rate (cosine to 0).", check=positive)  # cosine from the first step
+    batch_size: int = setting(128, "Images per step.", check=at_least(1))
+    momentum: float = setting(0.9, "SGD Nesterov momentum.", flags=())
+    seed: int = setting(0, "Seed of the data order and augmentation.")
+    num_calibration: int = setting(500, "Training images that calibrate the int8 file (its input and preprocessing).",
+                                   check=at_least(1))
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "num_calibration"):
-            if getattr(self, name) < 1:
-                raise TrainError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise TrainError(f"lr must be positive, got {self.lr}")
+        check_fields(self, TrainSettingError)
 
 
 def tf_keras_copy(spec: NetworkSpec, model: Any, tile_large_depthwise: bool = True) -> Any:
@@ -151,7 +150,7 @@ def _batches(data: ImageArrays, recipe: TrainConfig, config: QatConfig, epoch: i
         yield augment_batch(data.x_train[index], recipe, rng), data.y_train[index]
 
 
-def fine_tune(qat_model: Any, data: ImageArrays, recipe: TrainConfig, config: QatConfig, run_dir: str,
+def fine_tune(qat_model: Any, data: ImageArrays, recipe: TrainConfig, config: QatConfig, run_dir: str, *,
               log: Any = print, source: dict | None = None, callbacks: Sequence[Any] = (), label: str = "QAT") -> int:
     """Fine-tune ``qat_model`` in ``run_dir`` (resuming after its last finished epoch); returns the epochs done.
     ``source`` (say, the entry and its weights' sha256) is recorded, and a run directory of another source or

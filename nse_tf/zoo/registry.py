@@ -287,7 +287,7 @@ def metadata(name: str) -> dict[str, Any]:
     return dict(get_entry(name).metadata)
 
 
-def load(name: str, weights: str | None = "pretrained", num_classes: int | None = None,
+def load(name: str, weights: str | None = "pretrained", num_classes: int | None = None, *,
          input_shape: tuple[int, int, int] | None = None, include_top: bool = True, pooling: str | None = None,
          transfer: bool = False) -> Any:
     """A Keras 3 model of zoo entry ``name``; it takes raw 0-255 pixels and returns logits.

@@ -67,7 +67,7 @@ def export_tflite_files(model: Any, data: Any, stage: str, num_calibration: int,
     return tflite, quick
 
 
-def trained_fields(stage: str, train_dir: str, flip_average: bool = False, weights_from: str | None = None,
+def trained_fields(stage: str, train_dir: str, *, flip_average: bool = False, weights_from: str | None = None,
                    num_calibration: int = 500, latency_runs: int = 200, training_note: str | None = None,
                    data_dir: str | None = None) -> dict:
     """Metadata fields of a trained entry; its weights and TFLite files are written into ``stage``. The run's
@@ -134,7 +134,7 @@ def architecture_fields(spec: NetworkSpec, weights_note: str | None = None) -> d
             "weights": False, "weights_note": weights_note or "architecture only: no trained weights", "tflite": None}
 
 
-def write_entry(root: str, name: str, spec: NetworkSpec, fields: Callable[[str], dict], command: str,
+def write_entry(root: str, name: str, spec: NetworkSpec, fields: Callable[[str], dict], command: str, *,
                 description: str = "", overwrite: bool = False) -> dict:
     """Stage the entry ``name`` under ``root`` (``fields(stage)`` writes its files and gives its metadata
     fields), hash every file, and rename it into place (``utils.atomic.staged``); returns the metadata."""
