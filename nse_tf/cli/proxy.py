@@ -109,7 +109,7 @@ def main(argv: list[str]) -> int:
         epochs = F.epochs or verify_epochs(F.search_run)
         out_dir = F.out_dir or os.path.join(F.search_run, "proxy")
         recipe = dataclasses.replace(standalone.SHORT_RECIPE, epochs=epochs)
-        result = train_all(info, round_index, specs, seeds, recipe, out_dir, shard)
+        result = train_all(info, round_index, specs, seeds, recipe, out_dir=out_dir, shard=shard)
     except FlagError as err:
         print(f"proxy.py: error: {err}", file=sys.stderr)
         return 2
@@ -140,7 +140,7 @@ def verify_epochs(run_dir: str) -> int:
     return int(epochs) if isinstance(epochs, int) and epochs > 0 else standalone.SHORT_RECIPE.epochs
 
 
-def train_all(info, round_index: int, specs, seeds: list[int], recipe, out_dir: str, shard) -> dict | None:
+def train_all(info, round_index: int, specs, seeds: list[int], recipe, *, out_dir: str, shard) -> dict | None:
     import dataclasses
 
     import numpy as np

@@ -124,7 +124,7 @@ class SearchRun:
             previous_path = os.path.join(self.config.init_from, STATE_FILE)
             try:
                 previous = EvolutionState.from_json(
-                    read_json(previous_path, "--init_from takes a search run directory", error=StateError,
+                    read_json(previous_path, f"{flag_text('init_from')} takes a search run directory", error=StateError,
                               label="corrupted"), previous_path)
             except OSError as err:
                 raise SettingError("init_from", f"cannot read {previous_path} ({err.strerror})") from None

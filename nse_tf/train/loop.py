@@ -76,14 +76,15 @@ def train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArray
     if len(data.x_test) == 0:
         raise TrainError(f"dataset {data.name} has no test images to evaluate on")
     plan = phases(config, fine_tuning.freeze_epochs if fine_tuning else 0)
-    args = (spec, config, run_dir, data, dataset_name, log, verbose, fine_tuning, image_size, plan)
+    settings = dict(dataset_name=dataset_name, log=log, verbose=verbose, fine_tuning=fine_tuning,
+                    image_size=image_size, plan=plan)
     if os.path.exists(os.path.join(run_dir, RESULT_NAME)):
-        return _train(*args)  # finished: read only, so no lock (it may sit on a read-only mount)
+        return _train(spec, config, run_dir, data, **settings)  # finished: read only, no lock (read-only mounts)
     with run_lock(run_dir, what="--run_dir", log=log):  # one process per run directory
-        return _train(*args)
+        return _train(spec, config, run_dir, data, **settings)
 
 
-def _train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArrays, dataset_name: str | None,
+def _train(spec: NetworkSpec, config: TrainConfig, run_dir: str, data: ImageArrays, *, dataset_name: str | None,
            log: Callable[[str], None], verbose: int, fine_tuning: FineTuning | None, image_size: int | None,
            plan: list[Phase]) -> TrainResult:
     import keras
