@@ -21,6 +21,8 @@ def resolve_spec(arch_or_name: "str | os.PathLike | NetworkSpec", **space_overri
     training run directory (its ``network.json``), or a NetworkSpec, with space fields overridden."""
     from nse_tf.zoo import registry as zoo
 
+    if not isinstance(arch_or_name, (str, os.PathLike, NetworkSpec)):
+        raise TypeError(f"arch_or_name must be a model name, a path or a NetworkSpec, got {arch_or_name!r}")
     if isinstance(arch_or_name, NetworkSpec):
         spec = arch_or_name
     elif str(arch_or_name) in published_names():
@@ -46,9 +48,10 @@ def resolve_spec(arch_or_name: "str | os.PathLike | NetworkSpec", **space_overri
 def build_model(arch_or_name: "str | os.PathLike | NetworkSpec", include_preprocessing: bool = True,
                 **space_overrides: Any) -> Any:
     """Build a child network as a Keras model, e.g. ``build_model("NSENet-27")`` (224x224, 1000 classes)."""
+    spec = resolve_spec(arch_or_name, **space_overrides)  # checked before Keras is imported
     from nse_tf.nets.child import build_child
 
-    return build_child(resolve_spec(arch_or_name, **space_overrides), include_preprocessing=include_preprocessing)
+    return build_child(spec, include_preprocessing=include_preprocessing)
 
 
 def create_model(name: "str | os.PathLike | NetworkSpec", pretrained: bool = False, num_classes: int | None = None,
@@ -99,6 +102,9 @@ def list_models(pattern: str = "*", pretrained: bool = False, include_seeds: boo
 
     if not isinstance(pattern, str):
         raise TypeError(f"pattern must be a shell-style string such as '*fmnist*', got {pattern!r}")
+    for argument, value in (("pretrained", pretrained), ("include_seeds", include_seeds)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{argument} must be True or False, got {value!r}")
     names = set(registry.listed_models(include_seeds=include_seeds))
     if pretrained:
         names = {n for n in names if registry.get_entry(n).has_weights}

@@ -37,6 +37,23 @@ def test_build_model_from_json_path(tmp_path):
     assert nse_tf.build_model(spec, num_classes=7).output_shape == (None, 7)
 
 
+@pytest.mark.parametrize("call, error, argument", [
+    (lambda: nse_tf.resolve_spec(None), TypeError, "arch_or_name must be a model name"),
+    (lambda: nse_tf.build_model(3), TypeError, "arch_or_name must be a model name"),
+    (lambda: nse_tf.resolve_spec("NSENet-27", num_classes=2.7), ValueError, "num_classes must be a whole number"),
+    (lambda: nse_tf.resolve_spec("NSENet-27", num_classes="ten"), ValueError, "num_classes must be a whole number"),
+    (lambda: nse_tf.resolve_spec("NSENet-27", input_size=32.9), ValueError, "input_size must be a whole number"),
+    (lambda: nse_tf.resolve_spec("NSENet-27", input_channels=1.5), ValueError, "input_channels must be a whole"),
+    (lambda: nse_tf.list_models("*", pretrained="yes"), TypeError, "pretrained must be True or False"),
+    (lambda: nse_tf.list_models(include_seeds=1), TypeError, "include_seeds must be True or False"),
+], ids=["resolve None", "build 3", "num_classes 2.7", "num_classes ten", "input_size 32.9", "channels 1.5",
+        "pretrained yes", "include_seeds 1"])
+def test_api_arguments_are_checked_by_type_and_named_before_anything_is_built(call, error, argument):
+    """Issue 31: floats where whole numbers belong are refused, not cut; each error names its argument."""
+    with pytest.raises(error, match=argument):
+        call()
+
+
 def test_unknown_name_raises_value_error():
     with pytest.raises(ValueError, match="NoSuchNet"):
         nse_tf.build_model("NoSuchNet")

@@ -73,7 +73,14 @@ def bad(tmp_path_factory) -> dict[str, str]:
     np.savez(root / "flat.npz", x_train=x.reshape(8, -1), y_train=y, x_test=x, y_test=y)
     (root / "corrupt.npz").write_bytes(b"PK\x03\x04 not really a zip archive")
     np.save(root / "array.npy", x)
-    for name in ("lengths", "lacks", "float_labels", "flat", "corrupt"):
+    # issue 31: pixels no network can learn from, and splits that do not match
+    nan = x.astype(np.float32) + 100
+    nan[0, 0, 0, 0] = np.nan
+    np.savez(root / "nan.npz", x_train=nan, y_train=y, x_test=x, y_test=y)
+    small_0_1 = np.full((8, 8, 8, 1), 0.5, np.float32)  # 8x8: the 28x28 network then refuses the size
+    np.savez(root / "scaled_0_1.npz", x_train=small_0_1, y_train=y, x_test=small_0_1, y_test=y)
+    np.savez(root / "sizes.npz", x_train=x, y_train=y, x_test=np.zeros((8, 32, 32, 1), np.uint8), y_test=y)
+    for name in ("lengths", "lacks", "float_labels", "flat", "corrupt", "nan", "scaled_0_1", "sizes"):
         p[f"npz_{name}"] = str(root / f"{name}.npz")
     p["npy"] = str(root / "array.npy")
 
@@ -144,6 +151,13 @@ def bad(tmp_path_factory) -> dict[str, str]:
                 Image.fromarray(np.full((6, 8), 40 * i, np.uint8)).save(root / "small_images" / split / name / f"{i}.png")
                 Image.fromarray(np.full((6, 8), 40 * i, np.uint8)).save(root / "flat_images" / name / f"{split}{i}.png")
     p["folder_small"], p["folder_no_test"] = str(root / "small_images"), str(root / "flat_images")
+    shutil.copytree(root / "small_images", root / "empty_class")  # issue 31: a class folder without images
+    (root / "empty_class" / "train" / "c").mkdir()
+    shutil.copytree(root / "small_images", root / "cut_image")  # a PNG cut short: the search names it at once
+    Image.fromarray(np.full((6, 8), 90, np.uint8)).save(root / "cut_image" / "train" / "b" / "cut.png")
+    cut = (root / "cut_image" / "train" / "b" / "cut.png").read_bytes()
+    (root / "cut_image" / "train" / "b" / "cut.png").write_bytes(cut[:len(cut) // 2])
+    p["folder_empty_class"], p["folder_cut"] = str(root / "empty_class"), str(root / "cut_image")
     lost = root / "run_lost_folder"  # a finished training run whose folder dataset has gone
     lost.mkdir()
     from nse_tf.train.config import TrainConfig
@@ -153,6 +167,11 @@ def bad(tmp_path_factory) -> dict[str, str]:
     shutil.copyfile(os.path.join(ZOO, TRAINED, "model.weights.h5"), lost / "model.weights.h5")
     (lost / "result.json").write_text(json.dumps({"top1": 0.5, "seconds": 1.0, "backend": "tensorflow"}))
     p["run_lost_folder"] = str(lost)
+    nan_run = root / "run_nan_pixels"  # a finished training run whose npz dataset now holds a NaN pixel
+    shutil.copytree(lost, nan_run)
+    (nan_run / "train_config.json").write_text(json.dumps({"network": network, "dataset": f"npz:{root}/nan.npz",
+                                                           "train": TrainConfig().to_dict()}))
+    p["run_nan_pixels"] = str(nan_run)
 
     run = root / "train_run"
     run.mkdir()
@@ -234,6 +253,14 @@ CLI_ROWS = [
     row("train.py", [*NET, "--dataset=folder:{folder_small}"], "--dataset", contains="takes 28x28x1 images"),
     row("train.py", [*NET, "--dataset=folder:{folder_small}", "--image_size=28"], "--dataset", contains="10 classes"),
     row("train.py", [*NET, "--image_size=0"], "--image_size"),
+    # issue 31: pixels no network learns from, splits that do not match, empty classes
+    row("train.py", [*NET, "--dataset=npz:{npz_nan}"], "--dataset", contains="x_train: 1 NaN pixel value(s)"),
+    row("train.py", [*NET, "--dataset=npz:{npz_scaled_0_1}"], "--dataset", contains="multiply them by 255"),
+    row("train.py", [*NET, "--dataset=npz:{npz_scaled_0_1}", "--allow_0_1_pixels"], "--dataset",
+        contains="takes 28x28x1 images"),  # the scale meant: the next check speaks
+    row("train.py", [*NET, "--dataset=npz:{npz_sizes}"], "--dataset", contains="but x_test 32x32x1 ones"),
+    row("train.py", [*NET, "--dataset=folder:{folder_empty_class}"], "--dataset",
+        contains="class folder '{folder_empty_class}/train/c' has no images"),
     row("train.py", ["--init_from=no-such-entry", "--run_dir={root}/r"], "--init_from", contains="no-such-entry"),
     row("train.py", ["--init_from=NSENet-27", "--run_dir={root}/r"], "--init_from", contains="no trained weights"),
     row("train.py", ["--init_from=mobilenetv2-style-fmnist.e60_flip", "--run_dir={root}/r"], "--init_from",
@@ -267,6 +294,7 @@ CLI_ROWS = [
     row("evaluate.py", [f"--model={TRAINED}", "--dataset=folder:{folder_small}"], "--dataset",
         contains="takes 28x28x1 images"),
     row("evaluate.py", [f"--model={TRAINED}", "--image_size=0"], "--image_size"),
+    row("evaluate.py", [f"--model={TRAINED}", "--dataset=npz:{npz_nan}"], "--dataset", contains="1 NaN pixel"),
     # tools/export.py
     row("export.py", [], "--out_dir", contains="is required"),
     row("export.py", ["--out_dir={root}/e"], "--arch", contains="is required"),
@@ -295,6 +323,8 @@ CLI_ROWS = [
     row("make_zoo_entry.py", ["--name=x", "--arch={net_float_size}"], "--arch", contains="input_size"),
     row("make_zoo_entry.py", ["--name=x", "--train_dir={run_lost_folder}"], "--train_dir", contains="gone"),
     row("make_zoo_entry.py", ["--name=x", "--arch=NSENet-27", "--flip_average"], "--flip_average"),
+    row("make_zoo_entry.py", ["--name=nan-pixels", "--train_dir={run_nan_pixels}"], "--train_dir",
+        contains="1 NaN pixel"),
     row("make_zoo_entry.py", ["--reexport=no-such-entry"], "--reexport", contains="no-such-entry"),
     row("make_zoo_entry.py", ["--reexport=missing-weights"], "--reexport", contains="model.weights.h5 is missing"),
     row("make_zoo_entry.py", [f"--reexport={TRAINED}", "--name=x"], "--reexport", contains="takes no --name"),
@@ -320,6 +350,9 @@ CLI_ROWS = [
         contains="truncated"),
     row("search.py", ["--run_dir={root}/s", "--dataset=folder:{images}", "--heldout_examples=1", "--input_size=8",
                       "--num_classes=2", "--target_macs=5", "--mac_drift=1"], "--dataset", contains="broken.png"),
+    row("search.py", ["--run_dir={root}/s", "--dataset=folder:{folder_cut}", "--heldout_examples=1", "--input_size=8",
+                      "--num_classes=2", "--target_macs=5", "--mac_drift=1"], "--dataset",
+        contains="image '{folder_cut}/train/b/cut.png' cannot be decoded"),
     # the stand-alone tools
     row("ranking.py", [], "--search_run", contains="is required"),
     row("ranking.py", ["--search_run={root}/none"], "--search_run"),

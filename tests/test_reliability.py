@@ -100,6 +100,34 @@ def test_a_garbled_checkpoint_list_resumes_from_the_files_on_disk(saved_steps, t
     assert {"ckpt-2.index", "ckpt-4.index", "ckpt-2.host.json", "ckpt-4.host.json"} <= _files(saved_steps)
 
 
+def test_a_round_inherits_from_the_newest_intact_checkpoint_of_the_round_before(saved_steps, caplog):
+    """``SearchRun.previous_round_checkpoint`` reads the round before as a round restores its own:
+    ``tf.train.latest_checkpoint`` gave the damaged newest checkpoint, or nothing under a garbled list. It only
+    reads: the list stays as it was."""
+    import types
+
+    from nse_tf.search.checkpoints import newest_intact_checkpoint
+    from nse_tf.search.evolution import StateError
+    from nse_tf.search.run import SearchRun
+
+    run = types.SimpleNamespace(path=lambda *parts: str(saved_steps))  # round_00/ckpt of a run directory
+    assert SearchRun.previous_round_checkpoint(run, 1) == str(saved_steps / "ckpt-4")
+    (saved_steps / "checkpoint").write_bytes(b"\x00garbage" * 10)
+    with caplog.at_level(logging.WARNING, logger="nse_tf.search"):
+        assert SearchRun.previous_round_checkpoint(run, 1) == str(saved_steps / "ckpt-4")
+    assert "checkpoint is damaged" in caplog.text
+    NEWEST_DAMAGE["truncated data"](saved_steps)
+    with caplog.at_level(logging.WARNING, logger="nse_tf.search"):
+        assert SearchRun.previous_round_checkpoint(run, 1) == str(saved_steps / "ckpt-2")
+    assert "ckpt-4 is damaged" in caplog.text and "using " in caplog.text
+    assert (saved_steps / "checkpoint").read_bytes() == b"\x00garbage" * 10
+    _truncate(next(saved_steps.glob("ckpt-2.data-*")), 0.5)
+    with pytest.raises(StateError, match=r"no intact checkpoint: ckpt-4 \(.*\); ckpt-2 \(.*\); round 2 cannot "
+                                         r"inherit its weights"):
+        SearchRun.previous_round_checkpoint(run, 1)
+    assert newest_intact_checkpoint(str(saved_steps.parent / "absent")) is None
+
+
 def test_after_a_fallback_nothing_intact_is_deleted_before_a_newer_checkpoint_reads_back(saved_steps, tiny_trainer,
                                                                                           caplog):
     """ckpt-4 damaged, resumed from ckpt-2: the save of step 4 replaces the damaged one, and ckpt-2 goes only

@@ -520,3 +520,28 @@ def test_a_tool_turns_output_errors_into_its_line_and_keeps_other_errors():
         "--out_dir: exports/x: cannot write there (No space left on device); free some space and rerun")
     assert output_paths.output_error_line(KeyError("bug"), "out_dir", "exports/x") is None
     assert output_paths.output_error(ValueError("bug"), "exports/x") is None
+
+
+# ---- tools that parse their flags as the others do: a bad one is one line and exit code 2 ----
+
+@pytest.mark.parametrize("tool, args, line", [
+    ("list_models.py", ["--no_such=1"], "--no_such: unknown flag"),
+    ("list_models.py", ["--input_size=abc"], "--input_size: invalid literal"),
+    ("list_models.py", ["--input_size=0"], "--input_size: input_size must be >= 8, got 0"),
+    ("list_models.py", ["--input_size=100000"], "--input_size: input_size: 100,000 pixels is beyond the limit"),
+    ("list_models.py", ["--num_classes=1"], "--num_classes: num_classes must be >= 2, got 1"),
+    ("list_models.py", ["stray"], "unexpected arguments ['stray']"),
+    ("benchmark.py", ["--no_such=1"], "--no_such: unknown flag"),
+    ("benchmark.py", [], "give one benchmark: supernet | evaluation | latency (got [])"),
+    ("benchmark.py", ["nope"], "give one benchmark"),
+    ("benchmark.py", ["supernet", "--steps=0"], "--steps: must be >= 1, got 0"),
+    ("benchmark.py", ["evaluation", "--archs=1"], "--archs: must be >= 2"),
+    ("benchmark.py", ["latency", "--latency_formats=int4"], "--latency_formats: 'int4' is not one of"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_list_models_and_benchmark_refuse_a_bad_flag_in_one_line(tool, args, line):
+    """Checked before TensorFlow is imported, so each row is an interpreter start and no more."""
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", tool), *args], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    lines = [x for x in result.stderr.splitlines() if x.startswith(f"{tool}: error:")]
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert lines[0].startswith(f"{tool}: error: {line}"), lines[0]

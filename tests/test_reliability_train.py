@@ -318,6 +318,35 @@ def test_a_damaged_search_file_is_one_line(tmp_path, capsys, name, content, expe
     assert json.loads((run / name).read_text()) == content  # nothing already written is replaced
 
 
+@needs_data
+@pytest.mark.parametrize("name, code, advice", [
+    ("evolution_state.json", 28, "free some space and rerun"),  # ENOSPC
+    ("config.json", 30, "it is on a read-only file system: choose a writable path"),  # EROFS
+], ids=["state: disk full", "config: read-only"])
+def test_a_search_write_the_disk_refuses_is_one_line(tmp_path, capsys, monkeypatch, name, code, advice):
+    """Outside the round checkpoints (which say so themselves): the run's state, config, report and chosen/
+    written through the ordinary file calls; an OSError the disk raises is one line naming --run_dir."""
+    import errno
+
+    from nse_tf.search import run as search_run
+
+    assert (errno.ENOSPC, errno.EROFS) == (28, 30)
+    real = search_run.atomic_write_json
+
+    def refusing(path, *args, **kwargs):
+        if os.path.basename(path) == name:
+            raise OSError(code, os.strerror(code), path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(search_run, "atomic_write_json", refusing)
+    run = tmp_path / "run"
+    exit_code, err = run_in_process(f"--run_dir={run}", *TINY_SEARCH, capsys=capsys)
+    lines = [line for line in err.splitlines() if line.startswith("search.py: error:")]
+    assert exit_code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0] == f"search.py: error: --run_dir: {run}: cannot write there ({os.strerror(code)}); {advice}"
+    assert not (run / name).exists()
+
+
 # ---- two real training processes ----
 
 @pytest.mark.slow  # two tools/train.py processes, one training while the other starts (run with -m slow)

@@ -139,6 +139,13 @@ def test_zoo_load_keeps_keras_applications_strictness_and_points_to_create_model
     (lambda: nse_tf.create_model(BASELINE, include_top=1), TypeError, "include_top"),
     (lambda: nse_tf.list_models(None), TypeError, "pattern"),
     (lambda: nse_tf.list_models(3), TypeError, "pattern"),
+    # issue 31: a string where a number belongs is named with its type, in create_model and in zoo.load
+    (lambda: nse_tf.create_model(BASELINE, num_classes="ten"), TypeError,
+     r"num_classes must be a whole number \(int\), got 'ten' \(str\)"),
+    (lambda: registry.load(BASELINE, num_classes="10"), TypeError,
+     r"num_classes must be a whole number \(int\), got '10' \(str\)"),
+    (lambda: registry.load(BASELINE, input_shape=(32, 32)), TypeError, "input_shape"),
+    (lambda: nse_tf.create_model(BASELINE, input_shape=(28, 28, 1.5)), TypeError, "input_shape"),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_bad_arguments_are_refused_naming_the_argument(call, error, argument):
     with pytest.raises(error, match=argument):

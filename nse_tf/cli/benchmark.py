@@ -56,6 +56,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags  # noqa: E402
 
+from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
 from nse_tf.search.step_timing import (StepBench, bench_space, child_train_step, random_subspaces,  # noqa: E402,F401
                                        synthetic_batch, timed)
 from nse_tf.utils.settings import define_flags, settings_of  # noqa: E402
@@ -102,7 +103,32 @@ def build_space() -> Any:
 def require_positive(*holders: Any) -> None:
     for flag in holders:
         if flag.value < 1:
-            raise app.UsageError(f"--{flag.name} must be >= 1, got {flag.value}")
+            raise FlagError(flag.name, f"must be >= 1, got {flag.value}")
+
+
+def check_supernet() -> None:
+    require_positive(STEPS, BATCH_SIZE, REPEATS, OPS_PER_CELL)
+    if WARMUP.value < 1:
+        raise FlagError("warmup", f"must be >= 1 (the first call traces), got {WARMUP.value}")
+
+
+def check_evaluation() -> None:
+    require_positive(TRAIN_STEPS, ARCHS, EVAL_BATCH_SIZE, BN_BATCH_SIZE, BN_IMAGES, HELDOUT_IMAGES, BLOCKS,
+                     REFERENCE_BN_BATCHES)
+    if ARCHS.value < 2:
+        raise FlagError("archs", f"must be >= 2 for a rank correlation, got {ARCHS.value}")
+
+
+def check_latency() -> None:
+    from nse_tf.cost import latency_prediction, latency_table  # TensorFlow-free: checked before any import of it
+
+    require_positive(LATENCY_ARCHS, FIT_ARCHS, LATENCY_ROUNDS, LATENCY_RUNS)
+    if not len(latency_prediction.FEATURES) <= FIT_ARCHS.value < LATENCY_ARCHS.value:
+        raise FlagError("fit_archs", f"must be in [{len(latency_prediction.FEATURES)}, --latency_archs), got "
+                                     f"{FIT_ARCHS.value}")
+    for fmt in LATENCY_FORMATS.value:
+        if fmt not in latency_table.TFLITE_FORMATS:
+            raise FlagError("latency_formats", f"{fmt!r} is not one of {', '.join(latency_table.TFLITE_FORMATS)}")
 
 
 def verdict(ok: bool) -> str:
@@ -118,10 +144,6 @@ def run_supernet() -> dict[str, Any]:
     from nse_tf.search import gates
     from nse_tf.search.round_trainer import OptimConfig, PenaltyConfig, RoundConfig, RoundTrainer, new_round_state
     from nse_tf.space.architecture import Architecture, NetworkSpec
-
-    require_positive(STEPS, BATCH_SIZE, REPEATS, OPS_PER_CELL)
-    if WARMUP.value < 1:
-        raise app.UsageError(f"--warmup must be >= 1 (the first call traces), got {WARMUP.value}")
 
     t_all = time.perf_counter()
     rng = np.random.default_rng(SEED.value)
@@ -257,10 +279,6 @@ def run_evaluation() -> dict[str, Any]:
     from nse_tf.utils.metrics import kendall_tau
     from nse_tf.space.macro import get_space
 
-    require_positive(TRAIN_STEPS, ARCHS, EVAL_BATCH_SIZE, BN_BATCH_SIZE, BN_IMAGES, HELDOUT_IMAGES, BLOCKS,
-                     REFERENCE_BN_BATCHES)
-    if ARCHS.value < 2:
-        raise app.UsageError(f"--archs must be >= 2 for a rank correlation, got {ARCHS.value}")
     t_all = time.perf_counter()
     rng = np.random.default_rng(SEED.value)
     space = get_space(QUICK["space"], pool=QUICK["pool"], counts=QUICK["counts"], channels=QUICK["channels"])
@@ -368,14 +386,6 @@ def run_latency() -> dict[str, Any]:
     from nse_tf.space.macro import get_space
     from nse_tf.utils.atomic import atomic_write_json
 
-    require_positive(LATENCY_ARCHS, FIT_ARCHS, LATENCY_ROUNDS, LATENCY_RUNS)
-    if not len(latency_prediction.FEATURES) <= FIT_ARCHS.value < LATENCY_ARCHS.value:
-        raise app.UsageError(f"--fit_archs must be in [{len(latency_prediction.FEATURES)}, --latency_archs), got "
-                             f"{FIT_ARCHS.value}")
-    for fmt in LATENCY_FORMATS.value:
-        if fmt not in latency_table.TFLITE_FORMATS:
-            raise app.UsageError(f"--latency_formats: {fmt!r} is not one of "
-                                 f"{', '.join(latency_table.TFLITE_FORMATS)}")
     require_quiet_machine(0.3)
     t_all = time.perf_counter()
     space = get_space(QUICK["space"], pool=QUICK["pool"], counts=QUICK["counts"], channels=QUICK["channels"])
@@ -442,17 +452,26 @@ def run_latency() -> dict[str, Any]:
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {"supernet": run_supernet, "evaluation": run_evaluation,
                                                        "latency": run_latency}
+CHECKS: dict[str, Callable[[], None]] = {"supernet": check_supernet, "evaluation": check_evaluation,
+                                         "latency": check_latency}  # each benchmark's flags, before its work
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[1] not in BENCHMARKS:
-        raise app.UsageError(f"give one benchmark: {' | '.join(BENCHMARKS)} (got {argv[1:]})")
+        print(f"benchmark.py: error: give one benchmark: {' | '.join(BENCHMARKS)} (got {argv[1:]})", file=sys.stderr)
+        return 2
+    try:
+        CHECKS[argv[1]]()
+    except FlagError as err:
+        print(f"benchmark.py: error: {err}", file=sys.stderr)
+        return 2
     result = BENCHMARKS[argv[1]]()
     if JSON.value:
         sys.stdout.flush()
         print(json.dumps(result))
+    return 0
 
 
 def run() -> None:
-    """``python tools/benchmark.py``."""
-    app.run(main)
+    """``python tools/benchmark.py``: a bad flag or benchmark name is one line and exit code 2, as in every tool."""
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=flags_parser("benchmark.py"))

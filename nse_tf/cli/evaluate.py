@@ -28,6 +28,8 @@ flags.DEFINE_string("data_dir", None, "Fashion-MNIST IDX directory (default: the
                     "data_dir of a tfds: dataset.")
 flags.DEFINE_integer("image_size", None, "Read the images at this square size, as the search's --image_size does "
                      "(default: the size the entry or run recorded, else native).")
+flags.DEFINE_bool("allow_0_1_pixels", False, "Accept npz: float pixels that all lie in [0, 1] as they are (the "
+                  "networks expect 0-255 pixels: without this flag such images are refused as scaled to 0-1).")
 flags.DEFINE_string("output", None, "Also write the JSON report to this file.")
 flags.DEFINE_bool("quick", False, "Check a trained zoo entry's Keras model and int8 file on the first 1000 test "
                   "images against its metadata's quick_check (a few seconds after start-up).")
@@ -73,7 +75,8 @@ def main(argv: list[str]) -> int:
             if F.image_size is not None and F.image_size < 1:
                 raise FlagError("image_size", f"must be positive, got {F.image_size}")
             report = quick_report(F.model) if F.quick else measure(F.model, F.tflite, F.dataset, F.data_dir,
-                                                                   F.image_size)
+                                                                   F.image_size,
+                                                                   allow_0_1_pixels=F.allow_0_1_pixels)
         except EvaluationError as err:
             raise FlagError(err.flag, str(err)) from None
         except (DataNotFoundError, DataFileError) as err:

@@ -113,6 +113,14 @@ def main(argv: list[str]) -> int:
         print(f"search.py: error: --verify_epochs: {err}; to verify with another recipe, remove "
               f"{os.path.join(F.run_dir, 'verify')} first", file=sys.stderr)
         return 2
+    except Exception as err:  # a write the disk refused (evolution_state.json, a round's files, the report,
+        # chosen/): full, read-only, not permitted. The state written before it stands, so a rerun resumes.
+        from nse_tf.utils.output_paths import output_error_line
+
+        if (line := output_error_line(err, "run_dir", F.run_dir)) is None:
+            raise
+        print(f"search.py: error: {line}", file=sys.stderr)
+        return 2
     if state.phase == "done" and not run.report_written:
         print(f"verification shard {config.verify_shard} finished its trainings; others are still training (rerun "
               "the same command once they are done, or let the last one write the pick)")

@@ -45,6 +45,8 @@ flags.DEFINE_integer("image_size", None, "Resize images to this square size as t
 flags.DEFINE_integer("heldout_examples", 0, "Carve this many held-out images from the training split (as a search "
                      "does) and evaluate on them instead of the test split (0: train on all, evaluate on test).")
 flags.DEFINE_integer("heldout_seed", 0, "Seed of the held-out split (a search's round r uses its --seed + 1000 r).")
+flags.DEFINE_bool("allow_0_1_pixels", False, "Accept npz: float pixels that all lie in [0, 1] as they are (the "
+                  "networks expect 0-255 pixels: without this flag such images are refused as scaled to 0-1).")
 flags.DEFINE_float("scale", None, "Width multiplier applied to the architecture's space.")
 define_flags(RECIPE, helps={  # the recipe's flags, saying where fine-tuning (--init_from) changes the default
     "epochs": f"Training epochs (fine-tuning: {FT['epochs']}).",
@@ -74,7 +76,7 @@ def load_data():  # -> ImageArrays: --dataset, --data_dir, --image_size and --he
     if F.image_size is not None and F.image_size < 1:
         raise FlagError("image_size", f"must be positive, got {F.image_size}")
     try:
-        data = load_arrays(F.dataset, F.data_dir, F.image_size)
+        data = load_arrays(F.dataset, F.data_dir, F.image_size, allow_0_1_pixels=F.allow_0_1_pixels)
     except DataNotFoundError as err:
         raise FlagError("data_dir", str(err)) from None
     except DataFileError as err:  # a damaged IDX file (--data_dir), or an image of the folder (--dataset)

@@ -41,6 +41,8 @@ flags.DEFINE_string("weights_from", None, "With --flip_average: the zoo entry th
 flags.DEFINE_string("zoo_dir", None, "Zoo folder (default: nse_tf.zoo.zoo_dir()).")
 flags.DEFINE_string("data_dir", None, "Where the run's dataset lives on this machine: the Fashion-MNIST IDX "
                     "directory, or the tfds data_dir of a tfds: dataset (default: as the run's tools read it).")
+flags.DEFINE_bool("allow_0_1_pixels", False, "The run's npz: float pixels that all lie in [0, 1] are meant (as "
+                  "tools/train.py --allow_0_1_pixels read them).")
 flags.DEFINE_string("reexport", None, "A trained entry whose float32/int8 .tflite files to rewrite from its committed "
                     "weights with today's exporter (figures, quick check and hashes updated; alone, or with "
                     "--num_calibration/--latency_runs/--zoo_dir).")
@@ -108,7 +110,7 @@ def main(argv: list[str]) -> int:
                 return writer.trained_fields(stage, F.train_dir, flip_average=F.flip_average,
                                              weights_from=F.weights_from, num_calibration=F.num_calibration,
                                              latency_runs=F.latency_runs, training_note=F.training_note,
-                                             data_dir=F.data_dir)
+                                             data_dir=F.data_dir, allow_0_1_pixels=F.allow_0_1_pixels)
         else:
             try:
                 spec = resolve_spec(F.arch)

@@ -4,8 +4,8 @@
 numpy-only so it works under the JAX backend where TensorFlow is absent; so are
 ``config`` (``DataConfig``, the search's data settings),
 ``folders`` (a ``folder:`` dataset's layout, shared with the search's pipeline),
-``images`` (Pillow decoding, TensorFlow's resizing in numpy) and ``arrays`` (every
-kind the search reads, in memory, for retraining; ``tfds:`` through the pipeline). The
+``images`` (Pillow decoding, TensorFlow's resizing in numpy), ``checks`` (pixels and labels of npz arrays) and
+``arrays`` (every kind the search reads, in memory, for retraining; ``tfds:`` through the pipeline). The
 tf.data pipeline names are loaded lazily on first access, so ``import
 nse_tf.data`` does not import TensorFlow either.
 """

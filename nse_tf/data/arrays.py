@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from nse_tf.data.checks import check_classes, check_pixels, check_same_images
 from nse_tf.data.idx import DatasetError
 from nse_tf.data.names import ARRAY_KINDS, parse_dataset
 
@@ -37,15 +38,21 @@ class ImageArrays:
 
 
 def load_arrays(dataset: str = "fashion_mnist", data_dir: str | None = None,
-                image_size: int | None = None) -> ImageArrays:
+                image_size: int | None = None, *, allow_0_1_pixels: bool = False) -> ImageArrays:
     """``fashion_mnist`` (the Debian IDX files), ``npz:<path>`` with x_train/y_train/x_test/y_test,
     ``folder:<path>`` (as the search reads it) or ``tfds:<name>`` (TensorFlow Datasets, through the search's
     pipeline; ``data_dir`` is its data_dir there). ``image_size`` resizes the images to that square size as the
-    search's ``--image_size`` does (None: their native size; a folder's then is its first image's)."""
+    search's ``--image_size`` does (None: their native size; a folder's then is its first image's).
+
+    npz arrays are checked (``checks``): NaN, infinite, complex or out-of-range pixels, images of two sizes and
+    classes without training images are refused; so are float pixels that all lie in [0, 1] (the networks expect
+    0-255), unless ``allow_0_1_pixels`` says that scale is meant. The other kinds decode to uint8 0-255."""
     name = parse_dataset(dataset, ARRAY_KINDS, "retraining")
     if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer))
                                    or image_size < 1):
         raise DatasetError(f"image_size must be a positive whole number or None, got {image_size!r}")
+    if not isinstance(allow_0_1_pixels, bool):
+        raise TypeError(f"allow_0_1_pixels must be True or False, got {allow_0_1_pixels!r}")
     if name.kind == "folder":
         from nse_tf.data.folder_arrays import read_folder
 
@@ -54,7 +61,7 @@ def load_arrays(dataset: str = "fashion_mnist", data_dir: str | None = None,
     if name.kind == "tfds":
         return _load_tfds(dataset, data_dir, image_size)
     if name.kind == "npz":
-        data = _load_npz(name.argument)
+        data = _load_npz(name.argument, allow_0_1_pixels)
     else:
         from nse_tf.data.idx import load_fashion_mnist
 
@@ -106,7 +113,7 @@ def _load_tfds(dataset: str, data_dir: str | None, image_size: int | None) -> Im
     return ImageArrays(x_train, y_train, x_test, y_test, dataset, tuple(splits.class_names), heldout_first=True)
 
 
-def _load_npz(path: str) -> ImageArrays:
+def _load_npz(path: str, allow_0_1_pixels: bool = False) -> ImageArrays:
     import zipfile
 
     if not os.path.exists(path):
@@ -134,6 +141,10 @@ def _load_npz(path: str) -> ImageArrays:
             raise DatasetError(f"{path}: x_{split} has {len(x)} images but y_{split} has {len(y)} labels")
         if y.size and y.min() < 0:
             raise DatasetError(f"{path}: y_{split} holds a negative label ({int(y.min())})")
+    for split in ("train", "test"):
+        check_pixels(arrays[f"x_{split}"], f"{path}: x_{split}", allow_0_1_pixels)
+    check_same_images(arrays["x_train"], arrays["x_test"], path)
+    check_classes(arrays["y_train"], arrays["y_test"], path)
     return ImageArrays(name=f"npz:{os.path.basename(path)}", **arrays)  # type: ignore[arg-type]
 
 

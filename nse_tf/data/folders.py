@@ -61,8 +61,38 @@ def check_image_header(path: str) -> None:
                             "remove or replace it")
 
 
+# (path, size, mtime) of images verified whole in this process: the search lists its folder again every round.
+_VERIFIED: set[tuple[str, int, int]] = set()
+
+
+def verify_images(paths: list[str]) -> None:
+    """Every image's data whole (``images.verify_image``), or a ``DataFileError`` naming the first that is not;
+    files verified before in this process and unchanged since are not read again."""
+    from nse_tf.data.images import verify_image
+
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError as err:
+            raise DataFileError(f"image {path!r}: cannot read it ({err.strerror})") from None
+        key = (path, stat.st_size, stat.st_mtime_ns)
+        if key not in _VERIFIED:
+            verify_image(path)
+            _VERIFIED.add(key)
+
+
+def check_classes_have_images(tree: dict[str, list[str]], where: str) -> None:
+    """A class folder without images is refused: it would count as a class no image teaches (or tests)."""
+    for name, files in tree.items():
+        if not files:
+            raise DatasetError(f"class folder {os.path.join(where, name)!r} has no images "
+                               f"({', '.join(IMAGE_EXTENSIONS)}): add its images or remove the folder")
+
+
 def list_folder(root: str, dataset: str) -> FolderLayout:
-    """The layout of the folder ``root`` (named ``dataset`` in errors), every image's header checked."""
+    """The layout of the folder ``root`` (named ``dataset`` in errors), every image checked before any is used
+    (its header, then its data: ``verify_images``); an empty class folder, or a test class that training lacks,
+    is refused."""
     root = os.path.expanduser(root)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"image folder {root!r} (dataset={dataset!r}) does not exist")
@@ -85,16 +115,22 @@ def list_folder(root: str, dataset: str) -> FolderLayout:
         for name, files in tree.items():
             if name not in label_of:
                 raise DatasetError(f"class folder {os.path.join(where, name)!r} is not a class of the training "
-                                   f"folder {train_root!r} (classes: {list(class_names)})")
+                                   f"folder {train_root!r} (classes: {list(class_names)}): add its training "
+                                   "images there, or remove it")
             paths += files
             labels += [label_of[name]] * len(files)
         return paths, labels
 
+    test_tree = list_class_folder(test_root) if test_root else {}
     train_paths, train_labels = flatten(train_tree, train_root)
+    test_paths, test_labels = flatten(test_tree, test_root) if test_root else ([], [])
     if not train_paths:
         raise DatasetError(f"image folder {train_root!r} has no images ({', '.join(IMAGE_EXTENSIONS)})")
-    test_paths, test_labels = flatten(list_class_folder(test_root), test_root) if test_root else ([], [])
+    check_classes_have_images(train_tree, train_root)
+    if test_root:
+        check_classes_have_images(test_tree, test_root)
     for path in train_paths + test_paths:
         check_image_header(path)
+    verify_images(train_paths + test_paths)
     return FolderLayout(train_root, test_root, class_names, tuple(train_paths), tuple(train_labels),
                         tuple(test_paths), tuple(test_labels))

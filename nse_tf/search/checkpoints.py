@@ -131,39 +131,15 @@ class RoundCheckpoint:
             raise ValueError(f"{host_path}: {err}") from None
 
     def _verify(self, step: int) -> None:
-        """Read checkpoint ``step`` back from disk, every tensor with its checksum (iterator states included,
-        which the reader's get_tensor cannot give), and its host state."""
+        """Read checkpoint ``step`` back from disk, every tensor with its checksum, and its host state."""
         self._read_host(step)
-        prefix = self.prefix(step)
-        dtypes = tf.train.load_checkpoint(prefix).get_variable_to_dtype_map()
-        names = sorted(dtypes)
-        with tf.device("/cpu:0"):
-            tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
-                                 dtypes=[dtypes[n] for n in names])
+        read_back(self.prefix(step))
 
     def _listed(self) -> tuple[list[int], str | None]:
-        """The steps the ``checkpoint`` list names, and what is wrong with it (None when sound or absent)."""
-        if not os.path.exists(os.path.join(self.directory, STATE_FILE)):
-            return [], None
-        try:  # None when it does not parse; ValueError when it names no checkpoint or is not UTF-8
-            state = tf.train.get_checkpoint_state(self.directory)
-        except (ValueError, tf.errors.OpError) as err:
-            return [], _reason(err)
-        if state is None:
-            return [], "not a checkpoint list"
-        steps = []
-        for path in [*state.all_model_checkpoint_paths, state.model_checkpoint_path]:
-            match = re.fullmatch(r"ckpt-(\d+)", os.path.basename(path))
-            if match is None:
-                return [], f"it names {path!r}"
-            steps.append(int(match.group(1)))
-        return sorted(set(steps)), None
+        return listed_steps(self.directory)
 
     def _on_disk(self) -> list[int]:
-        if not os.path.isdir(self.directory):
-            return []
-        return sorted(int(m.group(1)) for m in map(_CHECKPOINT_FILE.fullmatch, os.listdir(self.directory))
-                      if m is not None and m.group(2) == ".index")
+        return steps_on_disk(self.directory)
 
     def _open(self) -> tf.train.CheckpointManager:
         if self.manager is None:
@@ -216,6 +192,71 @@ class RoundCheckpoint:
             match = _CHECKPOINT_FILE.fullmatch(name)
             if (match is not None and match.group(2) == "_temp") or _TEMPORARY_FILE.fullmatch(name):
                 _remove(os.path.join(self.directory, name))
+
+
+def read_back(prefix: str) -> None:
+    """Read checkpoint ``prefix`` back from disk, every tensor with its checksum (iterator states included, which
+    the reader's get_tensor cannot give); one of ``DAMAGE`` when it does not read back whole."""
+    dtypes = tf.train.load_checkpoint(prefix).get_variable_to_dtype_map()
+    names = sorted(dtypes)
+    with tf.device("/cpu:0"):
+        tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+                             dtypes=[dtypes[n] for n in names])
+
+
+def listed_steps(directory: str) -> tuple[list[int], str | None]:
+    """The steps the ``checkpoint`` list of ``directory`` names, and what is wrong with it (None when sound or
+    absent)."""
+    if not os.path.exists(os.path.join(directory, STATE_FILE)):
+        return [], None
+    try:  # None when it does not parse; ValueError when it names no checkpoint or is not UTF-8
+        state = tf.train.get_checkpoint_state(directory)
+    except (ValueError, tf.errors.OpError) as err:
+        return [], _reason(err)
+    if state is None:
+        return [], "not a checkpoint list"
+    steps = []
+    for path in [*state.all_model_checkpoint_paths, state.model_checkpoint_path]:
+        match = re.fullmatch(r"ckpt-(\d+)", os.path.basename(path))
+        if match is None:
+            return [], f"it names {path!r}"
+        steps.append(int(match.group(1)))
+    return sorted(set(steps)), None
+
+
+def steps_on_disk(directory: str) -> list[int]:
+    """The steps whose checkpoint index file is in ``directory``, listed or not."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted(int(m.group(1)) for m in map(_CHECKPOINT_FILE.fullmatch, os.listdir(directory))
+                  if m is not None and m.group(2) == ".index")
+
+
+def newest_intact_checkpoint(directory: str) -> str | None:
+    """The prefix of the newest checkpoint in ``directory`` that reads back whole, for a reader that restores no
+    round (a round inheriting the weights of the one before). As ``RoundCheckpoint.restore`` does, a damaged newer
+    checkpoint gives a warning and the one before it, and a damaged ``checkpoint`` list gives way to the files on
+    disk (``tf.train.latest_checkpoint`` would return the damaged newest one, or nothing). None where the
+    directory holds no checkpoint; a StateError where it holds only damaged ones. Nothing is written."""
+    listed, problem = listed_steps(directory)
+    if problem is not None:
+        log.warning("%s is damaged (%s); looking for the checkpoints among its files instead",
+                    os.path.join(directory, STATE_FILE), problem)
+    damaged = []
+    for step in sorted(set(listed) | set(steps_on_disk(directory)), reverse=True):
+        prefix = os.path.join(directory, f"ckpt-{step}")
+        try:
+            read_back(prefix)
+        except DAMAGE as err:
+            damaged.append(f"{os.path.basename(prefix)} ({_reason(err)})")
+            log.warning("checkpoint %s is damaged (%s); trying the one before it", prefix, _reason(err))
+            continue
+        if damaged:
+            log.warning("using %s: the newer %s could not be read", prefix, "; ".join(damaged))
+        return prefix
+    if damaged:
+        raise StateError(f"{directory}: no intact checkpoint: {'; '.join(damaged)}")
+    return None
 
 
 def _step(prefix: str) -> int:

@@ -35,7 +35,7 @@ from nse_tf.data.pipeline import DataSplits, load_splits
 from nse_tf.search import evolution, gates
 from nse_tf.search import report as reporting
 from nse_tf.search import verification
-from nse_tf.search.checkpoints import RoundCheckpoint, inherit_weights
+from nse_tf.search.checkpoints import RoundCheckpoint, inherit_weights, newest_intact_checkpoint
 from nse_tf.search.config import CONFIG_FILE, STATE_FILE, SearchConfig
 from nse_tf.search.evolution import ArchPoint, EvolutionState, StateError
 from nse_tf.search.pricing import build_cost_model, check_window
@@ -231,9 +231,14 @@ class SearchRun:
 
     def previous_round_checkpoint(self, round_index: int) -> str:
         """The final training checkpoint of the round before ``round_index``, which a round that inherits
-        weights starts from, whether this process trained that round or resumes after it."""
+        weights starts from, whether this process trained that round or resumes after it. Read as a round
+        restores its own: past a damaged newest checkpoint or ``checkpoint`` list to the newest intact one."""
         directory = self.path(f"round_{round_index - 1:02d}", "ckpt")
-        latest = tf.train.latest_checkpoint(directory)
+        try:
+            latest = newest_intact_checkpoint(directory)
+        except StateError as err:
+            raise StateError(f"{err}; round {round_index + 1} cannot inherit its weights "
+                             f"({flag_text('evolution.inherit_weights')}): restore the files") from None
         if latest is None:
             raise StateError(f"{directory}: no checkpoint to inherit round {round_index + 1}'s weights from "
                              f"({flag_text('evolution.inherit_weights')}); it is deleted only once the next round "

@@ -59,11 +59,12 @@ def quick_check(name: str) -> dict[str, Any]:
 
 
 def measure(source: str, tflite: str | None = None, dataset: str | None = None,
-            data_dir: str | None = None, image_size: int | None = None) -> dict:
+            data_dir: str | None = None, image_size: int | None = None, *, allow_0_1_pixels: bool = False) -> dict:
     """Top-1/top-5 on the whole test split, MACs and params of a zoo entry (its Keras model, or with
     ``tflite`` its ``float32``/``int8`` file under LiteRT) or of a tools/train.py run directory; for a
     zoo entry also whether the top-1 equals its metadata's. The images are read at ``image_size``, by default
-    the size the entry or run recorded (where it read them at another than their native one)."""
+    the size the entry or run recorded (where it read them at another than their native one). ``allow_0_1_pixels``:
+    npz float pixels in [0, 1] are meant (``load_arrays``)."""
     from nse_tf.data.arrays import DatasetError, load_arrays
     from nse_tf.data.idx import DataFileError, DataNotFoundError
     from nse_tf.nets.counting import count_macs, count_params
@@ -91,7 +92,7 @@ def measure(source: str, tflite: str | None = None, dataset: str | None = None,
         raise EvaluationError("model", f"{source!r} is neither a zoo entry ({', '.join(zoo.list_models())}) "
                                        "nor a training run directory")
     try:
-        data = load_arrays(dataset, data_dir, image_size)
+        data = load_arrays(dataset, data_dir, image_size, allow_0_1_pixels=allow_0_1_pixels)
     except DataNotFoundError:
         raise  # the IDX files' directory: --data_dir
     except DataFileError as err:  # a damaged IDX file (--data_dir), or an image of a folder dataset

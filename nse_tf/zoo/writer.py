@@ -69,10 +69,11 @@ def export_tflite_files(model: Any, data: Any, stage: str, num_calibration: int,
 
 def trained_fields(stage: str, train_dir: str, *, flip_average: bool = False, weights_from: str | None = None,
                    num_calibration: int = 500, latency_runs: int = 200, training_note: str | None = None,
-                   data_dir: str | None = None) -> dict:
+                   data_dir: str | None = None, allow_0_1_pixels: bool = False) -> dict:
     """Metadata fields of a trained entry; its weights and TFLite files are written into ``stage``. The run's
     dataset is read as the run read it (its ``image_size``; ``data_dir`` where its files are on this machine);
-    a fine-tuned run's entry records the entry it started from (``training.init_from``)."""
+    a fine-tuned run's entry records the entry it started from (``training.init_from``); ``allow_0_1_pixels``: the
+    run's npz float pixels in [0, 1] are meant, as its training was told."""
     from nse_tf.data.arrays import load_arrays
     from nse_tf.nets.counting import count_macs, count_params
     from nse_tf.nets.inference import evaluate_arrays
@@ -97,7 +98,7 @@ def trained_fields(stage: str, train_dir: str, *, flip_average: bool = False, we
         if source.config.files.get(registry.WEIGHTS_NAME) != sha:
             raise registry.ZooError(f"weights_from: {weights_from}'s weights are not those of {train_dir}")
         shared = {"weights_from": source.name, "weights_sha256": sha}
-    data = load_arrays(dataset, data_dir, image_size)
+    data = load_arrays(dataset, data_dir, image_size, allow_0_1_pixels=allow_0_1_pixels)
     metrics = evaluate_arrays(model, data.x_test, data.y_test)
     tflite, quick = export_tflite_files(model, data, stage, num_calibration, latency_runs)
     history = read_history(train_dir)
