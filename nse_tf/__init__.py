@@ -16,39 +16,50 @@ __version__ = "0.1.0"
 register_with_keras()  # .keras files of these models load after `import nse_tf` (without importing Keras now)
 
 
-def resolve_spec(arch_or_name: "str | os.PathLike | NetworkSpec", **space_overrides: Any) -> NetworkSpec:
+def resolve_spec(arch_or_name: "str | os.PathLike | NetworkSpec", *, check_size: bool = True,
+                 **space_overrides: Any) -> NetworkSpec:
     """A published or zoo name, a network JSON, a search run directory (its ``chosen/best.json``), a
-    training run directory (its ``network.json``), or a NetworkSpec, with space fields overridden."""
+    training run directory (its ``network.json``), or a NetworkSpec, with space fields overridden. A network
+    file, or overrides, beyond the limits of ``nse_tf.space.limits`` are refused (``SizeLimitError``, a
+    ValueError) unless ``check_size`` is False."""
     from nse_tf.zoo import registry as zoo
 
     if not isinstance(arch_or_name, (str, os.PathLike, NetworkSpec)):
         raise TypeError(f"arch_or_name must be a model name, a path or a NetworkSpec, got {arch_or_name!r}")
+    if not isinstance(check_size, bool):
+        raise TypeError(f"check_size must be True or False, got {check_size!r}")
     if isinstance(arch_or_name, NetworkSpec):
         spec = arch_or_name
     elif str(arch_or_name) in published_names():
         spec = published_spec(str(arch_or_name))
     elif zoo.is_entry(str(arch_or_name)):
-        spec = zoo.get_entry(str(arch_or_name)).network_spec()
+        spec = zoo.get_entry(str(arch_or_name)).network_spec(check_size=check_size)
     elif os.path.isdir(os.fspath(arch_or_name)):
         chosen = os.path.join(os.fspath(arch_or_name), "chosen", "best.json")
         trained = os.path.join(os.fspath(arch_or_name), "network.json")
         if not os.path.exists(chosen) and not os.path.exists(trained):
             raise ValueError(f"{arch_or_name} is a directory without chosen/best.json (a finished search run) or "
                              "network.json (a training run)")
-        spec = NetworkSpec.load(chosen if os.path.exists(chosen) else trained)
+        spec = NetworkSpec.load(chosen if os.path.exists(chosen) else trained, check_size=check_size)
     elif os.path.exists(os.fspath(arch_or_name)):
-        spec = NetworkSpec.load(arch_or_name)
+        spec = NetworkSpec.load(arch_or_name, check_size=check_size)
     else:
         raise ValueError(f"{arch_or_name!r} is neither a published architecture ({', '.join(published_names())}), "
                          f"a zoo entry ({', '.join(zoo.list_models()) or 'none'}), a search run directory "
                          "nor an existing network JSON file")
-    return spec.replace_space(**space_overrides) if space_overrides else spec
+    if not space_overrides:
+        return spec
+    spec = spec.replace_space(**space_overrides)
+    if check_size:  # the overridden network (input_size=10**7), before anything is built
+        spec.check_size()
+    return spec
 
 
-def build_model(arch_or_name: "str | os.PathLike | NetworkSpec", include_preprocessing: bool = True,
-                **space_overrides: Any) -> Any:
-    """Build a child network as a Keras model, e.g. ``build_model("NSENet-27")`` (224x224, 1000 classes)."""
-    spec = resolve_spec(arch_or_name, **space_overrides)  # checked before Keras is imported
+def build_model(arch_or_name: "str | os.PathLike | NetworkSpec", include_preprocessing: bool = True, *,
+                check_size: bool = True, **space_overrides: Any) -> Any:
+    """Build a child network as a Keras model, e.g. ``build_model("NSENet-27")`` (224x224, 1000 classes);
+    ``check_size=False`` builds one beyond the limits of ``nse_tf.space.limits``."""
+    spec = resolve_spec(arch_or_name, check_size=check_size, **space_overrides)  # checked before Keras is imported
     from nse_tf.nets.child import build_child
 
     return build_child(spec, include_preprocessing=include_preprocessing)
@@ -56,7 +67,7 @@ def build_model(arch_or_name: "str | os.PathLike | NetworkSpec", include_preproc
 
 def create_model(name: "str | os.PathLike | NetworkSpec", pretrained: bool = False, num_classes: int | None = None,
                  input_shape: tuple[int, int, int] | None = None, include_top: bool = True,
-                 pooling: str | None = None) -> Any:
+                 pooling: str | None = None, *, check_size: bool = True) -> Any:
     """A Keras 3 model that takes raw 0-255 pixels and returns logits, timm-style: ``name`` is a zoo entry
     (``mobilenetv2-style-fmnist``, with a tag ``mobilenetv2-style-fmnist.e60``, an old alias, or a recipe
     of seeds ``nse-fmnist-latency``: its lowest seed), a published architecture (``NSENet-27``), a network JSON, a
@@ -70,7 +81,8 @@ def create_model(name: "str | os.PathLike | NetworkSpec", pretrained: bool = Fal
     input channels. Normalisation is the model's first layer: its mean/std follow, a single-channel mean/std
     repeated for every channel, 3 -> 1 their average. ``include_top=False`` returns the backbone (the head's
     1x1 conv and activation, no classifier), with ``pooling`` None (feature map), ``"avg"`` or ``"max"``, as
-    Keras Applications do. Arguments are checked by type: ``num_classes=2.7`` is refused, not cut."""
+    Keras Applications do. Arguments are checked by type: ``num_classes=2.7`` is refused, not cut. A network beyond the limits
+    of ``nse_tf.space.limits`` is refused before anything is built unless ``check_size`` is False."""
     from nse_tf.nets.child import build_child
     from nse_tf.nets.transfer import backbone, check_head, check_num_classes, retarget
     from nse_tf.zoo import registry
@@ -79,15 +91,21 @@ def create_model(name: "str | os.PathLike | NetworkSpec", pretrained: bool = Fal
         raise TypeError(f"name must be a model name, a path or a NetworkSpec, got {name!r}")
     if not isinstance(pretrained, bool):
         raise TypeError(f"pretrained must be True or False, got {pretrained!r}")
+    if not isinstance(check_size, bool):
+        raise TypeError(f"check_size must be True or False, got {check_size!r}")
     num_classes = check_num_classes(num_classes)
     check_head(include_top, pooling, num_classes)
     if isinstance(name, str) and registry.is_entry(name):
         return registry.load(name, weights="pretrained" if pretrained else None, num_classes=num_classes,
-                             input_shape=input_shape, include_top=include_top, pooling=pooling, transfer=True)
+                             input_shape=input_shape, include_top=include_top, pooling=pooling, transfer=True,
+                             check_size=check_size)
     if pretrained:
         raise registry.ZooError(f"{name!r} is not a zoo entry, so it has no pretrained weights; entries with weights: "
                                 f"{', '.join(list_models(pretrained=True)) or 'none'}")
-    model = build_child(retarget(resolve_spec(name), num_classes, input_shape))
+    spec = retarget(resolve_spec(name, check_size=check_size), num_classes, input_shape)
+    if check_size:  # another input size or class count, before anything is built
+        spec.check_size()
+    model = build_child(spec)
     return model if include_top else backbone(model, pooling)
 
 

@@ -378,3 +378,49 @@ def test_a_second_training_process_is_refused_and_a_killed_ones_lock_is_taken_ov
     with run_lock.run_lock(str(tmp_path / "run"), log=lines.append):  # the killed process's lock is stale
         pass
     assert len(lines) == 1 and f"pid {first.pid}" in lines[0] and "no longer running" in lines[0]
+
+
+# ---- sizes beyond the limits (issue 31, deliver 5): --allow_large on the command line, check_size in Python ----
+
+def _over_limit_network(tmp_path, **space) -> str:
+    with open(os.path.join(ROOT, "zoo", TRAINED, "network.json"), encoding="utf-8") as f:
+        data = json.load(f)
+    data["space"].update(space)
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+@pytest.mark.parametrize("case", ["network file", "scale"])
+def test_train_refuses_a_network_beyond_the_limits_saying_allow_large(tmp_path, case):
+    args = ([f"--arch={_over_limit_network(tmp_path, channels=[10**9] * 7)}"] if case == "network file"
+            else [f"--arch={TRAINED}", "--scale=2000"])
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train.py"), *args,
+                             f"--run_dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    lines = [x for x in result.stderr.splitlines() if x.startswith("train.py: error:")]
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    expected = ("--arch: " if case == "network file" else "--scale: scale: 2,000.0 is beyond the limit")
+    assert lines[0].startswith(f"train.py: error: {expected}"), lines[0]
+    assert lines[0].endswith("(nse_tf.space.limits; pass --allow_large to build it anyway)"), lines[0]
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_create_model_and_the_zoo_loader_take_check_size(tmp_path):
+    import nse_tf
+    from nse_tf.space.limits import SizeLimitError
+    from nse_tf.zoo import registry
+
+    path = _over_limit_network(tmp_path, input_size=4000)  # 113 G MACs, its weights as small as the entry's
+    with pytest.raises(SizeLimitError, match="MACs: "):
+        nse_tf.create_model(path)
+    with pytest.raises(SizeLimitError, match="MACs: "):
+        nse_tf.build_model(path)
+    model = nse_tf.create_model(path, check_size=False)  # built, nothing run
+    assert model.input_shape == (None, 4000, 4000, 1)
+    with pytest.raises(registry.ZooError) as info:  # the entry retargeted beyond the limits, before building
+        registry.load(TRAINED, weights=None, input_shape=(5000, 5000, 1))
+    assert isinstance(info.value, SizeLimitError) and str(info.value).startswith(f"{TRAINED}: input_size: 5,000")
+    with pytest.raises(SizeLimitError):
+        nse_tf.create_model(TRAINED, input_shape=(5000, 5000, 1))
+    assert registry.load(TRAINED, weights=None, input_shape=(5000, 5000, 1),
+                         check_size=False).input_shape == (None, 5000, 5000, 1)

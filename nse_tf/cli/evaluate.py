@@ -31,6 +31,8 @@ flags.DEFINE_integer("image_size", None, "Read the images at this square size, a
 flags.DEFINE_bool("allow_0_1_pixels", False, "Accept npz: float pixels that all lie in [0, 1] as they are (the "
                   "networks expect 0-255 pixels: without this flag such images are refused as scaled to 0-1).")
 flags.DEFINE_string("output", None, "Also write the JSON report to this file.")
+flags.DEFINE_bool("allow_large", False, "Build a network beyond the size limits of nse_tf.space.limits (refused "
+                  "without this flag before anything is allocated).")
 flags.DEFINE_bool("quick", False, "Check a trained zoo entry's Keras model and int8 file on the first 1000 test "
                   "images against its metadata's quick_check (a few seconds after start-up).")
 
@@ -42,7 +44,7 @@ def quick_report(name: str) -> dict:
     for flag in ("tflite", "dataset", "data_dir", "image_size"):
         if getattr(F, flag) is not None:
             raise FlagError(flag, "does not combine with --quick (it checks Keras and int8 on the entry's dataset)")
-    figures = quick_check(name)
+    figures = quick_check(name, check_size=not F.allow_large)
     recorded = zoo.metadata(name).get("quick_check")
     if recorded is None:
         raise FlagError("model", f"zoo entry {name} records no quick_check (made before quick checks existed); "
@@ -57,6 +59,7 @@ def main(argv: list[str]) -> int:
         return 2
     from nse_tf.data.idx import DataFileError, DataNotFoundError
     from nse_tf.data.idx import DatasetError
+    from nse_tf.space.limits import SizeLimitError, error_line
     from nse_tf.train.config import TrainError
     from nse_tf.zoo.evaluation import EvaluationError, measure
     from nse_tf.zoo.registry import ZooError
@@ -76,7 +79,10 @@ def main(argv: list[str]) -> int:
                 raise FlagError("image_size", f"must be positive, got {F.image_size}")
             report = quick_report(F.model) if F.quick else measure(F.model, F.tflite, F.dataset, F.data_dir,
                                                                    F.image_size,
-                                                                   allow_0_1_pixels=F.allow_0_1_pixels)
+                                                                   allow_0_1_pixels=F.allow_0_1_pixels,
+                                                                   check_size=not F.allow_large)
+        except SizeLimitError as err:  # the entry's or the run's network: --allow_large builds it
+            raise FlagError("model", error_line(err)) from None
         except EvaluationError as err:
             raise FlagError(err.flag, str(err)) from None
         except (DataNotFoundError, DataFileError) as err:

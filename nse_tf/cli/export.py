@@ -42,6 +42,8 @@ flags.DEFINE_integer("num_threads", 1, "LiteRT threads for --latency.")
 flags.DEFINE_boolean("xnnpack", True, "Time with LiteRT's default XNNPACK delegate (--noxnnpack: builtin kernels).")
 flags.DEFINE_string("data_dir", None, "Fashion-MNIST IDX directory (default: the installed dataset).")
 flags.DEFINE_integer("seed", 0, "Seed of the calibration subset (and of random fallback images).")
+flags.DEFINE_bool("allow_large", False, "Build a network beyond the size limits of nse_tf.space.limits (refused "
+                  "without this flag before anything is allocated).")
 
 REPORT = "export_report.json"
 
@@ -68,16 +70,18 @@ class ExportData:
     description: str
 
 
-def resolve_arch(arch: str | None) -> Any:
-    """The NetworkSpec of --arch (no TensorFlow needed), or a FlagError."""
+def resolve_arch(arch: str | None, check_size: bool = True) -> Any:
+    """The NetworkSpec of --arch (no TensorFlow needed), or a FlagError (beyond the size limits: unless
+    ``check_size`` is False, saying --allow_large overrides)."""
     import nse_tf
+    from nse_tf.space.limits import error_line
 
     if not arch:
         raise FlagError("arch", "is required (a published or zoo name, a network JSON or a search run directory)")
     try:
-        return nse_tf.resolve_spec(arch)
+        return nse_tf.resolve_spec(arch, check_size=check_size)
     except (ValueError, OSError) as err:
-        raise FlagError("arch", str(err)) from None
+        raise FlagError("arch", error_line(err)) from None
 
 
 def check_weights(weights: str | None) -> None:
@@ -103,9 +107,9 @@ def default_weights(arch: str) -> str | None:
     return run_weights if os.path.isdir(arch) and os.path.isfile(run_weights) else None
 
 
-def load_for_export(arch: str | None, weights: str | None) -> LoadedModel:
+def load_for_export(arch: str | None, weights: str | None, check_size: bool = True) -> LoadedModel:
     """Builds --arch and loads --weights into it; a zoo entry or a training run brings its own weights."""
-    spec = resolve_arch(arch)
+    spec = resolve_arch(arch, check_size)
     if weights is None:
         weights = default_weights(arch)
     check_weights(weights)
@@ -178,7 +182,7 @@ def check_flags() -> tuple[str, ...]:
         raise FlagError("latency_runs", f"must be >= 1, got {F.latency_runs}")
     if F.num_threads < 1:
         raise FlagError("num_threads", f"must be >= 1, got {F.num_threads}")
-    resolve_arch(F.arch)
+    resolve_arch(F.arch, check_size=not F.allow_large)
     check_weights(F.weights)
     try:
         check_dir(F.out_dir, create=False)  # an existing file, a read-only mount: refused now, not after converting
@@ -212,7 +216,7 @@ def export_all(formats: tuple[str, ...]) -> dict[str, Any]:
     from nse_tf.export.timing import tflite_latency_ms
     from nse_tf.utils.atomic import atomic_write_json
 
-    loaded = load_for_export(F.arch, F.weights)
+    loaded = load_for_export(F.arch, F.weights, check_size=not F.allow_large)
     if loaded.weights is None:
         print(f"warning: no --weights: exporting {loaded.spec.name} with random initial weights "
               "(accuracies are meaningless)", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Print the published NSE architectures with their MACs and parameters, built as Keras models.
 
-    python tools/list_models.py [--input_size=224] [--num_classes=1000]
+    python tools/list_models.py [--input_size=224] [--num_classes=1000] [--allow_large]
 
 Bad flags end with one line naming the flag and exit code 2, as in the other tools.
 """
@@ -17,22 +17,27 @@ from absl import app, flags  # noqa: E402
 import nse_tf  # noqa: E402
 from nse_tf.space.analytic import network_cost  # noqa: E402
 from nse_tf.space.architecture import NetworkSpec  # noqa: E402
+from nse_tf.space.limits import error_line  # noqa: E402
 from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
 
 FLAGS = flags.DEFINE_integer("input_size", 224, "Input resolution the networks are built at.")
 NUM_CLASSES = flags.DEFINE_integer("num_classes", 1000, "Classifier width.")
+ALLOW_LARGE = flags.DEFINE_bool("allow_large", False, "Build networks beyond the size limits of nse_tf.space.limits "
+                                "(refused without this flag before anything is allocated).")
 
 
 def resolved(name: str) -> NetworkSpec:
     """``name`` at --num_classes, then at --input_size, each checked (its type, range and the size limits) before
-    anything is built, so that a refusal names the flag that caused it."""
+    anything is built, so that a refusal names the flag that caused it (--allow_large: the size limits are not
+    checked)."""
     for flag, overrides in (("num_classes", {"num_classes": NUM_CLASSES.value}),
                             ("input_size", {"num_classes": NUM_CLASSES.value, "input_size": FLAGS.value})):
         try:
-            spec = nse_tf.resolve_spec(name, **overrides)
-            spec.check_size()
+            spec = nse_tf.resolve_spec(name, check_size=not ALLOW_LARGE.value, **overrides)
+            if not ALLOW_LARGE.value:
+                spec.check_size()
         except ValueError as err:
-            raise FlagError(flag, str(err)) from None
+            raise FlagError(flag, error_line(err)) from None
     return spec
 
 

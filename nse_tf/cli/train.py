@@ -48,6 +48,8 @@ flags.DEFINE_integer("heldout_seed", 0, "Seed of the held-out split (a search's 
 flags.DEFINE_bool("allow_0_1_pixels", False, "Accept npz: float pixels that all lie in [0, 1] as they are (the "
                   "networks expect 0-255 pixels: without this flag such images are refused as scaled to 0-1).")
 flags.DEFINE_float("scale", None, "Width multiplier applied to the architecture's space.")
+flags.DEFINE_bool("allow_large", False, "Build a network beyond the size limits of nse_tf.space.limits (refused "
+                  "without this flag before anything is allocated).")
 define_flags(RECIPE, helps={  # the recipe's flags, saying where fine-tuning (--init_from) changes the default
     "epochs": f"Training epochs (fine-tuning: {FT['epochs']}).",
     "lr": f"Peak learning rate (linear warm-up, then cosine; fine-tuning: {FT['lr']}).",
@@ -98,6 +100,8 @@ def fine_tuning_source(data, freeze_epochs: int):  # -> (NetworkSpec, FineTuning
     """--init_from: the entry's network for the data's classes and image shape, and where its weights come from."""
     import nse_tf
     from nse_tf.nets.transfer import retarget
+    from nse_tf.space.limits import SizeLimitError, error_line
+    from nse_tf.space.architecture import ArchitectureError
     from nse_tf.train.fine_tune import FineTuning
     from nse_tf.zoo import registry as zoo
 
@@ -111,18 +115,21 @@ def fine_tuning_source(data, freeze_epochs: int):  # -> (NetworkSpec, FineTuning
                                          f"{entry.config.weights_from or 'its weights'}: fine-tune the single-pass "
                                          "entry")
         sha = zoo.sha256_file(entry.weights_file())
-        spec = entry.network_spec()
-    except zoo.ZooError as err:
-        raise FlagError("init_from", str(err)) from None
+        spec = entry.network_spec(check_size=not F.allow_large)
+    except (zoo.ZooError, ArchitectureError) as err:  # beyond the size limits: --allow_large builds it
+        raise FlagError("init_from", error_line(err)) from None
     shape = tuple(int(d) for d in data.x_train.shape[1:])
     try:
         spec = retarget(spec, data.num_classes, shape)
+        if not F.allow_large:  # the entry's network for these images and classes, before anything is built
+            spec.check_size()
     except (TypeError, ValueError) as err:
         raise FlagError("image_size" if F.image_size else "dataset",
-                        f"{F.dataset}'s {shape[0]}x{shape[1]}x{shape[2]} images: {err}") from None
+                        f"{F.dataset}'s {shape[0]}x{shape[1]}x{shape[2]} images: {error_line(err)}") from None
 
     def load():  # called by the training loop once seeded: the fresh classifier is the seed's
-        return nse_tf.create_model(entry.name, pretrained=True, num_classes=data.num_classes, input_shape=shape)
+        return nse_tf.create_model(entry.name, pretrained=True, num_classes=data.num_classes, input_shape=shape,
+                                   check_size=not F.allow_large)
 
     return spec, FineTuning(entry.name, sha, freeze_epochs, load)
 
@@ -147,6 +154,7 @@ def main(argv: list[str]) -> int:
         return 2
     from nse_tf import resolve_spec
     from nse_tf.space.architecture import ArchitectureError
+    from nse_tf.space.limits import SizeLimitError, error_line
     from nse_tf.train.config import TrainError
     from nse_tf.train.device import set_cpu_threads
     from nse_tf.train.loop import train
@@ -173,9 +181,12 @@ def main(argv: list[str]) -> int:
         fine_tuning = None
         if F.arch:
             try:
-                spec = resolve_spec(F.arch, **({"scale": F.scale} if F.scale is not None else {}))
+                spec = resolve_spec(F.arch, check_size=not F.allow_large,
+                                    **({"scale": F.scale} if F.scale is not None else {}))
             except (ValueError, ArchitectureError) as err:  # a refused --scale names its field
-                raise FlagError("scale" if getattr(err, "field", None) == "scale" else "arch", str(err)) from None
+                scaled = getattr(err, "field", None) == "scale" or F.scale is not None and (  # within the limits until --scale
+                    isinstance(err, SizeLimitError) and not isinstance(err, ArchitectureError))
+                raise FlagError("scale" if scaled else "arch", error_line(err)) from None
             data = load_data()
             check_fits(spec, data)
         else:

@@ -46,6 +46,8 @@ flags.DEFINE_bool("allow_0_1_pixels", False, "The run's npz: float pixels that a
 flags.DEFINE_string("reexport", None, "A trained entry whose float32/int8 .tflite files to rewrite from its committed "
                     "weights with today's exporter (figures, quick check and hashes updated; alone, or with "
                     "--num_calibration/--latency_runs/--zoo_dir).")
+flags.DEFINE_bool("allow_large", False, "Build a network beyond the size limits of nse_tf.space.limits (refused "
+                  "without this flag before anything is allocated).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing entry of that name (its files are deleted).")
 
 
@@ -62,6 +64,7 @@ def main(argv: list[str]) -> int:
         return 2
     from nse_tf import resolve_spec  # Keras (and TensorFlow) only once the flags are known to be good
     from nse_tf.space.architecture import ArchitectureError, NetworkSpec
+    from nse_tf.space.limits import error_line
     from nse_tf.data.idx import DataFileError, DataNotFoundError, DatasetError
     from nse_tf.train.config import CONFIG_NAME, TrainError
     from nse_tf.train.run_dir import read_result, read_run_config
@@ -102,20 +105,21 @@ def main(argv: list[str]) -> int:
             try:  # a finished run, its files whole, before any work
                 saved = read_run_config(F.train_dir)
                 read_result(F.train_dir, writer.RESULT_FIELDS)
-                spec = NetworkSpec.from_dict(saved["network"], source=config_path)
-            except (TrainError, ArchitectureError) as err:
-                raise FlagError("train_dir", str(err)) from None
+                spec = NetworkSpec.from_dict(saved["network"], source=config_path, check_size=not F.allow_large)
+            except (TrainError, ArchitectureError) as err:  # beyond the size limits: --allow_large builds it
+                raise FlagError("train_dir", error_line(err)) from None
 
             def fields(stage: str) -> dict:
                 return writer.trained_fields(stage, F.train_dir, flip_average=F.flip_average,
                                              weights_from=F.weights_from, num_calibration=F.num_calibration,
                                              latency_runs=F.latency_runs, training_note=F.training_note,
-                                             data_dir=F.data_dir, allow_0_1_pixels=F.allow_0_1_pixels)
+                                             data_dir=F.data_dir, allow_0_1_pixels=F.allow_0_1_pixels,
+                                             check_size=not F.allow_large)
         else:
             try:
-                spec = resolve_spec(F.arch)
+                spec = resolve_spec(F.arch, check_size=not F.allow_large)
             except ValueError as err:
-                raise FlagError("arch", str(err)) from None
+                raise FlagError("arch", error_line(err)) from None
 
             def fields(stage: str) -> dict:
                 return writer.architecture_fields(spec, F.weights_note)

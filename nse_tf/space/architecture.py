@@ -21,6 +21,11 @@ class ArchitectureError(ValueError):
     """An architecture that does not fit its space; the message names the cell at fault."""
 
 
+class ArchitectureSizeError(ArchitectureError, limits.SizeLimitError):
+    """A network file beyond the limits of ``nse_tf.space.limits``: both an ArchitectureError naming the file
+    and a SizeLimitError (a command line catches it by that class to give its own way to override)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Architecture:
     """Branch sets as sorted pool indices, one tuple per searchable cell."""
@@ -143,6 +148,8 @@ class NetworkSpec:
             if check_size:
                 spec.check_size()
             return spec
+        except limits.SizeLimitError as err:
+            raise err.within(source, ArchitectureSizeError) from None
         except (KeyError, TypeError, ValueError) as err:
             raise ArchitectureError(f"{source}: {err}") from None
 

@@ -109,14 +109,16 @@ def trim_history(run_dir: str, epochs_done: int) -> None:
         atomic_write_text(path, "".join(kept))
 
 
-def load_trained_run(run_dir: str) -> tuple[Any, str]:
-    """The trained model of a tools/train.py run directory and the dataset it was trained on."""
+def load_trained_run(run_dir: str, check_size: bool = True) -> tuple[Any, str]:
+    """The trained model of a tools/train.py run directory and the dataset it was trained on; a network beyond
+    the limits of ``nse_tf.space.limits`` is refused before it is built unless ``check_size`` is False."""
     from nse_tf.nets.child import build_child
 
     weights = os.path.join(run_dir, WEIGHTS_NAME)
     if not os.path.exists(weights):
         raise TrainError(f"{run_dir} has no {WEIGHTS_NAME}: training has not finished there")
     saved = read_run_config(run_dir)
-    model = build_child(NetworkSpec.from_dict(saved["network"], source=os.path.join(run_dir, CONFIG_NAME)))
+    model = build_child(NetworkSpec.from_dict(saved["network"], source=os.path.join(run_dir, CONFIG_NAME),
+                                              check_size=check_size))
     model.load_weights(weights)
     return model, saved["dataset"]

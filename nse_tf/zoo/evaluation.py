@@ -47,24 +47,27 @@ def _trained_entry(name: str) -> Any:
     return entry
 
 
-def quick_check(name: str) -> dict[str, Any]:
-    """``quick_check_figures`` of a trained zoo entry, from its committed files."""
+def quick_check(name: str, check_size: bool = True) -> dict[str, Any]:
+    """``quick_check_figures`` of a trained zoo entry, from its committed files (``check_size``: as
+    ``registry.load``'s)."""
     from nse_tf.data.arrays import load_arrays
     from nse_tf.zoo import registry as zoo
 
     entry = _trained_entry(name)
     data = load_arrays(entry.metadata["dataset"], image_size=entry.metadata.get("image_size"))
-    return quick_check_figures(zoo.load(name, weights="pretrained"), zoo.tflite_path(name, "int8"), data.x_test,
-                               data.y_test)
+    return quick_check_figures(zoo.load(name, weights="pretrained", check_size=check_size),
+                               zoo.tflite_path(name, "int8"), data.x_test, data.y_test)
 
 
 def measure(source: str, tflite: str | None = None, dataset: str | None = None,
-            data_dir: str | None = None, image_size: int | None = None, *, allow_0_1_pixels: bool = False) -> dict:
+            data_dir: str | None = None, image_size: int | None = None, *, allow_0_1_pixels: bool = False,
+            check_size: bool = True) -> dict:
     """Top-1/top-5 on the whole test split, MACs and params of a zoo entry (its Keras model, or with
     ``tflite`` its ``float32``/``int8`` file under LiteRT) or of a tools/train.py run directory; for a
     zoo entry also whether the top-1 equals its metadata's. The images are read at ``image_size``, by default
     the size the entry or run recorded (where it read them at another than their native one). ``allow_0_1_pixels``:
-    npz float pixels in [0, 1] are meant (``load_arrays``)."""
+    npz float pixels in [0, 1] are meant (``load_arrays``). A network beyond the limits of ``nse_tf.space.limits``
+    is refused before it is built unless ``check_size`` is False."""
     from nse_tf.data.arrays import DatasetError, load_arrays
     from nse_tf.data.idx import DataFileError, DataNotFoundError
     from nse_tf.nets.counting import count_macs, count_params
@@ -74,7 +77,7 @@ def measure(source: str, tflite: str | None = None, dataset: str | None = None,
 
     if zoo.is_entry(source):
         entry = _trained_entry(source)
-        model = zoo.load(source, weights="pretrained")
+        model = zoo.load(source, weights="pretrained", check_size=check_size)
         dataset = dataset or entry.metadata["dataset"]
         files = entry.metadata.get("tflite") or {}
         if tflite is not None and tflite not in files:
@@ -85,7 +88,7 @@ def measure(source: str, tflite: str | None = None, dataset: str | None = None,
     elif os.path.isdir(source):
         if tflite:
             raise EvaluationError("tflite", "needs a zoo entry (a training run has no TFLite files)")
-        model, run_dataset = load_trained_run(source)
+        model, run_dataset = load_trained_run(source, check_size)
         dataset, entry, expected = dataset or run_dataset, None, None
         image_size = image_size or read_run_config(source).get("image_size")
     else:

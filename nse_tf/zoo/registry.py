@@ -23,6 +23,7 @@ import os
 import re
 from typing import Any
 
+from nse_tf.space import limits
 from nse_tf.space.architecture import NetworkSpec
 from nse_tf.utils import state_files
 from nse_tf.utils.atomic import previous_path
@@ -42,6 +43,10 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 
 class ZooError(ValueError):
     """An unknown entry, a missing or tampered file, or a request the entry cannot serve."""
+
+
+class ZooSizeError(ZooError, limits.SizeLimitError):
+    """An entry's network, rebuilt for another task, beyond the limits of ``nse_tf.space.limits``."""
 
 
 def check_entry_name(name: str) -> str:
@@ -168,8 +173,10 @@ class ZooEntry:
                            "the file is corrupt or was replaced, refusing to load it")
         return path
 
-    def network_spec(self) -> NetworkSpec:
-        return NetworkSpec.load(self.file(NETWORK_NAME))
+    def network_spec(self, check_size: bool = True) -> NetworkSpec:
+        """The entry's network; one beyond the limits of ``nse_tf.space.limits`` is refused (an
+        ``ArchitectureSizeError``) unless ``check_size`` is False."""
+        return NetworkSpec.load(self.file(NETWORK_NAME), check_size=check_size)
 
 
 def inside_entry(entry_path: str, filename: str, source: str) -> str:
@@ -289,7 +296,7 @@ def metadata(name: str) -> dict[str, Any]:
 
 def load(name: str, weights: str | None = "pretrained", num_classes: int | None = None, *,
          input_shape: tuple[int, int, int] | None = None, include_top: bool = True, pooling: str | None = None,
-         transfer: bool = False) -> Any:
+         transfer: bool = False, check_size: bool = True) -> Any:
     """A Keras 3 model of zoo entry ``name``; it takes raw 0-255 pixels and returns logits.
 
     ``weights="pretrained"`` loads the entry's trained weights (an error where it has none);
@@ -300,7 +307,9 @@ def load(name: str, weights: str | None = "pretrained", num_classes: int | None 
     passes, as timm does): then every weight that fits loads, the classifier starts as a fresh model's, and
     the stem's kernel and the normalisation's mean/std are adapted to the channels
     (``nse_tf.nets.transfer``). ``include_top=False`` returns the backbone with ``pooling`` None, "avg" or
-    "max" (without an entry's flip averaging, which averages logits).
+    "max" (without an entry's flip averaging, which averages logits). A network beyond the limits of
+    ``nse_tf.space.limits`` (the entry's, or retargeted) is refused before anything is built unless
+    ``check_size`` is False.
     """
     from nse_tf.nets.child import build_child
     from nse_tf.nets.transfer import CLASSIFIER, backbone, check_head, check_num_classes, retarget, transfer_weights
@@ -310,9 +319,13 @@ def load(name: str, weights: str | None = "pretrained", num_classes: int | None 
     num_classes = check_num_classes(num_classes)
     check_head(include_top, pooling, num_classes)
     entry = get_entry(name)
-    trained = entry.network_spec()
+    trained = entry.network_spec(check_size=check_size)
     try:
         spec = retarget(trained, num_classes, input_shape)
+        if check_size and spec is not trained:
+            spec.check_size()
+    except limits.SizeLimitError as err:  # stays a SizeLimitError: a command line gives its own way to override
+        raise err.within(name, ZooSizeError) from None
     except ValueError as err:
         raise ZooError(f"{name}: {err}") from None
     if weights == "pretrained" and not entry.has_weights:

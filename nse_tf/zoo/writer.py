@@ -69,7 +69,7 @@ def export_tflite_files(model: Any, data: Any, stage: str, num_calibration: int,
 
 def trained_fields(stage: str, train_dir: str, *, flip_average: bool = False, weights_from: str | None = None,
                    num_calibration: int = 500, latency_runs: int = 200, training_note: str | None = None,
-                   data_dir: str | None = None, allow_0_1_pixels: bool = False) -> dict:
+                   data_dir: str | None = None, allow_0_1_pixels: bool = False, check_size: bool = True) -> dict:
     """Metadata fields of a trained entry; its weights and TFLite files are written into ``stage``. The run's
     dataset is read as the run read it (its ``image_size``; ``data_dir`` where its files are on this machine);
     a fine-tuned run's entry records the entry it started from (``training.init_from``); ``allow_0_1_pixels``: the
@@ -81,7 +81,7 @@ def trained_fields(stage: str, train_dir: str, *, flip_average: bool = False, we
     from nse_tf.train.config import BN_RECALIBRATION_BATCHES, WEIGHTS_NAME
     from nse_tf.train.run_dir import load_trained_run, read_history, read_result, read_run_config
 
-    model, dataset = load_trained_run(train_dir)
+    model, dataset = load_trained_run(train_dir, check_size)  # check_size=False: --allow_large
     if flip_average:
         from nse_tf.nets.flip_average import flip_average as two_pass
 
