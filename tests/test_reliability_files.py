@@ -545,3 +545,121 @@ def test_list_models_and_benchmark_refuse_a_bad_flag_in_one_line(tool, args, lin
     lines = [x for x in result.stderr.splitlines() if x.startswith(f"{tool}: error:")]
     assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert lines[0].startswith(f"{tool}: error: {line}"), lines[0]
+
+
+# ---- sizes beyond the limits: --allow_large overrides on the command line, check_size=False in Python ----
+
+def _huge_network(tmp_path, **space) -> str:
+    with open(os.path.join(ROOT, "zoo", "mobilenetv2-style-fmnist", "network.json"), encoding="utf-8") as f:
+        data = json.load(f)
+    data["space"].update(space or {"channels": [10**9] * 7})
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_a_size_refusal_is_its_own_class_with_the_callers_advice(tmp_path):
+    import pickle
+
+    from nse_tf.space import limits
+    from nse_tf.space.architecture import ArchitectureError, ArchitectureSizeError, NetworkSpec
+
+    with pytest.raises(ArchitectureError) as info:
+        NetworkSpec.load(_huge_network(tmp_path))
+    err = info.value
+    assert isinstance(err, ArchitectureSizeError) and isinstance(err, limits.SizeLimitError)
+    assert err.quantity == "channels"
+    assert str(err).endswith(f"(nse_tf.space.limits; {limits.OVERRIDE})")  # the library's advice stays
+    line = limits.error_line(err)
+    assert line == str(err).replace(limits.OVERRIDE, "pass --allow_large to build it anyway") and "\n" not in line
+    assert limits.error_line(ValueError("other")) == "other"  # any other error reads as it is
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is ArchitectureSizeError and str(again) == str(err) and again.quantity == "channels"
+
+
+def test_resolve_spec_takes_check_size(tmp_path):
+    import nse_tf
+    from nse_tf.space.limits import SizeLimitError
+
+    path = _huge_network(tmp_path)
+    with pytest.raises(SizeLimitError, match="channels: 1,000,000,000 is beyond the limit"):
+        nse_tf.resolve_spec(path)
+    assert nse_tf.resolve_spec(path, check_size=False).space.channels[1] == 10**9
+    with pytest.raises(SizeLimitError, match="input_size: 1,000,000 pixels"):  # overrides are checked too
+        nse_tf.resolve_spec("NSENet-27", input_size=10**6)
+    assert nse_tf.resolve_spec("NSENet-27", input_size=10**6, check_size=False).space.input_size == 10**6
+    with pytest.raises(TypeError, match="check_size must be True or False"):
+        nse_tf.resolve_spec("NSENet-27", check_size="no")
+
+
+def test_the_zoo_loader_takes_check_size():
+    from nse_tf.zoo import registry
+
+    entry = registry.get_entry("mobilenetv2-style-fmnist")
+    assert entry.network_spec(check_size=False) == entry.network_spec()
+
+
+def _tool(tool: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, os.path.join(ROOT, "tools", tool), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+
+
+def _one_line(result: subprocess.CompletedProcess, tool: str) -> str:
+    lines = [x for x in result.stderr.splitlines() if x.startswith(f"{tool}: error:")]
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("tool, flag", [("export.py", "--arch"), ("make_zoo_entry.py", "--arch"),
+                                        ("make_baseline.py", "--like")])
+def test_a_tool_refuses_a_huge_network_saying_allow_large(tmp_path, tool, flag):
+    """Refused before TensorFlow is imported: each row is an interpreter start."""
+    path = _huge_network(tmp_path)
+    others = {"export.py": [f"--out_dir={tmp_path / 'out'}"],
+              "make_zoo_entry.py": ["--name=huge", f"--zoo_dir={tmp_path / 'zoo'}"],
+              "make_baseline.py": [f"--out={tmp_path / 'b.json'}"]}[tool]
+    line = _one_line(_tool(tool, f"{flag}={path}", *others), tool)
+    assert line == (f"{tool}: error: {flag}: {path}: channels: 1,000,000,000 is beyond the limit of 16,384 "
+                    "(nse_tf.space.limits; pass --allow_large to build it anyway)"), line
+
+
+def test_list_models_says_allow_large():
+    line = _one_line(_tool("list_models.py", "--input_size=100000"), "list_models.py")
+    assert line.endswith("(nse_tf.space.limits; pass --allow_large to build it anyway)"), line
+
+
+def test_allow_large_overrides_the_limit(tmp_path):
+    path = _huge_network(tmp_path, input_size=4000)  # 113 G MACs: over MAX_MACS; make_baseline builds nothing
+    refused = _one_line(_tool("make_baseline.py", f"--like={path}", f"--out={tmp_path / 'b.json'}"), "make_baseline.py")
+    assert "MACs: " in refused and "--allow_large" in refused
+    result = _tool("make_baseline.py", f"--like={path}", f"--out={tmp_path / 'b.json'}", "--allow_large")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((tmp_path / "b.json").read_text())["space"]["input_size"] == 4000
+
+
+# ---- outputs written at the end: checked up front, one line and exit code 2 ----
+
+@pytest.mark.parametrize("case", ["make_baseline dir", "make_baseline under a file", "latency import dir",
+                                  "latency import under a file", "plane file", "compare file"])
+def test_a_tool_checks_its_output_before_the_work(tmp_path, case):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    network = os.path.join(ROOT, "zoo", "mobilenetv2-style-fmnist", "network.json")
+    trained = "mobilenetv2-style-fmnist"
+    tool, args, expected = {
+        "make_baseline dir": ("make_baseline.py", [f"--like={network}", f"--out={tmp_path}"],
+                              f"--out: {tmp_path}: is a directory; name a file"),
+        "make_baseline under a file": ("make_baseline.py", [f"--like={network}", f"--out={blocker}/b.json"],
+                                       f"--out: {blocker}: exists and is not a directory"),
+        "latency import dir": ("latency_table.py", ["import", str(tmp_path), f"--out={tmp_path}"],
+                               f"--out: {tmp_path}: is a directory; name a file"),
+        "latency import under a file": ("latency_table.py", ["import", str(tmp_path), f"--out={blocker}/t.json"],
+                                        f"--out: {blocker}: exists and is not a directory"),
+        "plane file": ("plane.py", [f"--row=family:300:1.0:{trained}:0", f"--out_dir={blocker}"],
+                       f"--out_dir: {blocker}: exists and is not a directory"),
+        "compare file": ("compare.py", [f"--row=baseline:{trained}:0", f"--out_dir={blocker}"],
+                         f"--out_dir: {blocker}: exists and is not a directory"),
+    }[case]
+    line = _one_line(_tool(tool, *args), tool)
+    assert line.startswith(f"{tool}: error: {expected}"), line
+    assert blocker.read_text() == "x"

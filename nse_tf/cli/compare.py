@@ -61,10 +61,16 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         print(f"compare.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
+    from nse_tf.utils.output_paths import OutputError, check_dir, output_error_line
+
     try:
         rows = parse_rows(F.row)
         if F.rounds < 1 or F.runs < 1:
             raise FlagError("rounds" if F.rounds < 1 else "runs", "must be positive")
+        try:  # written after the timing: an existing file or a read-only mount is refused now
+            check_dir(F.out_dir, create=False)
+        except OutputError as err:
+            raise FlagError("out_dir", str(err)) from None
     except FlagError as err:
         print(f"compare.py: error: {err}", file=sys.stderr)
         return 2
@@ -88,8 +94,15 @@ def main(argv: list[str]) -> int:
     result = {"search_run": F.search_run, "rows": [{k: v for k, v in r.items() if k != "command"} for r in out],
               "timing": {"rounds": F.rounds, "runs": F.runs, "num_threads": 1, "xnnpack": True},
               "command": " ".join(["python", "tools/compare.py", *sys.argv[1:]])}
-    atomic_write_json(os.path.join(F.out_dir, "comparison.json"), result)
-    atomic_write_text(os.path.join(F.out_dir, "comparison.md"), markdown(out, result))
+    try:
+        os.makedirs(F.out_dir, exist_ok=True)
+        atomic_write_json(os.path.join(F.out_dir, "comparison.json"), result)
+        atomic_write_text(os.path.join(F.out_dir, "comparison.md"), markdown(out, result))
+    except Exception as err:  # the disk filled while writing: one line
+        if (line := output_error_line(err, "out_dir", F.out_dir)) is None:
+            raise
+        print(f"compare.py: error: {line}", file=sys.stderr)
+        return 2
     print(markdown(out, result))
     return 0
 

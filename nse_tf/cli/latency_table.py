@@ -23,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app, flags  # noqa: E402
 
 from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
+from nse_tf.utils.output_paths import OutputError, check_dir, check_file, output_error_line  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_string("search_flags", None, "measure/export: the search flagfile whose space the table prices.")
@@ -36,6 +37,18 @@ flags.DEFINE_integer("rounds", 50, "measure: short interleaved rounds over all m
                      "them), so that the machine's drift hits every model alike.")
 flags.DEFINE_float("max_load", 0.3, "measure: refuse to start while other processes keep more cores than this busy.")
 flags.DEFINE_boolean("overwrite", False, "measure/export: replace an existing table or kit.")
+
+
+OUT = {"path": None}  # where this command writes (--out, or the flagfile's table): named by a refused write
+
+
+def check_out(path: str, directory: bool = False) -> str:
+    """--out as a file (a directory: ``directory``) this process can write, checked before the work."""
+    OUT["path"] = path
+    try:
+        return check_dir(path, create=False) if directory else check_file(path)
+    except OutputError as err:
+        raise FlagError("out", str(err)) from None
 
 
 def search_settings():
@@ -69,6 +82,7 @@ def measure() -> int:
         raise FlagError("out", f"is required ({F.search_flags} names no --latency_table)")
     if os.path.exists(out) and not F.overwrite:
         raise FlagError("out", f"{out} exists (a search may price with it); pass --overwrite to measure it again")
+    check_out(out)  # written after the whole measurement
     try:
         require_quiet_machine(F.max_load)
     except BusyMachineError as err:
@@ -93,6 +107,7 @@ def export() -> int:
         raise FlagError("out", "is required: the kit's directory")
     if os.path.exists(os.path.join(F.out, latency_kit.MANIFEST)) and not F.overwrite:
         raise FlagError("out", f"{F.out} already holds a kit; pass --overwrite to write it again")
+    check_out(F.out, directory=True)
     pieces = latency_kit.export_kit(space, F.out, tflite_format, num_threads=F.threads, runs=F.runs or 100)
     print(f"{len(pieces)} {tflite_format} models -> {F.out}; on a machine with adb: {F.out}/{latency_kit.SCRIPT}, "
           f"then python tools/latency_table.py import {F.out} --out=<table.json>")
@@ -105,6 +120,7 @@ def import_(kit_dir: str) -> int:
 
     if not F.out:
         raise FlagError("out", "is required: the table JSON to write")
+    check_out(F.out)
     try:
         table = latency_kit.import_kit(kit_dir)
     except latency_kit.KitError as err:
@@ -133,6 +149,11 @@ def main(argv: list[str]) -> int:
     except FlagError as err:
         message = str(err).removeprefix("--kit: ")
         print(f"latency_table.py: error: {message}", file=sys.stderr)
+        return 2
+    except Exception as err:  # the disk filled, or --out became unwritable, while writing: one line
+        if OUT["path"] is None or (line := output_error_line(err, "out", OUT["path"])) is None:
+            raise
+        print(f"latency_table.py: error: {line}", file=sys.stderr)
         return 2
 
 

@@ -62,10 +62,16 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         print(f"plane.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
+    from nse_tf.utils.output_paths import OutputError, check_dir, output_error_line
+
     try:
         specs = parse_rows(F.row)
         if F.rounds < 1 or F.runs < 1:
             raise FlagError("rounds" if F.rounds < 1 else "runs", "must be positive")
+        try:  # written after the timing: an existing file or a read-only mount is refused now
+            check_dir(F.out_dir, create=False)
+        except OutputError as err:
+            raise FlagError("out_dir", str(err)) from None
     except FlagError as err:
         print(f"plane.py: error: {err}", file=sys.stderr)
         return 2
@@ -93,10 +99,16 @@ def main(argv: list[str]) -> int:
               "timing": {"rounds": F.rounds, "runs": F.runs, "num_threads": 1, "xnnpack": True,
                          "cpu": cpu_description()},
               "command": " ".join(["python", "tools/plane.py", *sys.argv[1:]])}
-    os.makedirs(F.out_dir, exist_ok=True)
-    atomic_write_json(os.path.join(F.out_dir, "plane.json"), result)
-    atomic_write_text(os.path.join(F.out_dir, "plane.md"), markdown(result, commands))
-    atomic_write_bytes(os.path.join(F.out_dir, "plane.png"), picture(rows))
+    try:
+        os.makedirs(F.out_dir, exist_ok=True)
+        atomic_write_json(os.path.join(F.out_dir, "plane.json"), result)
+        atomic_write_text(os.path.join(F.out_dir, "plane.md"), markdown(result, commands))
+        atomic_write_bytes(os.path.join(F.out_dir, "plane.png"), picture(rows))
+    except Exception as err:  # the disk filled while writing: one line
+        if (line := output_error_line(err, "out_dir", F.out_dir)) is None:
+            raise
+        print(f"plane.py: error: {line}", file=sys.stderr)
+        return 2
     print(markdown(result, commands))
     return 0
 

@@ -23,6 +23,7 @@ from absl import app, flags  # noqa: E402
 from nse_tf.data.idx import DatasetError  # noqa: E402
 from nse_tf.train.config import TrainError  # noqa: E402
 from nse_tf.utils.cli import FlagError, flags_parser  # noqa: E402
+from nse_tf.utils.output_paths import OutputError, check_dir, output_error_line  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_string("search_run", None, "A search run directory (config.json, round_XX/pareto.json).")
@@ -32,6 +33,8 @@ flags.DEFINE_integer("epochs", 0, "Epochs of the short recipe (0: the search's -
 flags.DEFINE_integer("round", 0, "Round whose held-out split scores (1-based); 0: the last finished round.")
 flags.DEFINE_integer("threads", 0, "TensorFlow CPU threads (0: TensorFlow's default).")
 flags.DEFINE_string("out_dir", None, "Output directory (default: <search_run>/proxy).")
+flags.DEFINE_bool("allow_large", False, "Build networks beyond the size limits of nse_tf.space.limits (refused "
+                  "without this flag before anything is allocated).")
 flags.DEFINE_string("shard", "0/1", "i/n: run only trainings i, i + n, ... (processes share the list).")
 
 RESULT_FILE = "proxy.json"
@@ -53,20 +56,22 @@ def parse_seeds(values: list[str]) -> list[int]:
     return seeds
 
 
-def load_specs(paths: list[str], info) -> list:
-    """Each --arch file as a NetworkSpec that takes the search's images and predicts its classes."""
+def load_specs(paths: list[str], info, check_size: bool = True) -> list:
+    """Each --arch file as a NetworkSpec that takes the search's images and predicts its classes (one beyond the
+    size limits refused unless ``check_size`` is False: --allow_large)."""
     from nse_tf.space.architecture import ArchitectureError, NetworkSpec
+    from nse_tf.space.limits import error_line
 
     if not paths:
         raise FlagError("arch", "is required: one or more network JSONs")
     specs = []
     for path in paths:
         try:
-            spec = NetworkSpec.load(path)
+            spec = NetworkSpec.load(path, check_size=check_size)
         except OSError as err:
             raise FlagError("arch", f"{path}: cannot read it ({err.strerror})") from None
         except ArchitectureError as err:
-            raise FlagError("arch", str(err)) from None
+            raise FlagError("arch", error_line(err)) from None
         ours, theirs = info.space, spec.space
         for field in ("input_size", "input_channels", "num_classes"):
             if getattr(theirs, field) != getattr(ours, field):
@@ -89,6 +94,7 @@ def main(argv: list[str]) -> int:
     from nse_tf.utils.memory import keep_freed_memory
 
     keep_freed_memory()
+    out_dir = F.out_dir or (os.path.join(F.search_run, "proxy") if F.search_run else None)
     try:
         seeds = parse_seeds(F.seeds)
         if F.epochs < 0:
@@ -105,9 +111,12 @@ def main(argv: list[str]) -> int:
         round_index = rounds[-1] if F.round == 0 else F.round - 1
         if round_index not in rounds:
             raise FlagError("round", f"round {F.round} has not finished; finished: {[r + 1 for r in rounds]}")
-        specs = load_specs(F.arch, info)
+        specs = load_specs(F.arch, info, check_size=not F.allow_large)
         epochs = F.epochs or verify_epochs(F.search_run)
-        out_dir = F.out_dir or os.path.join(F.search_run, "proxy")
+        try:  # an existing file, a read-only mount: refused now, not after the first training
+            check_dir(out_dir, create=False)
+        except OutputError as err:
+            raise FlagError("out_dir", str(err)) from None
         recipe = dataclasses.replace(standalone.SHORT_RECIPE, epochs=epochs)
         result = train_all(info, round_index, specs, seeds, recipe, out_dir=out_dir, shard=shard)
     except FlagError as err:
@@ -118,6 +127,11 @@ def main(argv: list[str]) -> int:
         return 2
     except TrainError as err:  # a run directory under --out_dir holds another network, recipe or split
         print(f"proxy.py: error: --out_dir: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a run directory under --out_dir in use, or its disk full: one line
+        if out_dir is None or (line := output_error_line(err, "out_dir", out_dir)) is None:
+            raise
+        print(f"proxy.py: error: {line}", file=sys.stderr)
         return 2
     if result is None:
         print(f"shard {F.shard}: its trainings are done; others are still training (the last to finish "

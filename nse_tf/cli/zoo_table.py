@@ -158,8 +158,17 @@ def main(argv: list[str]) -> int:
             print(f"zoo_table.py: error: {arg}: unknown argument (usage: python tools/zoo_table.py [--write_readme] "
                   "[--retime [--rounds=N] [--runs=N] [--max_load=X]])", file=sys.stderr)
             return 2
+    from nse_tf.utils.output_paths import OutputError, check_file, output_error_line
+
+    if write:  # README.md is written last (after a --retime): a read-only checkout is refused now
+        try:
+            check_file(README)
+        except OutputError as err:
+            print(f"zoo_table.py: error: --write_readme: {err}", file=sys.stderr)
+            return 2
     if do_retime:
         from nse_tf.export.timing import BusyMachineError
+        from nse_tf.zoo import registry as zoo
 
         if options["rounds"] < 1 or options["runs"] < 1:
             print("zoo_table.py: error: --rounds and --runs must be positive", file=sys.stderr)
@@ -169,12 +178,23 @@ def main(argv: list[str]) -> int:
         except BusyMachineError as err:
             print(f"zoo_table.py: error: --max_load: {err}", file=sys.stderr)
             return 2
+        except Exception as err:  # an entry's metadata could not be rewritten (a full disk, a read-only zoo)
+            if (line := output_error_line(err, "retime", zoo.zoo_dir())) is None:
+                raise
+            print(f"zoo_table.py: error: {line}", file=sys.stderr)
+            return 2
         print(f"re-timed {len(retimed)} entries: {', '.join(retimed)}"
               + ("" if write else " (README.md's table changes with --write_readme)"), file=sys.stderr)
     broken: dict[str, str] = {}
     table = zoo_table(broken)
     if write and not broken:
-        write_readme(table)
+        try:
+            write_readme(table)
+        except Exception as err:  # the disk filled: one line, README.md as it was (written atomically)
+            if (line := output_error_line(err, "write_readme", README)) is None:
+                raise
+            print(f"zoo_table.py: error: {line}", file=sys.stderr)
+            return 2
     print(table)
     for name, reason in broken.items():  # the rest is listed; the README keeps its table until all read
         print(f"zoo_table.py: error: zoo entry {name} left out: {reason}"
