@@ -88,13 +88,13 @@ def _tiny_inputs(root) -> dict[str, str]:
 # tool, arguments, the start of the error line (after "<tool>: error: "), whether stdout must stay empty
 CASES = {
     "train: run directory in use": ("train.py", ["--arch={net}", "--run_dir={held_run}", "--dataset=npz:{data}",
-                                                 "--epochs=1", "--batch_size=16", "--verbose=0"],
+                                                 "--epochs=1", "--warmup_epochs=0", "--batch_size=16", "--verbose=0"],
                                     "--run_dir: {held_run} {held}", False),
     "train: run directory is a file": ("train.py", ["--arch={net}", "--run_dir={file}", "--dataset=npz:{data}",
-                                                    "--epochs=1", "--batch_size=16"],
+                                                    "--epochs=1", "--warmup_epochs=0", "--batch_size=16"],
                                        "--run_dir: {file}: exists and is not a directory", False),
     "train: train_config.json holds []": ("train.py", ["--arch={net}", "--run_dir={list_config}",
-                                                       "--dataset=npz:{data}", "--epochs=1", "--batch_size=16"],
+                                                       "--dataset=npz:{data}", "--epochs=1", "--warmup_epochs=0", "--batch_size=16"],
                                           "{list_config}/train_config.json: damaged (it holds an array, not an "
                                           "object); delete it and rerun", False),
     "make_zoo_entry: run without result.json": ("make_zoo_entry.py", ["--name=x", "--train_dir={no_result}"],
