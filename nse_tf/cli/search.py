@@ -58,7 +58,7 @@ def main(argv: list[str]) -> int:
         return 2
     from nse_tf.data.idx import DataFileError, DataNotFoundError, DatasetError
     from nse_tf.search.evolution import SamplingError, StateError
-    from nse_tf.train.config import TrainError
+    from nse_tf.train.config import RunMismatchError, TrainError
     from nse_tf.utils.memory import keep_freed_memory
     from nse_tf.utils.output_paths import OutputError
 
@@ -109,9 +109,12 @@ def main(argv: list[str]) -> int:
     except DatasetError as err:  # the dataset's own content (settings at fault are SettingErrors)
         print(f"search.py: error: --dataset: {err}", file=sys.stderr)
         return 2
-    except TrainError as err:  # a verification run directory made with another recipe (say, --verify_epochs)
+    except RunMismatchError as err:  # a verification run directory made with another recipe (--verify_epochs)
         print(f"search.py: error: --verify_epochs: {err}; to verify with another recipe, remove "
               f"{os.path.join(F.run_dir, 'verify')} first", file=sys.stderr)
+        return 2
+    except TrainError as err:  # a verification training's own files (damaged, or no intact checkpoint)
+        print(f"search.py: error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # a write the disk refused (evolution_state.json, a round's files, the report,
         # chosen/): full, read-only, not permitted. The state written before it stands, so a rerun resumes.

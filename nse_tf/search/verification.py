@@ -45,7 +45,7 @@ class VerifyConfig:
     # network at the budget, for a search run without seed architectures): references, never picked.
     archs: tuple[str, ...] = setting((), "Further network JSONs of this space trained beside the verification's "
                                      "shortlist with the same recipe (e.g. the hand-designed network at the budget); "
-                                     "they may be picked.", flag="verify_archs", when=ANY_TIME,
+                                     "references, never picked.", flag="verify_archs", when=ANY_TIME,
                                      parse=tuple, missing=[])
 
     def __post_init__(self) -> None:

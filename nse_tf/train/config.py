@@ -24,6 +24,10 @@ class TrainError(ValueError):
     """A training setting, dataset or run directory is unusable; the message names it."""
 
 
+class RunMismatchError(TrainError):
+    """A run directory holds a run of another network, dataset or recipe (a rerun with changed settings)."""
+
+
 class TrainSettingError(SettingError, TrainError):
     """A recipe setting out of range; ``field`` names it (a command line's flag of the same name)."""
 

@@ -7,8 +7,8 @@ import os
 from typing import Any
 
 from nse_tf.space.architecture import NetworkSpec
-from nse_tf.train.config import (CONFIG_NAME, HISTORY_NAME, NETWORK_NAME, RESULT_NAME, WEIGHTS_NAME, TrainConfig,
-                                 TrainError)
+from nse_tf.train.config import (CONFIG_NAME, HISTORY_NAME, NETWORK_NAME, RESULT_NAME, WEIGHTS_NAME,
+                                 RunMismatchError, TrainConfig, TrainError)
 from nse_tf.utils.atomic import atomic_write_json, atomic_write_text
 from nse_tf.utils.state_files import NUMBER, damaged, read_json
 
@@ -41,7 +41,7 @@ def check_run_dir(run_dir: str, spec: NetworkSpec, config: TrainConfig, dataset:
             diff = key
             if key == "train":
                 diff = ", ".join(k for k in wanted[key] if saved[key].get(k) != wanted[key][k])
-            raise TrainError(f"{run_dir} holds a run with a different {key} ({diff}); "
+            raise RunMismatchError(f"{run_dir} holds a run with a different {key} ({diff}); "
                              "use a new --run_dir or the original settings")
 
 

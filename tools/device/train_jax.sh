@@ -39,6 +39,6 @@ done
 for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done; sleep 3
 for dir in "${DIRS[@]}"; do  # a run that failed before creating its directory brings back its log alone
   names=$(cd "$(dirname "$dir")" && ls -d "$(basename "$dir")" "$(basename "$dir").log" 2>/dev/null)
-  tar czf "$OUT/$(basename "$dir").tgz" -C "$(dirname "$dir")" $names
+  tar czf "$OUT/$(basename "$dir").tgz" --exclude=".lock*" -C "$(dirname "$dir")" $names  # no lock of this host
 done
 tail -n 2 "${DIRS[@]/%/.log}"; echo "total $(( $(date +%s) - T0 )) s"
