@@ -68,12 +68,7 @@ def main(argv: list[str]) -> int:
             shard = standalone.Shard.parse(F.shard)
         except ValueError as err:
             raise FlagError("shard", str(err)) from None
-        info, rounds = standalone.open_for_tool(F.search_run, F.threads)
-        if not rounds:
-            raise FlagError("search_run", f"{F.search_run} has no finished round (round_XX/pareto.json)")
-        round_index = rounds[-1] if F.round == 0 else F.round - 1
-        if round_index not in rounds:
-            raise FlagError("round", f"round {F.round} has not finished; finished: {[r + 1 for r in rounds]}")
+        info, round_index = standalone.open_round_for_tool(F.search_run, F.threads, F.round)
         points = standalone.window_points(standalone.round_points(F.search_run, round_index), info.window,
                                           round_index)
         if len(points) < F.num_archs:

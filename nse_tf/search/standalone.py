@@ -126,6 +126,20 @@ def open_for_tool(run_dir: str | None, threads: int) -> tuple[SearchRunInfo, lis
     return info, finished_rounds(run_dir)
 
 
+def open_round_for_tool(run_dir: str | None, threads: int, round_number: int) -> tuple[SearchRunInfo, int]:
+    """``open_for_tool``, then the finished round a tool reads (``round_number`` 1-based; 0: the last finished),
+    each refusal one FlagError naming the search run or round flag (tools/ranking.py, tools/proxy.py)."""
+    from nse_tf.utils.cli import FlagError
+
+    info, rounds = open_for_tool(run_dir, threads)
+    if not rounds:
+        raise FlagError("search_run", f"{run_dir} has no finished round (round_XX/pareto.json)")
+    round_index = rounds[-1] if round_number == 0 else round_number - 1
+    if round_index not in rounds:
+        raise FlagError("round", f"round {round_number} has not finished; finished: {[r + 1 for r in rounds]}")
+    return info, round_index
+
+
 def window_points(points: Sequence[ArchPoint], window: tuple[float, float], round_index: int) -> list[ArchPoint]:
     """The round's own samples inside the window (no extras, no points carried from earlier rounds)."""
     low, high = window
